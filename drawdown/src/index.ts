@@ -1,0 +1,3 @@
+export { startApp } from './app';
+export type { App } from './app';
+export { preflight } from './preflight';

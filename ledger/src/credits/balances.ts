@@ -1,0 +1,65 @@
+// Balances: per (customer, pricing unit), the sum of what active, effective, unexpired blocks
+// have left, minus the overage (usage that found no block). Every change to a balance first
+// locks its credit_balances row, always in (customer_id, pricing_unit) order, so concurrent
+// writers queue instead of deadlocking.
+import type { Queryable } from '@drawdown/pg';
+
+export interface Balance {
+  customerId: string;
+  pricingUnit: string;
+  available: bigint;
+  overage: bigint;
+  balance: bigint;
+}
+
+export const balanceKey = (customerId: string, pricingUnit: string) => `${customerId}\u0000${pricingUnit}`;
+
+/** Creates missing balance rows and locks all of them in a fixed order. */
+export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<void> {
+  const sorted = [...pairs].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0));
+  const customers = sorted.map((p) => p.customerId);
+  const units = sorted.map((p) => p.pricingUnit);
+  if (create) {
+    // Rows for unknown customers would fail the foreign key; the rater only debits known customers.
+    await db.query(
+      `INSERT INTO credit_balances (customer_id, pricing_unit)
+       SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+      [customers, units],
+    );
+  }
+  await db.query(
+    `SELECT 1 FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+        ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
+      ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb`,
+    [customers, units],
+  );
+}
+
+export async function readBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[]): Promise<Map<string, Balance>> {
+  const r = await db.query<{ customer_id: string; pricing_unit: string; overage: string; available: string }>(
+    `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text,
+            coalesce((SELECT sum(k.remaining) FROM credit_blocks k
+                       WHERE k.customer_id = cb.customer_id AND k.pricing_unit = cb.pricing_unit
+                         AND k.remaining > 0 AND k.status = 'active' AND k.effective_date <= now()
+                         AND (k.expiry_date IS NULL OR k.expiry_date > now())), 0)::text AS available
+       FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+         ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
+    [pairs.map((p) => p.customerId), pairs.map((p) => p.pricingUnit)],
+  );
+  const out = new Map<string, Balance>();
+  for (const row of r.rows) {
+    const available = toPicos(row.available);
+    const overage = toPicos(row.overage);
+    out.set(balanceKey(row.customer_id, row.pricing_unit), { customerId: row.customer_id, pricingUnit: row.pricing_unit, available, overage, balance: available - overage });
+  }
+  return out;
+}
+
+/** numeric(38,12) text from Postgres -> picos. */
+export function toPicos(text: string): bigint {
+  const neg = text.startsWith('-');
+  const t = neg ? text.slice(1) : text;
+  const [int = '0', frac = ''] = t.split('.');
+  const v = BigInt(int + frac.padEnd(12, '0').slice(0, 12));
+  return neg ? -v : v;
+}

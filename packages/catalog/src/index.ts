@@ -1,0 +1,99 @@
+// The catalog as the rater sees it: a plain-data snapshot (customers, their subscriptions,
+// the subscribed prices and their metrics) read from the ledger's tables at one catalog
+// version. Plain data so it can be handed to worker threads.
+import type { Queryable } from '@drawdown/pg';
+
+export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+
+export interface PropertyFilter {
+  property: string;
+  /** The event matches when the property equals one of these (compared as strings). */
+  values: string[];
+}
+
+export interface MetricDefinition {
+  event_name: string;
+  aggregation: Aggregation;
+  /** The summed (or maxed, ...) property; absent for count. */
+  property?: string;
+  filters: PropertyFilter[];
+  group_by?: string;
+}
+
+export interface MetricSnap extends MetricDefinition {
+  id: string;
+}
+
+export interface PriceSnap {
+  id: string;
+  metricId: string | null;
+  /** Pricing unit (e.g. credits) or fiat currency the amount is in. */
+  currency: string;
+  modelType: string;
+  /** The model's config as stored (unit_config, tiered_config, ...); decimals as strings. */
+  config: Record<string, unknown>;
+}
+
+export interface SubscriptionSnap {
+  id: string;
+  startMs: number;
+  endMs: number | null;
+  priceIds: string[];
+}
+
+export interface CatalogSnapshot {
+  version: number;
+  /** External id -> customer id. */
+  byExternalId: Record<string, string>;
+  /** Customer id -> external id ('' when none). */
+  customers: Record<string, string>;
+  subscriptions: Record<string, SubscriptionSnap[]>;
+  prices: Record<string, PriceSnap>;
+  metrics: Record<string, MetricSnap>;
+}
+
+export async function catalogVersion(db: Queryable): Promise<number> {
+  const r = await db.query('SELECT version FROM catalog_version');
+  return Number(r.rows[0]?.version ?? 0);
+}
+
+/** Bumps the catalog version inside the caller's transaction; returns the new version. */
+export async function bumpCatalogVersion(db: Queryable): Promise<number> {
+  const r = await db.query('UPDATE catalog_version SET version = version + 1, changed_at = now() RETURNING version');
+  return Number(r.rows[0].version);
+}
+
+export async function loadCatalog(db: Queryable): Promise<CatalogSnapshot> {
+  // One repeatable snapshot: the caller may pass a client inside REPEATABLE READ; the version
+  // is read first, so a change racing this load makes the next reload happen.
+  const version = await catalogVersion(db);
+  const snap: CatalogSnapshot = { version, byExternalId: {}, customers: {}, subscriptions: {}, prices: {}, metrics: {} };
+  const customers = await db.query('SELECT id, external_customer_id FROM customers');
+  for (const row of customers.rows as { id: string; external_customer_id: string | null }[]) {
+    snap.customers[row.id] = row.external_customer_id ?? '';
+    if (row.external_customer_id) snap.byExternalId[row.external_customer_id] = row.id;
+  }
+  const metrics = await db.query('SELECT id, definition FROM metrics');
+  for (const row of metrics.rows as { id: string; definition: MetricDefinition }[]) {
+    snap.metrics[row.id] = { id: row.id, ...row.definition };
+  }
+  const prices = await db.query('SELECT id, metric_id, currency, model_type, config FROM prices WHERE plan_id IS NOT NULL');
+  for (const row of prices.rows as { id: string; metric_id: string | null; currency: string; model_type: string; config: Record<string, unknown> }[]) {
+    snap.prices[row.id] = { id: row.id, metricId: row.metric_id, currency: row.currency, modelType: row.model_type, config: row.config };
+  }
+  const subs = await db.query(
+    `SELECT s.id, s.customer_id, s.start_date, s.end_date, coalesce(array_agg(p.id ORDER BY p.id) FILTER (WHERE p.id IS NOT NULL), '{}') AS price_ids
+       FROM subscriptions s LEFT JOIN prices p ON p.plan_id = s.plan_id
+      WHERE s.status <> 'cancelled' OR s.end_date IS NOT NULL
+      GROUP BY s.id`,
+  );
+  for (const row of subs.rows as { id: string; customer_id: string; start_date: Date; end_date: Date | null; price_ids: string[] }[]) {
+    (snap.subscriptions[row.customer_id] ??= []).push({
+      id: row.id,
+      startMs: row.start_date.getTime(),
+      endMs: row.end_date ? row.end_date.getTime() : null,
+      priceIds: row.price_ids,
+    });
+  }
+  return snap;
+}

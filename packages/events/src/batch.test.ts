@@ -1,0 +1,184 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  BatchDecodeError,
+  batchMessageId,
+  decodeBatch,
+  encodeBatch,
+  fnv1a32,
+  groupByPartition,
+  partitionOf,
+  type AcceptedEvent,
+} from './index';
+
+const event = (k: string, c: string, p: AcceptedEvent['p'] = {}): AcceptedEvent => ({
+  k,
+  c,
+  n: 'api_call',
+  t: 1_795_604_400_123,
+  p,
+  r: 1_795_608_000_000,
+});
+
+const scalar = fc.oneof(
+  fc.string(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)),
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+);
+const accepted: fc.Arbitrary<AcceptedEvent> = fc.record({
+  k: fc.string({ minLength: 1 }),
+  c: fc.string({ minLength: 1 }),
+  n: fc.string({ minLength: 1 }),
+  t: fc.integer({ min: 0, max: 253_402_300_799_999 }),
+  p: fc.dictionary(fc.string().filter((k) => k !== '__proto__'), scalar, { maxKeys: 10 }),
+  r: fc.integer({ min: 0, max: 253_402_300_799_999 }),
+});
+
+describe('encodeBatch / decodeBatch', () => {
+  it('round-trips', () => {
+    fc.assert(
+      fc.property(fc.array(accepted, { maxLength: 20 }), (events) => {
+        expect(decodeBatch(encodeBatch(events))).toEqual(events);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps earlier payloads intact when encoding more', () => {
+    const first = encodeBatch([event('a', 'x:1')]);
+    const copy = Uint8Array.from(first);
+    for (let i = 0; i < 2000; i++) encodeBatch([event(`k${i}`, 'x:2', { s: 'y'.repeat(i % 50) })]);
+    expect(Uint8Array.from(first)).toEqual(copy);
+  });
+
+  it('is plain msgpack: an array of maps with one-letter keys', () => {
+    const bytes = encodeBatch([event('a', 'c')]);
+    expect([...bytes.subarray(0, 6)]).toEqual([0x91, 0xde, 0x00, 0x06, 0xa1, 0x6b]); // [ {(map16 of 6) "k": ...
+  });
+
+  it.each([
+    ['garbage', Uint8Array.from([0xc1, 0xff, 0x00])],
+    ['truncated', encodeBatch([event('a', 'c')]).subarray(0, 10)],
+    ['not an array', encodeBatch({ k: 'a' } as unknown as AcceptedEvent[])],
+    ['an event without k', encodeBatch([{ c: 'c', n: 'n', t: 1, p: {}, r: 1 } as unknown as AcceptedEvent])],
+    ['t a string', encodeBatch([{ ...event('a', 'c'), t: '1' } as unknown as AcceptedEvent])],
+    ['p an array', encodeBatch([{ ...event('a', 'c'), p: [] } as unknown as AcceptedEvent])],
+    ['an element null', encodeBatch([event('a', 'c'), null] as unknown as AcceptedEvent[])],
+  ])('throws BatchDecodeError on %s', (_name, bytes) => {
+    expect(() => decodeBatch(bytes)).toThrow(BatchDecodeError);
+  });
+
+  it('never throws anything but BatchDecodeError on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          decodeBatch(bytes);
+        } catch (e) {
+          expect(e).toBeInstanceOf(BatchDecodeError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('partitionOf', () => {
+  it('is FNV-1a 32 (published test vectors)', () => {
+    expect(fnv1a32('')).toBe(0x811c9dc5);
+    expect(fnv1a32('a')).toBe(0xe40c292c);
+    expect(fnv1a32('foobar')).toBe(0xbf9cf968);
+  });
+
+  it('hashes the UTF-8 bytes, lone surrogates as U+FFFD', () => {
+    const reference = (s: string) => {
+      let h = 0x811c9dc5;
+      for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+      return h;
+    };
+    expect(fnv1a32('é😀\ud800x\udc00')).toBe(reference('é😀\ud800x\udc00'));
+    fc.assert(
+      fc.property(fc.string({ unit: fc.oneof(fc.constant('a'), fc.constant('é'), fc.constant('€'), fc.constant('😀'), fc.constant('\ud800'), fc.constant('\udc00'), fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c))) }), (s) => {
+        expect(fnv1a32(s)).toBe(reference(s));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('gives stable partitions (changing these moves every customer)', () => {
+    // Values computed independently (Python, over str.encode()).
+    expect(fnv1a32('x:acme')).toBe(0x6246d53d);
+    expect(fnv1a32('x:cust_1')).toBe(0xd44cfcf0);
+    expect(fnv1a32('Xa9gPqR')).toBe(0x6ff7aa55);
+    expect([partitionOf('x:acme', 8), partitionOf('x:cust_1', 8), partitionOf('Xa9gPqR', 8)]).toEqual([5, 0, 5]);
+    expect([partitionOf('x:acme', 64), partitionOf('x:cust_1', 64), partitionOf('Xa9gPqR', 64)]).toEqual([61, 48, 21]);
+    expect(partitionOf('x:acme', 1)).toBe(0);
+  });
+
+  it('spreads customers evenly', () => {
+    for (const partitions of [8, 13, 64]) {
+      const counts = new Array<number>(partitions).fill(0);
+      const n = 20_000;
+      for (let i = 0; i < n; i++) {
+        const p = partitionOf(`x:customer-${i}`, partitions);
+        counts[p] = (counts[p] ?? 0) + 1;
+      }
+      const expected = n / partitions;
+      for (const c of counts) expect(Math.abs(c - expected) / expected).toBeLessThan(0.15);
+    }
+  });
+
+  it('refuses a bad partition count', () => {
+    expect(() => partitionOf('x:a', 0)).toThrow(RangeError);
+    expect(() => partitionOf('x:a', 2.5)).toThrow(RangeError);
+  });
+
+  it('groups accepted events by partition, in order', () => {
+    const events = Array.from({ length: 50 }, (_, i) => event(`k${i}`, `x:c${i % 7}`));
+    const groups = groupByPartition(events, 4);
+    expect([...groups.values()].flat()).toHaveLength(50);
+    for (const [p, list] of groups) {
+      for (const e of list) expect(partitionOf(e.c, 4)).toBe(p);
+      expect(list).toEqual(events.filter((e) => partitionOf(e.c, 4) === p));
+    }
+  });
+});
+
+describe('batchMessageId', () => {
+  const batch = [event('k1', 'x:a'), event('k2', 'x:a'), event('k1', 'x:b'), event('z', 'c9')];
+
+  it('is stable: the first 32 hex characters of sha256 over the partition and sorted, length-prefixed pairs', () => {
+    // Computed independently (Python hashlib); a change would defeat dedup of retries across a deploy.
+    expect(batchMessageId(3, batch)).toBe('5a4f918fd509c139f099877dd8753b40');
+  });
+
+  it('does not depend on event order', () => {
+    const id = batchMessageId(3, batch);
+    fc.assert(
+      fc.property(fc.shuffledSubarray(batch, { minLength: batch.length, maxLength: batch.length }), (shuffled) => {
+        expect(batchMessageId(3, shuffled)).toBe(id);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('depends only on the partition and the (ref, key) pairs', () => {
+    const id = batchMessageId(3, batch);
+    expect(batchMessageId(4, batch)).not.toBe(id);
+    expect(batchMessageId(3, batch.slice(1))).not.toBe(id);
+    expect(batchMessageId(3, [...batch.slice(0, 3), event('z', 'c8')])).not.toBe(id);
+    // other fields (a retry's new received-at, say) do not change it
+    expect(batchMessageId(3, batch.map((e) => ({ ...e, r: e.r + 1000, p: { x: 1 } })))).toBe(id);
+  });
+
+  it('cannot confuse where a ref ends and a key begins', () => {
+    expect(batchMessageId(0, [event('c', 'ab')])).not.toBe(batchMessageId(0, [event('bc', 'a')]));
+  });
+
+  it('does not reorder the caller array', () => {
+    const copy = batch.slice();
+    batchMessageId(0, copy);
+    expect(copy).toEqual(batch);
+  });
+});
