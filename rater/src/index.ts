@@ -26,7 +26,7 @@ export async function startRater(opts: { config: Config; nc: NatsConnection; ch:
   const js = jetstream(opts.nc);
   const kv = await openKv(opts.nc, n.raterStateBucket);
   const pool = new Piscina({
-    filename: new URL('./pricing/worker.ts', import.meta.url).href,
+    filename: new URL('./pricing/worker-entry.mjs', import.meta.url).href,
     minThreads: 1,
     maxThreads: config.raterWorkers,
     idleTimeout: 60_000,

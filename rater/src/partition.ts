@@ -127,14 +127,14 @@ export class PartitionRunner {
         // Replaying a recorded batch: cut exactly at its recorded end.
         if (pending) {
           if (m.seq < pending.last) continue;
-          await this.process(buf.splice(0));
+          await this.processWithRetry(buf.splice(0));
           bufEvents = 0;
           continue;
         }
         if (bufEvents < d.batchMaxEvents) continue;
       }
       if (buf.length > 0 && !this.checkpoint.pending) {
-        await this.process(buf.splice(0));
+        await this.processWithRetry(buf.splice(0));
         bufEvents = 0;
       }
     }
@@ -156,6 +156,24 @@ export class PartitionRunner {
     );
     for (const r of rows) d.dedup.add(dedupKey(r.c, r.k), Number(r.t));
     d.log.info('dedup memory warmed', { partition: d.partition, keys: rows.length });
+  }
+
+  /**
+   * A failed batch (ClickHouse, NATS or a worker down) is retried as the same range until it
+   * commits: the pending checkpoint already names it, so no other cut is possible.
+   */
+  private async processWithRetry(msgs: Msg[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.process(msgs);
+        return;
+      } catch (err) {
+        if (this.stopped) throw err;
+        const delay = Math.min(5000, 100 * 2 ** attempt);
+        this.d.log.error('batch failed; retrying the same range', { partition: this.d.partition, attempt, delayMs: delay, err });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private async process(msgs: Msg[]): Promise<void> {
