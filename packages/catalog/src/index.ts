@@ -29,16 +29,39 @@ export interface PriceSnap {
   metricId: string | null;
   /** Pricing unit (e.g. credits) or fiat currency the amount is in. */
   currency: string;
+  /** Orb's model_type: unit, tiered, package, matrix. */
   modelType: string;
-  /** The model's config as stored (unit_config, tiered_config, ...); decimals as strings. */
+  /**
+   * The model's config in Orb's shape, keyed by Orb's name, decimals as strings:
+   * {unit_config: {unit_amount}} | {tiered_config: {tiers: [{first_unit, last_unit, unit_amount}]}}
+   * | {package_config: {package_amount, package_size}}
+   * | {matrix_config: {dimensions, default_unit_amount, matrix_values: [{dimension_values, unit_amount}]}}
+   */
   config: Record<string, unknown>;
+  /** The price applies to events with timestamp in [effectiveFromMs, effectiveToMs); null = open. */
+  effectiveFromMs?: number | null;
+  effectiveToMs?: number | null;
+}
+
+/** A custom currency (pricing unit) and its exact conversion to fiat. */
+export interface PricingUnitSnap {
+  /** e.g. credits */
+  name: string;
+  /** Fiat currency it converts to, e.g. USD. */
+  currency: string;
+  /** Fiat per one unit, decimal string, e.g. "0.01". */
+  conversionRate: string;
 }
 
 export interface SubscriptionSnap {
   id: string;
   startMs: number;
   endMs: number | null;
+  /** Prices in force for this subscription (plan prices, or its overrides in their place). */
   priceIds: string[];
+  /** Billing periods: anchored at start, this cadence, in the customer's time zone. */
+  billingCadence?: 'monthly' | 'quarterly' | 'annual';
+  timezone?: string;
 }
 
 export interface CatalogSnapshot {
@@ -50,6 +73,8 @@ export interface CatalogSnapshot {
   subscriptions: Record<string, SubscriptionSnap[]>;
   prices: Record<string, PriceSnap>;
   metrics: Record<string, MetricSnap>;
+  /** Pricing units by name. A price whose currency is a pricing unit is debited in real time; fiat prices are invoiced at settlement. */
+  pricingUnits?: Record<string, PricingUnitSnap>;
 }
 
 export async function catalogVersion(db: Queryable): Promise<number> {
