@@ -5,18 +5,21 @@ import { customerRoutes } from '../customers/routes';
 import { creditRoutes } from '../credits/routes';
 import { catalogRoutes } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
+import type { IdempotencyOptions } from './idempotency';
 
 export interface LedgerRouteDeps {
   pool: Pool;
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
+  /** Idempotency-Key settings (see ./idempotency.ts). */
+  idempotency?: IdempotencyOptions;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
   return [
     { method: 'GET', path: '/v1/ping', scope: 'read', handler: () => ({ body: { response: 'Orb is alive and well' } }) },
     ...customerRoutes(deps.pool),
-    ...creditRoutes(deps.pool),
+    ...creditRoutes(deps.pool, { idempotency: deps.idempotency }),
     ...catalogRoutes(deps.pool, deps.catalogChanged),
     ...keyRoutes(deps.pool),
   ];
