@@ -80,7 +80,7 @@ interface EntryRow {
 const ENTRY_SELECT = `
   SELECT e.id, e.ledger_sequence_number::text, e.entry_type, e.entry_status, e.amount::text, e.starting_balance::text,
          e.ending_balance::text, e.created_at, e.created_at::text AS created_text, e.entry_no::text, e.description, e.metadata,
-         e.block_id, k.expiry_date AS block_expiry, k.filters AS block_filters, k.per_unit_cost_basis::text AS block_cost_basis,
+         e.block_id, k.expiry_date AS block_expiry, k.filters AS block_filters, trim_scale(k.per_unit_cost_basis)::text AS block_cost_basis,
          e.customer_id, c.external_customer_id, e.pricing_unit, e.price_id, e.usage_customer_id, e.void_amount::text,
          e.void_reason, e.new_block_expiry_date
     FROM ledger_entries e
@@ -190,7 +190,7 @@ interface BlockRow {
   created_text: string;
 }
 
-const BLOCK_SELECT = `SELECT id, remaining::text, initial_amount::text, effective_date, expiry_date, per_unit_cost_basis::text, status, source,
+const BLOCK_SELECT = `SELECT id, remaining::text, initial_amount::text, effective_date, expiry_date, trim_scale(per_unit_cost_basis)::text AS per_unit_cost_basis, status, source,
                              filters, metadata, pricing_unit, created_at::text AS created_text FROM credit_blocks`;
 
 function blockDto(row: BlockRow): CreditBlockDto {
