@@ -177,4 +177,27 @@ describe('credits through the orb-billing SDK', () => {
     expect(g.ending_balance).toBe(15);
     expect(await bal(child.id)).toBe(15);
   });
+
+  it('draws usage only from blocks whose item filters admit the price', async () => {
+    const customer = await orb.customers.create({ name: 'Filters', email: 'f@x.test' });
+    await app.pool.query("INSERT INTO items (id, name) VALUES ('item-gpu', 'GPU'), ('item-cpu', 'CPU')");
+    await app.pool.query(`INSERT INTO prices (id, item_id, name, model_type, cadence, currency, config)
+      VALUES ('price-gpu', 'item-gpu', 'GPU', 'unit', 'monthly', 'credits', '{}'), ('price-cpu', 'item-cpu', 'CPU', 'unit', 'monthly', 'credits', '{}')`);
+    const gpuOnly = await orb.customers.credits.ledger.createEntry(customer.id, {
+      entry_type: 'increment', amount: 10, expiry_date: day(5), filters: [{ field: 'item_id', operator: 'includes', values: ['item-gpu'] }],
+    });
+    const general = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'increment', amount: 100 });
+    const listed = await orb.customers.credits.list(customer.id);
+    expect(listed.data.find((b) => b.id === gpuOnly.credit_block.id)!.filters).toEqual([{ field: 'item_id', operator: 'includes', values: ['item-gpu'] }]);
+    const line = (priceId: string, amount: number) => ({ customerId: customer.id, pricingUnit: 'credits', priceId, day: day(0), amountPicos: `${amount}000000000000`, quantityPicos: '0', events: 1 });
+    // CPU usage skips the GPU-only block although it expires first; GPU usage takes it first.
+    await applyDebitBatches(app.pool, [{ id: 'filters:1-1', partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines: [line('price-cpu', 5), line('price-gpu', 3)] }]);
+    const blocks = new Map((await orb.customers.credits.list(customer.id, { include_all_blocks: true })).data.map((b) => [b.id, b.balance]));
+    expect(blocks.get(gpuOnly.credit_block.id)).toBe(7);
+    expect(blocks.get(general.credit_block.id)).toBe(95);
+    // Beyond the GPU block, GPU usage falls through to the general block.
+    await applyDebitBatches(app.pool, [{ id: 'filters:2-2', partition: 0, firstSeq: 2, lastSeq: 2, receivedAtMax: Date.now(), lines: [line('price-gpu', 9)] }]);
+    const after = new Map((await orb.customers.credits.list(customer.id, { include_all_blocks: true })).data.map((b) => [b.id, b.balance]));
+    expect([after.get(gpuOnly.credit_block.id), after.get(general.credit_block.id)]).toEqual([0, 93]);
+  });
 });

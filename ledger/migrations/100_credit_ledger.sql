@@ -53,3 +53,6 @@ CREATE INDEX applied_batches_age ON applied_batches (applied_at);
 
 -- Idempotency-Key: status 0 marks a reservation (the first request is still running).
 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+
+-- Debits check whether a balance has price-filtered blocks (rare) before the set-based path.
+CREATE INDEX credit_blocks_filtered ON credit_blocks (customer_id, pricing_unit) WHERE remaining > 0 AND filters <> '[]'::jsonb;

@@ -14,7 +14,8 @@ import type { DebitBatch } from '@drawdown/debits';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { newId } from '../ids';
-import { balanceKey, readBalances } from './balances';
+import { balanceKey, readBalances, toPicos } from './balances';
+import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
 
 export interface ApplyResult {
@@ -50,8 +51,74 @@ export async function applyDebitBatches(pool: Pool, batches: DebitBatch[]): Prom
   return withTx(pool, (c) => applyInTx(c, batches));
 }
 
-/** Draws `lines` from their owners' blocks (and updates the blocks); returns per-block takes and leftovers. */
+/** Draws `lines` from their owners' blocks (and updates the blocks); returns per-block takes and leftovers.
+ *  Balances with a price-filtered block take the per-line path; all others the set-based one. */
 async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  const filtered = await c.query<{ customer_id: string; pricing_unit: string }>(
+    `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
+      WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND remaining > 0 AND filters <> '[]'::jsonb`,
+    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+  );
+  if (filtered.rows.length === 0) return drawDownSet(c, lines);
+  const slow = new Set(filtered.rows.map((r) => `${r.customer_id}\u0000${r.pricing_unit}`));
+  const a = await drawDownSet(c, lines.filter((l) => !slow.has(`${l.owner}\u0000${l.unit}`)));
+  const b = await drawDownFiltered(c, lines.filter((l) => slow.has(`${l.owner}\u0000${l.unit}`)));
+  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover] };
+}
+
+/** Does a block's filter list admit a price of this item? (Orb: item_id includes / excludes.) */
+function admits(filters: BlockFilter[], itemId: string | undefined): boolean {
+  return filters.every((f) => (f.operator === 'includes' ? itemId !== undefined && f.values.includes(itemId) : itemId === undefined || !f.values.includes(itemId)));
+}
+
+/** Per-line draw-down for balances with filtered blocks: each line, in order, takes from the
+ *  blocks its price's item is admitted to, in draw-down order. */
+async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
+  const blocks = await c.query<{ id: string; customer_id: string; pricing_unit: string; remaining: string; filters: BlockFilter[] }>(
+    `SELECT id, customer_id, pricing_unit, remaining::text, filters FROM credit_blocks k
+      WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        AND remaining > 0 AND status = 'active' AND effective_date <= now() AND (expiry_date IS NULL OR expiry_date > now())
+      ORDER BY expiry_date ASC NULLS LAST, coalesce(per_unit_cost_basis, 0), created_at, id`,
+    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+  );
+  const items = await c.query<{ id: string; item_id: string }>('SELECT id, item_id FROM prices WHERE id = ANY($1::text[])', [[...new Set(lines.map((l) => l.price))]]);
+  const itemOf = new Map(items.rows.map((r) => [r.id, r.item_id]));
+  const left = new Map(blocks.rows.map((b) => [b.id, toPicos(b.remaining)]));
+  const fromBlocks: Take[] = [];
+  const leftover: Take[] = [];
+  const sorted = [...lines].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.price < y.price ? -1 : x.price > y.price ? 1 : x.usage < y.usage ? -1 : x.usage > y.usage ? 1 : 0));
+  for (const l of sorted) {
+    let need = parseDecimal(l.amount);
+    for (const b of blocks.rows) {
+      if (need === 0n) break;
+      if (b.customer_id !== l.owner || b.pricing_unit !== l.unit || !admits(b.filters, itemOf.get(l.price))) continue;
+      const have = left.get(b.id)!;
+      const take = have < need ? have : need;
+      if (take === 0n) continue;
+      left.set(b.id, have - take);
+      need -= take;
+      fromBlocks.push({ ...l, amount: formatDecimal(take), blockId: b.id });
+    }
+    if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), blockId: null });
+  }
+  await updateBlocks(c, fromBlocks);
+  return { fromBlocks, leftover };
+}
+
+async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
+  if (fromBlocks.length === 0) return;
+  await c.query(
+    `UPDATE credit_blocks k SET remaining = k.remaining - s.take
+       FROM (SELECT block_id, sum(take) AS take FROM unnest($1::text[], $2::numeric[]) AS t(block_id, take) GROUP BY block_id) s
+      WHERE k.id = s.block_id`,
+    [fromBlocks.map((x) => x.blockId), fromBlocks.map((x) => x.amount)],
+  );
+}
+
+/** Set-based draw-down (no filtered blocks): cumulative intervals, one statement. */
+async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
   const r = await c.query<{ owner: string; usage: string; unit: string; price: string; day: string; block_id: string | null; take: string }>(
     `WITH d AS (
        SELECT owner, usage, unit, price, day, amount,
@@ -84,14 +151,7 @@ async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Tak
   );
   const takes: Take[] = r.rows.map((x) => ({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id }));
   const fromBlocks = takes.filter((x) => x.blockId !== null);
-  if (fromBlocks.length > 0) {
-    await c.query(
-      `UPDATE credit_blocks k SET remaining = k.remaining - s.take
-         FROM (SELECT block_id, sum(take) AS take FROM unnest($1::text[], $2::numeric[]) AS t(block_id, take) GROUP BY block_id) s
-        WHERE k.id = s.block_id`,
-      [fromBlocks.map((x) => x.blockId), fromBlocks.map((x) => x.amount)],
-    );
-  }
+  await updateBlocks(c, fromBlocks);
   return { fromBlocks, leftover: takes.filter((x) => x.blockId === null) };
 }
 
