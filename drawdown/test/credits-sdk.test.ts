@@ -131,6 +131,10 @@ describe('credits through the orb-billing SDK', () => {
     await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'increment', amount: 1000 });
     const ok = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'decrement', amount: 1000 }, { idempotencyKey: 'dec-1' });
     expect(ok.ending_balance).toBe(10);
+    // Other domains' POSTs get the same treatment (ledgerRoutes wraps every POST).
+    const c1 = await orb.customers.create({ name: 'Once', email: 'o@x.test' }, { idempotencyKey: 'cust-1' });
+    const c2 = await orb.customers.create({ name: 'Once', email: 'o@x.test' }, { idempotencyKey: 'cust-1' });
+    expect(c2.id).toBe(c1.id);
   });
 
   it('expires a block at its expiry time, even when the job runs late', async () => {

@@ -15,7 +15,7 @@ export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/queries';
 export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook } from './credits/crossings';
 export { incrementInTx, createLedgerEntry } from './credits/entries';
-export { idempotent } from './http/idempotency';
+export { idempotent, idempotentRoutes } from './http/idempotency';
 export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { parseMetricSql } from './sql-metric';
 

@@ -1,11 +1,10 @@
 // Credit routes: Orb's paths under /v1/customers/{id}/credits (also by external_customer_id)
-// and /v1/credit_blocks/{id}. Every POST goes through the Idempotency-Key wrapper.
+// and /v1/credit_blocks/{id}.
 import { ApiError, decodeCursor, parseLimit, Problems, type Request, type Route } from '@drawdown/http';
 import { parseDecimal } from '@drawdown/money';
 import type { Pool } from '@drawdown/pg';
 import { findCustomer } from '../customers/customers';
 import { customerRef } from '../customers/routes';
-import { idempotent, type IdempotencyOptions } from '../http/idempotency';
 import { createLedgerEntry, deleteBlock } from './entries';
 import { ENTRY_TYPES, parseDate, parseLedgerEntry } from './parse';
 import { balancesOf, getBlock, listBlocks, listEntries, type EntryFilters } from './queries';
@@ -37,7 +36,7 @@ function parseEntryFilters(q: URLSearchParams): EntryFilters {
   return f;
 }
 
-export function creditRoutes(pool: Pool, opts: { idempotency?: IdempotencyOptions } = {}): Route[] {
+export function creditRoutes(pool: Pool): Route[] {
   const credits = async (req: Request) => {
     const customer = await findCustomer(pool, customerRef(req));
     const include = req.query.get('include_all_blocks');
@@ -59,11 +58,12 @@ export function creditRoutes(pool: Pool, opts: { idempotency?: IdempotencyOption
     return { body: { data: page.rows, pagination_metadata: { has_more: page.next !== null, next_cursor: page.next } } };
   };
 
-  const ledgerEntry = idempotent(pool, async (req: Request) => {
+  // Idempotency-Key: ledgerRoutes wraps every POST (../http/idempotency.ts).
+  const ledgerEntry = async (req: Request) => {
     const customer = await findCustomer(pool, customerRef(req));
     const input = parseLedgerEntry(req.json());
     return { status: 201, body: await createLedgerEntry(pool, customer, input) };
-  }, opts.idempotency);
+  };
 
   const balance = async (req: Request) => {
     const customer = await findCustomer(pool, customerRef(req));

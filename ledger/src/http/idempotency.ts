@@ -1,4 +1,6 @@
-// Idempotency-Key on POSTs, for every domain's routes: wrap a handler with `idempotent(pool, handler)`.
+// Idempotency-Key on POSTs, for every domain's routes: ledgerRoutes wraps every POST route of
+// the ledger with `idempotentRoutes` (nothing to do in a domain's routes file); a handler
+// served elsewhere can be wrapped alone with `idempotent(pool, handler)`.
 // - No header: the handler runs as usual.
 // - First request with a key: a reservation row (status 0) is inserted, the handler runs, and
 //   a 2xx answer is stored; an error answer removes the reservation (the client may retry).
@@ -8,7 +10,7 @@
 // Reservations older than DRAWDOWN_IDEMPOTENCY_STALE_MS (a crashed request) are taken over.
 // Records are pruned after DRAWDOWN_IDEMPOTENCY_TTL_MS (ledger maintenance job).
 import { createHash } from 'node:crypto';
-import { ApiError, type Handler, type Reply, type Request } from '@drawdown/http';
+import { ApiError, type Handler, type Reply, type Request, type Route } from '@drawdown/http';
 import { stringifyJson } from '@drawdown/money';
 import type { Pool } from '@drawdown/pg';
 
@@ -19,8 +21,16 @@ export interface IdempotencyOptions {
 
 const MAX_KEY_LENGTH = 255;
 
+const wrapped = new WeakSet<Handler>();
+
+/** Wraps every POST route (once: already wrapped handlers are left alone). */
+export function idempotentRoutes(pool: Pool, routes: Route[], opts?: IdempotencyOptions): Route[] {
+  return routes.map((r) => (r.method === 'POST' && !wrapped.has(r.handler) ? { ...r, handler: idempotent(pool, r.handler, opts) } : r));
+}
+
 export function idempotent(pool: Pool, handler: Handler, opts: IdempotencyOptions = { staleMs: 60_000 }): Handler {
-  return async (req: Request): Promise<Reply> => {
+  if (wrapped.has(handler)) return handler;
+  const h = async (req: Request): Promise<Reply> => {
     const key = req.headers['idempotency-key'];
     if (key === undefined || key === '') return handler(req);
     if (key.length > MAX_KEY_LENGTH) {
@@ -69,4 +79,6 @@ export function idempotent(pool: Pool, handler: Handler, opts: IdempotencyOption
     }
     return reply;
   };
+  wrapped.add(h);
+  return h;
 }
