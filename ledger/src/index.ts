@@ -14,7 +14,7 @@ import { startCreditJobs, type CreditJobs } from './credits/expiry';
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/queries';
 export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook } from './credits/crossings';
-export { incrementInTx, createLedgerEntry } from './credits/entries';
+export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions } from './credits/entries';
 export { idempotent, idempotentRoutes } from './http/idempotency';
 export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { parseMetricSql } from './sql-metric';

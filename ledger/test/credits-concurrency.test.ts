@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testEnv, type TestEnv } from '@drawdown/testkit';
 import { createPool, ensureDatabase, migrate, type Pool } from '@drawdown/pg';
 import type { DebitBatch } from '@drawdown/debits';
-import { applyDebitBatches, createLedgerEntry, expireDueBlocks, LEDGER_MIGRATIONS } from '../src/index';
+import { activateBlock, addCrossingHook, applyDebitBatches, BalanceTracker, createLedgerEntry, expireDueBlocks, incrementInTx, LEDGER_MIGRATIONS, pruneLedger, type BalanceChange } from '../src/index';
+import { withTx } from '@drawdown/pg';
 import { parseLedgerEntry } from '../src/credits/parse';
 import { newId } from '../src/ids';
 
@@ -166,5 +167,45 @@ describe('credit ledger under concurrency', () => {
     expect(a.every((c, i) => i % 2 === 1 || c.roles.some((r) => r.role === 'c' && r.remaining === '0.000000000000'))).toBe(true);
     const applied = await pool.query<{ n: string }>('SELECT count(*)::text AS n FROM applied_batches WHERE batch_id LIKE $1', [`${concurrent.ids[0]}:%`]);
     expect(Number(applied.rows[0]!.n)).toBe(60);
+  });
+
+  it('prunes applied batch ids after the replay horizon, and idempotency records after their TTL', async () => {
+    await pool.query("INSERT INTO applied_batches (batch_id, applied_at) VALUES ('old', now() - interval '9 days'), ('recent', now() - interval '1 day')");
+    await pool.query("INSERT INTO idempotency_keys (key, scope, request_hash, status, response, created_at) VALUES ('k-old', 's', '\\x00', 201, '{}', now() - interval '2 days'), ('k-new', 's', '\\x00', 201, '{}', now())");
+    const r = await pruneLedger(pool, { replayHorizonMs: 8 * 86_400_000, idempotencyTtlMs: 86_400_000 });
+    expect(r).toEqual({ batches: 1, idempotencyKeys: 1 });
+    const left = await pool.query("SELECT batch_id FROM applied_batches WHERE batch_id IN ('old', 'recent')");
+    expect(left.rows.map((x) => x.batch_id)).toEqual(['recent']);
+    const keys = await pool.query("SELECT key FROM idempotency_keys WHERE scope = 's'");
+    expect(keys.rows.map((x) => x.key)).toEqual(['k-new']);
+  });
+
+  it('activates a pending-payment block: it settles overage, counts, and the hooks see the change', async () => {
+    const id = newId();
+    await pool.query("INSERT INTO customers (id, name) VALUES ($1, 'topup')", [id]);
+    const pair = { customerId: id, pricingUnit: UNIT };
+    await applyDebitBatches(pool, [{ id: `${id}:1`, partition: 0, firstSeq: 0, lastSeq: 0, receivedAtMax: Date.now(), lines: [{ customerId: id, pricingUnit: UNIT, priceId: 'p', day: '2026-01-01', amountPicos: String(4n * 100n * CENT), quantityPicos: '0', events: 1 }] }]);
+    const seen: BalanceChange[] = [];
+    const remove = addCrossingHook(async (_db, changes) => void seen.push(...changes.filter((x) => x.customerId === id)));
+    try {
+      const [entryId] = await withTx(pool, async (c) => {
+        const t = new BalanceTracker(c, 'top_up');
+        await t.lock([pair], true);
+        const ids = await incrementInTx(c, t, pair, { ...(parseLedgerEntry({ entry_type: 'increment', amount: 10 }) as Extract<ReturnType<typeof parseLedgerEntry>, { entryType: 'increment' }>), currency: UNIT }, { source: 'top_up', status: 'pending_payment' });
+        await t.finish();
+        return ids;
+      });
+      const e = await pool.query<{ block_id: string; starting_balance: string; ending_balance: string }>('SELECT block_id, starting_balance::text, ending_balance::text FROM ledger_entries WHERE id = $1', [entryId]);
+      expect([e.rows[0]!.starting_balance, e.rows[0]!.ending_balance]).toEqual(['-4.000000000000', '-4.000000000000']);
+      expect(seen).toEqual([]);
+      await activateBlock(pool, e.rows[0]!.block_id);
+      const b = await pool.query<{ overage: string }>('SELECT overage::text FROM credit_balances WHERE customer_id = $1', [id]);
+      expect(b.rows[0]!.overage).toBe('0.000000000000');
+      expect(seen.map((x) => [x.before, x.after, x.cause])).toEqual([[-4n * 1_000_000_000_000n, 6n * 1_000_000_000_000n, 'block_activated']]);
+      const out = await pool.query("SELECT topic FROM outbox WHERE customer_id = $1 ORDER BY id", [id]);
+      expect(out.rows.map((x) => x.topic)).toEqual(['credit_balance.created', 'customer.credit_balance_recovered']);
+    } finally {
+      remove();
+    }
   });
 });

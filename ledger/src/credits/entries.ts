@@ -270,3 +270,22 @@ export async function deleteBlock(pool: Pool, blockId: string): Promise<void> {
     await t.finish();
   });
 }
+
+/** A pending_payment block becomes active (its payment arrived: issue 8's top-ups). Its credits
+ *  start to count, settle overage first, and the change goes through the crossing hooks. */
+export async function activateBlock(pool: Pool, blockId: string): Promise<void> {
+  await withTx(pool, async (c) => {
+    const r = await c.query<{ customer_id: string; pricing_unit: string }>('SELECT customer_id, pricing_unit FROM credit_blocks WHERE id = $1 AND deleted_at IS NULL', [blockId]);
+    const row = r.rows[0];
+    if (!row) throw new ApiError('not_found', `no credit block with id "${blockId}"`);
+    const pair = { customerId: row.customer_id, pricingUnit: row.pricing_unit };
+    const t = new BalanceTracker(c, 'block_activated');
+    await t.lock([pair], false);
+    const b = await findBlock(c, row.customer_id, blockId);
+    if (b.status === 'active') return;
+    await c.query("UPDATE credit_blocks SET status = 'active' WHERE id = $1", [blockId]);
+    const now = await t.current(pair);
+    if (b.remaining > 0n && b.effective_date <= new Date() && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, now.balance);
+    await t.finish();
+  });
+}
