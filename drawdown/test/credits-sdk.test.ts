@@ -76,6 +76,11 @@ describe('credits through the orb-billing SDK', () => {
     expect(voided.void_reason).toBe('refund');
     expect(voided.ending_balance).toBe(25);
 
+    const paged = [];
+    for await (const b of orb.customers.credits.list(customer.id, { include_all_blocks: true, limit: 1 })) paged.push(b.id);
+    expect(paged).toHaveLength(4); // promo, general, tokens, and the block the expiration change created
+    expect(new Set(paged).size).toBe(4);
+
     const amended = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'amendment', block_id: soon.credit_block.id, amount: 3 });
     expect(amended.entry_type).toBe('amendment');
     expect(amended.ending_balance).toBe(28);
