@@ -160,6 +160,22 @@ describe('credits through the orb-billing SDK', () => {
     expect((await orb.customers.credits.ledger.list(customer.id, { entry_type: 'credit_block_expiry' })).data).toHaveLength(1);
   });
 
+  it('settles overage from a block once its effective date passes', async () => {
+    const customer = await orb.customers.create({ name: 'Later', email: 'l@x.test' });
+    const line = { customerId: customer.id, pricingUnit: 'credits', priceId: 'p1', day: day(0), amountPicos: '6000000000000', quantityPicos: '0', events: 1 };
+    await applyDebitBatches(app.pool, [{ id: `later:${customer.id}`, partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines: [line] }]);
+    const g = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'increment', amount: 10, effective_date: day(2) });
+    expect([g.starting_balance, g.ending_balance]).toEqual([-6, -6]); // not yet effective
+    // The clock passes the effective date.
+    await app.pool.query("UPDATE credit_blocks SET effective_date = now() - interval '1 minute' WHERE id = $1", [g.credit_block.id]);
+    await app.ledger.creditJobs.runOnce();
+    const settled = await orb.customers.credits.ledger.list(customer.id, { entry_type: 'decrement', limit: 1 });
+    expect(settled.data[0]).toMatchObject({ amount: -6, starting_balance: 4, ending_balance: 4, credit_block: { id: g.credit_block.id } });
+    expect((await orb.customers.credits.list(customer.id)).data.map((b) => b.balance)).toEqual([4]);
+    const out = await app.pool.query("SELECT topic FROM outbox WHERE customer_id = $1 AND topic = 'customer.credit_balance_recovered'", [customer.id]);
+    expect(out.rowCount).toBe(1);
+  });
+
   it('lets a child draw on its parent pool once its own credits are used, overage stays the child’s', async () => {
     const parent = await orb.customers.create({ name: 'Group', email: 'g@x.test' });
     const child = await orb.customers.create({ name: 'Subsidiary', email: 's@x.test' });

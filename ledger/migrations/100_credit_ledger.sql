@@ -56,3 +56,8 @@ CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
 
 -- Debits check whether a balance has price-filtered blocks (rare) before the set-based path.
 CREATE INDEX credit_blocks_filtered ON credit_blocks (customer_id, pricing_unit) WHERE remaining > 0 AND filters <> '[]'::jsonb;
+
+-- A block created to take effect later: when its effective date passes, the ledger job settles
+-- any overage from it and reports the balance change (crossing hooks), then clears the flag.
+ALTER TABLE credit_blocks ADD COLUMN starts_pending boolean NOT NULL DEFAULT false;
+CREATE INDEX credit_blocks_starting ON credit_blocks (effective_date) WHERE starts_pending;

@@ -99,7 +99,7 @@ async function setRemaining(db: Queryable, blockId: string, delta: bigint): Prom
 }
 
 /** New credits fill earlier overage first: takes up to `available` from the block into the overage. */
-async function settleOverage(c: PoolClient, t: BalanceTracker, pair: Pair, blockId: string, available: bigint, balanceNow: bigint): Promise<void> {
+export async function settleOverage(c: PoolClient, t: BalanceTracker, pair: Pair, blockId: string, available: bigint, balanceNow: bigint): Promise<void> {
   const cur = await t.current(pair);
   const fill = min(cur.overage, available);
   if (fill <= 0n) return;
@@ -122,10 +122,10 @@ export async function incrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair
   const before = await t.current(pair);
   const blockId = newId();
   await c.query(
-    `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, status, metadata, filters, invoice_settings)
-     VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, status, metadata, filters, invoice_settings, starts_pending)
+     VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [blockId, pair.customerId, pair.pricingUnit, formatDecimal(input.amount), input.perUnitCostBasis, effective, input.expiryDate, opts.source ?? 'manual', status,
-      JSON.stringify(input.metadata), JSON.stringify(input.filters), input.invoiceSettings ? JSON.stringify(input.invoiceSettings) : null],
+      JSON.stringify(input.metadata), JSON.stringify(input.filters), input.invoiceSettings ? JSON.stringify(input.invoiceSettings) : null, effective > now],
   );
   // A block not yet effective or not yet paid is not part of the balance: its entry shows the
   // amount with the balance unchanged.
@@ -283,9 +283,10 @@ export async function activateBlock(pool: Pool, blockId: string): Promise<void> 
     await t.lock([pair], false);
     const b = await findBlock(c, row.customer_id, blockId);
     if (b.status === 'active') return;
-    await c.query("UPDATE credit_blocks SET status = 'active' WHERE id = $1", [blockId]);
-    const now = await t.current(pair);
-    if (b.remaining > 0n && b.effective_date <= new Date() && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, now.balance);
+    const later = (await c.query<{ later: boolean }>('SELECT $1::timestamptz > now() AS later', [b.effective_date])).rows[0]!.later;
+    await c.query("UPDATE credit_blocks SET status = 'active', starts_pending = $2 WHERE id = $1", [blockId, later]);
+    const after = await t.current(pair);
+    if (b.remaining > 0n && !later && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, after.balance);
     await t.finish();
   });
 }

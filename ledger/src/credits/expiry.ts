@@ -3,6 +3,7 @@
 //   credit_block_expiry entry dated at the expiry time (even when the job runs late). The
 //   balance already leaves such blocks out from their expiry time on (balances.ts), so a
 //   late job changes no balance; it makes the ledger say so.
+// - starting: blocks created to take effect later settle overage when they do (see startDueBlocks).
 // - pruning: applied debit batch ids older than the replay horizon (a batch cannot be
 //   redelivered after DEBITS dropped it), and Idempotency-Key records past their TTL.
 import type { Logger } from '@drawdown/log';
@@ -10,7 +11,7 @@ import { counter } from '@drawdown/metrics';
 import { withTx, type Pool } from '@drawdown/pg';
 import { toPicos } from './balances';
 import { BalanceTracker } from './crossings';
-import { insertEntries } from './entries';
+import { insertEntries, settleOverage } from './entries';
 
 const expired = counter('drawdown_ledger_blocks_expired_total', 'Credit blocks expired by the expiry job');
 const pruned = counter('drawdown_ledger_pruned_total', 'Rows pruned by the ledger maintenance job', ['table']);
@@ -53,6 +54,38 @@ export async function expireDueBlocks(pool: Pool, maxPairs: number): Promise<num
   return n;
 }
 
+/** Blocks whose effective date has passed since they were created: their credits count now;
+ *  they settle overage first, and the balance change goes through the crossing hooks. */
+export async function startDueBlocks(pool: Pool, maxPairs: number): Promise<number> {
+  const due = await pool.query<{ customer_id: string; pricing_unit: string }>(
+    'SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks WHERE starts_pending AND effective_date <= now() LIMIT $1',
+    [maxPairs],
+  );
+  let n = 0;
+  for (const row of due.rows) {
+    n += await withTx(pool, async (c) => {
+      const pair = { customerId: row.customer_id, pricingUnit: row.pricing_unit };
+      const t = new BalanceTracker(c, 'block_effective');
+      await t.lock([pair], false);
+      const blocks = await c.query<{ id: string; remaining: string; counts: boolean }>(
+        `SELECT id, remaining::text, (status = 'active' AND (expiry_date IS NULL OR expiry_date > now())) AS counts
+           FROM credit_blocks WHERE customer_id = $1 AND pricing_unit = $2 AND starts_pending AND effective_date <= now()
+          ORDER BY effective_date, id`,
+        [pair.customerId, pair.pricingUnit],
+      );
+      const counting = blocks.rows.filter((b) => b.counts);
+      const now = await t.current(pair);
+      // The balance before: without the credits that just started to count.
+      t.setBefore(pair, now.balance - counting.reduce((a, b) => a + toPicos(b.remaining), 0n));
+      for (const b of counting) await settleOverage(c, t, pair, b.id, toPicos(b.remaining), now.balance);
+      await c.query('UPDATE credit_blocks SET starts_pending = false WHERE id = ANY($1::text[])', [blocks.rows.map((b) => b.id)]);
+      await t.finish();
+      return blocks.rows.length;
+    });
+  }
+  return n;
+}
+
 export async function pruneLedger(pool: Pool, opts: { replayHorizonMs: number; idempotencyTtlMs: number }): Promise<{ batches: number; idempotencyKeys: number }> {
   const a = await pool.query("DELETE FROM applied_batches WHERE applied_at < now() - $1 * interval '1 millisecond'", [opts.replayHorizonMs]);
   const b = await pool.query("DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 millisecond'", [opts.idempotencyTtlMs]);
@@ -72,6 +105,7 @@ export function startCreditJobs(opts: { pool: Pool; log: Logger; intervalMs: num
   const runOnce = async () => {
     while (running) await running.catch(() => {});
     running = (async () => {
+      await startDueBlocks(opts.pool, opts.maxPairs);
       await expireDueBlocks(opts.pool, opts.maxPairs);
       await pruneLedger(opts.pool, opts);
     })();
