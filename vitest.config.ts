@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['**/src/**/*.test.ts'],
+          // Property tests run beside the integration files on a shared 2-core machine: 5 s was too tight.
+          testTimeout: 30_000,
           exclude: ['**/node_modules/**'],
         },
       },

@@ -9,9 +9,14 @@ import type { Route } from '@drawdown/http';
 import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
+import { startCreditJobs, type CreditJobs } from './credits/expiry';
 
 export { applyDebitBatches } from './credits/debits';
-export { balancesOf } from './credits/grants';
+export { balancesOf } from './credits/queries';
+export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook } from './credits/crossings';
+export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions } from './credits/entries';
+export { idempotent, idempotentRoutes } from './http/idempotency';
+export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { parseMetricSql } from './sql-metric';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
@@ -20,6 +25,7 @@ export interface Ledger {
   routes: Route[];
   consumer: DebitConsumer;
   outbox: OutboxRelay;
+  creditJobs: CreditJobs;
   stop(): Promise<void>;
 }
 
@@ -28,16 +34,27 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
   const outbox = startOutboxRelay({ pool: opts.pool, js: jetstream(opts.nc), subjectPrefix: n.notifySubjectPrefix, log });
+  const creditJobs = startCreditJobs({
+    pool: opts.pool,
+    log,
+    intervalMs: opts.config.ledgerExpiryIntervalMs,
+    maxPairs: opts.config.ledgerExpiryMaxPairs,
+    replayHorizonMs: opts.config.ledgerReplayHorizonMs,
+    idempotencyTtlMs: opts.config.idempotencyTtlMs,
+  });
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    idempotency: { staleMs: opts.config.idempotencyStaleMs },
   });
   return {
     routes,
     consumer,
     outbox,
+    creditJobs,
     async stop() {
       await consumer.stop();
+      await creditJobs.stop();
       await outbox.stop();
     },
   };

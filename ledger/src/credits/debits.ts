@@ -4,12 +4,19 @@
 // covers [d_start, d_end) of its customer's usage, each block [b_start, b_end) of its
 // customer's available credits; what a line takes from a block is their overlap. Usage
 // beyond every block is overage.
+//
+// Shared pools: a customer with a parent (customers.parent_id) first uses its own blocks in
+// the unit; what they cannot cover is drawn from the parent's blocks (second pass, same
+// order); what neither covers is the child's overage. One level: a parent's own parent is
+// not consulted. The parent's ledger gets the decrements on its blocks, grouped per child
+// (usage_customer_id), and both balances are locked (one sorted lock list).
 import type { DebitBatch } from '@drawdown/debits';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { newId } from '../ids';
-import { lockBalances, readBalances, balanceKey } from './balances';
-import { writeOutbox } from '../outbox/outbox';
+import { balanceKey, readBalances, toPicos } from './balances';
+import type { BlockFilter } from './parse';
+import { BalanceTracker } from './crossings';
 
 export interface ApplyResult {
   applied: string[];
@@ -26,18 +33,138 @@ interface Line {
   amount: bigint;
 }
 
+/** A line to draw: `owner` owns the blocks drawn, `usage` is the customer whose usage it is. */
+interface Draw {
+  owner: string;
+  usage: string;
+  unit: string;
+  price: string;
+  day: string;
+  amount: string;
+}
+
+interface Take extends Draw {
+  blockId: string | null;
+}
+
 export async function applyDebitBatches(pool: Pool, batches: DebitBatch[]): Promise<ApplyResult> {
   return withTx(pool, (c) => applyInTx(c, batches));
 }
 
+/** Draws `lines` from their owners' blocks (and updates the blocks); returns per-block takes and leftovers.
+ *  Balances with a price-filtered block take the per-line path; all others the set-based one. */
+async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  const filtered = await c.query<{ customer_id: string; pricing_unit: string }>(
+    `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
+      WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND remaining > 0 AND filters <> '[]'::jsonb`,
+    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+  );
+  if (filtered.rows.length === 0) return drawDownSet(c, lines);
+  const slow = new Set(filtered.rows.map((r) => `${r.customer_id}\u0000${r.pricing_unit}`));
+  const a = await drawDownSet(c, lines.filter((l) => !slow.has(`${l.owner}\u0000${l.unit}`)));
+  const b = await drawDownFiltered(c, lines.filter((l) => slow.has(`${l.owner}\u0000${l.unit}`)));
+  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover] };
+}
+
+/** Does a block's filter list admit a price of this item? (Orb: item_id includes / excludes.) */
+function admits(filters: BlockFilter[], itemId: string | undefined): boolean {
+  return filters.every((f) => (f.operator === 'includes' ? itemId !== undefined && f.values.includes(itemId) : itemId === undefined || !f.values.includes(itemId)));
+}
+
+/** Per-line draw-down for balances with filtered blocks: each line, in order, takes from the
+ *  blocks its price's item is admitted to, in draw-down order. */
+async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
+  const blocks = await c.query<{ id: string; customer_id: string; pricing_unit: string; remaining: string; filters: BlockFilter[] }>(
+    `SELECT id, customer_id, pricing_unit, remaining::text, filters FROM credit_blocks k
+      WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        AND remaining > 0 AND status = 'active' AND effective_date <= now() AND (expiry_date IS NULL OR expiry_date > now())
+      ORDER BY expiry_date ASC NULLS LAST, coalesce(per_unit_cost_basis, 0), created_at, id`,
+    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+  );
+  const items = await c.query<{ id: string; item_id: string }>('SELECT id, item_id FROM prices WHERE id = ANY($1::text[])', [[...new Set(lines.map((l) => l.price))]]);
+  const itemOf = new Map(items.rows.map((r) => [r.id, r.item_id]));
+  const left = new Map(blocks.rows.map((b) => [b.id, toPicos(b.remaining)]));
+  const fromBlocks: Take[] = [];
+  const leftover: Take[] = [];
+  const sorted = [...lines].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.price < y.price ? -1 : x.price > y.price ? 1 : x.usage < y.usage ? -1 : x.usage > y.usage ? 1 : 0));
+  for (const l of sorted) {
+    let need = parseDecimal(l.amount);
+    for (const b of blocks.rows) {
+      if (need === 0n) break;
+      if (b.customer_id !== l.owner || b.pricing_unit !== l.unit || !admits(b.filters, itemOf.get(l.price))) continue;
+      const have = left.get(b.id)!;
+      const take = have < need ? have : need;
+      if (take === 0n) continue;
+      left.set(b.id, have - take);
+      need -= take;
+      fromBlocks.push({ ...l, amount: formatDecimal(take), blockId: b.id });
+    }
+    if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), blockId: null });
+  }
+  await updateBlocks(c, fromBlocks);
+  return { fromBlocks, leftover };
+}
+
+async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
+  if (fromBlocks.length === 0) return;
+  await c.query(
+    `UPDATE credit_blocks k SET remaining = k.remaining - s.take
+       FROM (SELECT block_id, sum(take) AS take FROM unnest($1::text[], $2::numeric[]) AS t(block_id, take) GROUP BY block_id) s
+      WHERE k.id = s.block_id`,
+    [fromBlocks.map((x) => x.blockId), fromBlocks.map((x) => x.amount)],
+  );
+}
+
+/** Set-based draw-down (no filtered blocks): cumulative intervals, one statement. */
+async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
+  const r = await c.query<{ owner: string; usage: string; unit: string; price: string; day: string; block_id: string | null; take: string }>(
+    `WITH d AS (
+       SELECT owner, usage, unit, price, day, amount,
+              sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::numeric[]) AS t(owner, usage, unit, price, day, amount)
+       WINDOW w AS (PARTITION BY owner, unit ORDER BY day, price, usage ROWS UNBOUNDED PRECEDING)
+     ), b AS (
+       SELECT k.id, k.customer_id, k.pricing_unit,
+              sum(k.remaining) OVER w - k.remaining AS b_start, sum(k.remaining) OVER w AS b_end
+         FROM credit_blocks k
+        WHERE (k.customer_id, k.pricing_unit) IN (SELECT DISTINCT owner, unit FROM d)
+          AND k.remaining > 0 AND k.status = 'active' AND k.effective_date <= now()
+          AND (k.expiry_date IS NULL OR k.expiry_date > now())
+       WINDOW w AS (PARTITION BY k.customer_id, k.pricing_unit
+                    ORDER BY k.expiry_date ASC NULLS LAST, coalesce(k.per_unit_cost_basis, 0), k.created_at, k.id
+                    ROWS UNBOUNDED PRECEDING)
+     ), total AS (
+       SELECT customer_id, pricing_unit, max(b_end) AS available FROM b GROUP BY 1, 2
+     )
+     SELECT d.owner, d.usage, d.unit, d.price, d.day::text AS day, b.id AS block_id,
+            (least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start))::text AS take
+       FROM d JOIN b ON b.customer_id = d.owner AND b.pricing_unit = d.unit
+                    AND b.b_start < d.d_end AND d.d_start < b.b_end
+     UNION ALL
+     SELECT d.owner, d.usage, d.unit, d.price, d.day::text, NULL,
+            (d.d_end - greatest(d.d_start, coalesce(t.available, 0)))::text
+       FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
+      WHERE d.d_end > coalesce(t.available, 0)`,
+    [lines.map((l) => l.owner), lines.map((l) => l.usage), lines.map((l) => l.unit), lines.map((l) => l.price), lines.map((l) => l.day), lines.map((l) => l.amount)],
+  );
+  const takes: Take[] = r.rows.map((x) => ({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id }));
+  const fromBlocks = takes.filter((x) => x.blockId !== null);
+  await updateBlocks(c, fromBlocks);
+  return { fromBlocks, leftover: takes.filter((x) => x.blockId === null) };
+}
+
 async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyResult> {
-  const ids = batches.map((b) => b.id);
+  // Sorted, so that two transactions holding overlapping batch ids wait instead of deadlocking.
+  const ids = [...new Set(batches.map((b) => b.id))].sort();
   const fresh = await c.query<{ batch_id: string }>(
-    'INSERT INTO applied_batches (batch_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING batch_id',
+    'INSERT INTO applied_batches (batch_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING RETURNING batch_id',
     [ids],
   );
   const freshIds = new Set(fresh.rows.map((r) => r.batch_id));
   const skipped = ids.filter((id) => !freshIds.has(id));
+  const applied = ids.filter((id) => freshIds.has(id));
 
   // Merge lines of the fresh batches per (customer, unit, price, day).
   const merged = new Map<string, Line>();
@@ -53,104 +180,75 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     }
   }
   const lines = [...merged.values()].filter((l) => l.amount > 0n);
-  const applied = ids.filter((id) => !skipped.includes(id));
   if (lines.length === 0) return { applied, skipped, customers: 0, depleted: 0 };
 
+  const customers = [...new Set(lines.map((l) => l.customerId))];
+  const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [customers]);
+  const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
+
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
-  for (const l of lines) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
-  const pairList = [...pairs.values()];
-  await lockBalances(c, pairList, true);
-  const before = await readBalances(c, pairList);
-
-  const cols = {
-    customer: lines.map((l) => l.customerId),
-    unit: lines.map((l) => l.pricingUnit),
-    price: lines.map((l) => l.priceId),
-    day: lines.map((l) => l.day),
-    amount: lines.map((l) => formatDecimal(l.amount)),
-  };
-
-  // Draw down: one statement computes every line's take from every block.
-  const takes = await c.query<{ customer_id: string; pricing_unit: string; price_id: string; day: string; block_id: string | null; take: string }>(
-    `WITH d AS (
-       SELECT customer_id, pricing_unit, price_id, day, amount,
-              sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, day, amount)
-       WINDOW w AS (PARTITION BY customer_id, pricing_unit ORDER BY day, price_id ROWS UNBOUNDED PRECEDING)
-     ), b AS (
-       SELECT k.id, k.customer_id, k.pricing_unit,
-              sum(k.remaining) OVER w - k.remaining AS b_start, sum(k.remaining) OVER w AS b_end
-         FROM credit_blocks k
-        WHERE (k.customer_id, k.pricing_unit) IN (SELECT DISTINCT customer_id, pricing_unit FROM d)
-          AND k.remaining > 0 AND k.status = 'active' AND k.effective_date <= now()
-          AND (k.expiry_date IS NULL OR k.expiry_date > now())
-       WINDOW w AS (PARTITION BY k.customer_id, k.pricing_unit
-                    ORDER BY k.expiry_date ASC NULLS LAST, coalesce(k.per_unit_cost_basis, 0), k.created_at, k.id
-                    ROWS UNBOUNDED PRECEDING)
-     ), total AS (
-       SELECT customer_id, pricing_unit, max(b_end) AS available FROM b GROUP BY 1, 2
-     )
-     SELECT d.customer_id, d.pricing_unit, d.price_id, d.day::text AS day, b.id AS block_id,
-            (least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start))::text AS take
-       FROM d JOIN b ON b.customer_id = d.customer_id AND b.pricing_unit = d.pricing_unit
-                    AND b.b_start < d.d_end AND d.d_start < b.b_end
-     UNION ALL
-     SELECT d.customer_id, d.pricing_unit, d.price_id, d.day::text, NULL,
-            (d.d_end - greatest(d.d_start, coalesce(t.available, 0)))::text
-       FROM d LEFT JOIN total t ON t.customer_id = d.customer_id AND t.pricing_unit = d.pricing_unit
-      WHERE d.d_end > coalesce(t.available, 0)`,
-    [cols.customer, cols.unit, cols.price, cols.day, cols.amount],
-  );
-
-  const fromBlocks = takes.rows.filter((r) => r.block_id !== null);
-  const overage = takes.rows.filter((r) => r.block_id === null);
-
-  if (fromBlocks.length > 0) {
-    await c.query(
-      `UPDATE credit_blocks k SET remaining = k.remaining - s.take
-         FROM (SELECT block_id, sum(take) AS take FROM unnest($1::text[], $2::numeric[]) AS t(block_id, take) GROUP BY block_id) s
-        WHERE k.id = s.block_id`,
-      [fromBlocks.map((r) => r.block_id), fromBlocks.map((r) => r.take)],
-    );
+  for (const l of lines) {
+    pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
+    const parent = parentOf.get(l.customerId);
+    if (parent) pairs.set(balanceKey(parent, l.pricingUnit), { customerId: parent, pricingUnit: l.pricingUnit });
   }
+  const pairList = [...pairs.values()];
+  const tracker = new BalanceTracker(c, 'usage');
+  const before = await tracker.lock(pairList, true);
+
+  const own = await drawDown(c, lines.map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) })));
+  const pooled = own.leftover.filter((x) => parentOf.has(x.usage)).map((x) => ({ ...x, owner: parentOf.get(x.usage)! }));
+  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [] };
+  const fromBlocks = [...own.fromBlocks, ...fromParents.fromBlocks];
+  const overage = [...own.leftover.filter((x) => !parentOf.has(x.usage)), ...fromParents.leftover];
+
   if (overage.length > 0) {
+    // Overage belongs to the customer whose usage it is (a child's, not its parent's).
     await c.query(
       `INSERT INTO usage_overage (customer_id, pricing_unit, price_id, usage_day, amount)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[])
+       SELECT customer_id, pricing_unit, price_id, usage_day, sum(amount)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount)
+        GROUP BY 1, 2, 3, 4
        ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE SET amount = usage_overage.amount + excluded.amount`,
-      [overage.map((r) => r.customer_id), overage.map((r) => r.pricing_unit), overage.map((r) => r.price_id), overage.map((r) => r.day), overage.map((r) => r.take)],
+      [overage.map((r) => r.usage), overage.map((r) => r.unit), overage.map((r) => r.price), overage.map((r) => r.day), overage.map((r) => r.amount)],
     );
     await c.query(
       `UPDATE credit_balances cb SET overage = cb.overage + s.amount, updated_at = now()
          FROM (SELECT customer_id, pricing_unit, sum(amount) AS amount
                  FROM unnest($1::text[], $2::text[], $3::numeric[]) AS t(customer_id, pricing_unit, amount) GROUP BY 1, 2) s
         WHERE cb.customer_id = s.customer_id AND cb.pricing_unit = s.pricing_unit`,
-      [overage.map((r) => r.customer_id), overage.map((r) => r.pricing_unit), overage.map((r) => r.take)],
+      [overage.map((r) => r.usage), overage.map((r) => r.unit), overage.map((r) => r.amount)],
     );
   }
 
   const after = await readBalances(c, pairList);
 
-  // Usage decrements, grouped per customer, block, price and day: grow the day's entry, or
-  // start it with the next sequence numbers of the customer's ledger.
+  // Usage decrements, grouped per customer, block, price, day (and, on a pool, the child):
+  // grow the day's entry, or start it with the next sequence numbers of the owner's ledger.
+  // Such an entry's starting_balance is the owner's balance before the batch that created it,
+  // its ending_balance the balance after the latest batch that grew it (see README).
   if (fromBlocks.length > 0) {
-    const endBalance = fromBlocks.map((r) => formatDecimal(after.get(balanceKey(r.customer_id, r.pricing_unit))!.balance));
-    const startBalance = fromBlocks.map((r) => formatDecimal(before.get(balanceKey(r.customer_id, r.pricing_unit))!.balance));
+    const bal = (m: Map<string, { balance: bigint }>, r: Take) => formatDecimal(m.get(balanceKey(r.owner, r.unit))!.balance);
     await c.query(
       `WITH t AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::numeric[], $7::numeric[], $8::numeric[], $9::text[])
-           AS t(customer_id, pricing_unit, block_id, price_id, usage_day, take, start_balance, end_balance, new_id)
+         SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take,
+                min(start_balance) AS start_balance, min(end_balance) AS end_balance, min(new_id) AS new_id
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::text[])
+             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance, new_id)
+          GROUP BY 1, 2, 3, 4, 5, 6
        ), upd AS (
-         UPDATE ledger_entries e SET amount = e.amount + t.take, ending_balance = t.end_balance
+         UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
            FROM t
           WHERE e.entry_type = 'decrement' AND e.customer_id = t.customer_id AND e.pricing_unit = t.pricing_unit
             AND e.block_id = t.block_id AND e.price_id = t.price_id AND e.usage_day = t.usage_day
-         RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day
+            AND e.usage_customer_id = t.usage_customer_id
+         RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day, e.usage_customer_id
        ), ins AS (
-         SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.block_id) AS n
+         SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n
            FROM t WHERE NOT EXISTS (
              SELECT 1 FROM upd WHERE upd.customer_id = t.customer_id AND upd.pricing_unit = t.pricing_unit
-               AND upd.block_id = t.block_id AND upd.price_id = t.price_id AND upd.usage_day = t.usage_day)
+               AND upd.block_id = t.block_id AND upd.price_id = t.price_id AND upd.usage_day = t.usage_day
+               AND upd.usage_customer_id = t.usage_customer_id)
        ), seq AS (
          UPDATE credit_balances cb SET next_entry_seq = cb.next_entry_seq + x.cnt
            FROM (SELECT customer_id, pricing_unit, count(*) AS cnt FROM ins GROUP BY 1, 2) x
@@ -158,44 +256,22 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
          RETURNING cb.customer_id, cb.pricing_unit, cb.next_entry_seq - x.cnt AS first_seq
        )
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
-                                   starting_balance, ending_balance, description, price_id, usage_day)
-       SELECT ins.new_id, ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, ins.take,
-              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day
+                                   starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
+       SELECT ins.new_id, ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
+              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
          FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit`,
       [
-        fromBlocks.map((r) => r.customer_id), fromBlocks.map((r) => r.pricing_unit), fromBlocks.map((r) => r.block_id),
-        fromBlocks.map((r) => r.price_id), fromBlocks.map((r) => r.day), fromBlocks.map((r) => r.take),
-        startBalance, endBalance, fromBlocks.map(() => newId()),
+        fromBlocks.map((r) => r.owner), fromBlocks.map((r) => r.unit), fromBlocks.map((r) => r.blockId), fromBlocks.map((r) => r.price),
+        fromBlocks.map((r) => r.day), fromBlocks.map((r) => r.usage), fromBlocks.map((r) => r.amount),
+        fromBlocks.map((r) => bal(before, r)), fromBlocks.map((r) => bal(after, r)), fromBlocks.map(() => newId()),
       ],
     );
   }
 
-  // Balance crossings: depleted when a positive balance reaches zero or below.
+  await tracker.finish(after);
   let depleted = 0;
-  const depletedRows: { customerId: string; pricingUnit: string; balance: bigint }[] = [];
-  for (const [key, b] of after) {
-    const was = before.get(key)!;
-    if (was.balance > 0n && b.balance <= 0n) {
-      depletedRows.push({ customerId: b.customerId, pricingUnit: b.pricingUnit, balance: b.balance });
-    }
-  }
-  if (depletedRows.length > 0) {
-    depleted = depletedRows.length;
-    await c.query(
-      `UPDATE credit_balances cb SET depleted = true FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
-        WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
-      [depletedRows.map((r) => r.customerId), depletedRows.map((r) => r.pricingUnit)],
-    );
-    await writeOutbox(
-      c,
-      depletedRows.map((r) => ({
-        topic: 'customer.credit_balance_depleted',
-        customerId: r.customerId,
-        payload: { customer_id: r.customerId, pricing_unit: r.pricingUnit, balance: formatDecimal(r.balance) },
-      })),
-    );
-  }
-  return { applied, skipped, customers: pairList.length, depleted };
+  for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;
+  return { applied, skipped, customers: customers.length, depleted };
 }
 
 export { parseDecimal };

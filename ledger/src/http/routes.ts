@@ -5,19 +5,26 @@ import { customerRoutes } from '../customers/routes';
 import { creditRoutes } from '../credits/routes';
 import { catalogRoutes } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
+import { idempotentRoutes, type IdempotencyOptions } from './idempotency';
 
 export interface LedgerRouteDeps {
   pool: Pool;
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
+  /** Idempotency-Key settings (see ./idempotency.ts). */
+  idempotency?: IdempotencyOptions;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
+  // Every POST honours Idempotency-Key (./idempotency.ts), whichever domain serves it; except
+  // API key creation, whose answer holds a secret that must not be stored for replay.
   return [
     { method: 'GET', path: '/v1/ping', scope: 'read', handler: () => ({ body: { response: 'Orb is alive and well' } }) },
-    ...customerRoutes(deps.pool),
-    ...creditRoutes(deps.pool),
-    ...catalogRoutes(deps.pool, deps.catalogChanged),
+    ...idempotentRoutes(deps.pool, [
+      ...customerRoutes(deps.pool),
+      ...creditRoutes(deps.pool),
+      ...catalogRoutes(deps.pool, deps.catalogChanged),
+    ], deps.idempotency),
     ...keyRoutes(deps.pool),
   ];
 }

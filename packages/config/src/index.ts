@@ -54,6 +54,11 @@ export const SETTINGS = {
   raterDedupMemoryEvents: s('DRAWDOWN_RATER_DEDUP_MEMORY_EVENTS', 'int', '2000000', 'Fingerprints held in memory per rater process for exact dedup; older copies are checked against ClickHouse.', { min: 1000 }),
   // ledger
   ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction.', { min: 1, max: 10_000 }),
+  ledgerExpiryIntervalMs: s('DRAWDOWN_LEDGER_EXPIRY_INTERVAL_MS', 'duration_ms', '60000', 'How often the ledger expires due credit blocks and prunes old records. Expiry entries are dated at the expiry time whatever the interval.', { min: 100 }),
+  ledgerExpiryMaxPairs: s('DRAWDOWN_LEDGER_EXPIRY_MAX_PAIRS', 'int', '1000', 'Most (customer, pricing unit) balances one expiry pass handles (the rest wait for the next pass).', { min: 1, max: 1_000_000 }),
+  ledgerReplayHorizonMs: s('DRAWDOWN_LEDGER_REPLAY_HORIZON_MS', 'duration_ms', String(8 * 86_400_000), 'How long applied debit batch ids are kept to make replays no-ops. Must exceed the DEBITS stream retention (7 days).', { min: 60_000 }),
+  idempotencyTtlMs: s('DRAWDOWN_IDEMPOTENCY_TTL_MS', 'duration_ms', String(86_400_000), 'How long an Idempotency-Key answer is kept for replay.', { min: 60_000 }),
+  idempotencyStaleMs: s('DRAWDOWN_IDEMPOTENCY_STALE_MS', 'duration_ms', '60000', 'A request holding an Idempotency-Key longer than this is presumed dead; a retry with the same key may run again.', { min: 1000 }),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;

@@ -1,0 +1,292 @@
+// Manual ledger entries (POST .../credits/ledger_entry) and block deletion. Each runs in one
+// transaction that first locks the customer's balance row (BalanceTracker), so it queues
+// behind debit batches and other writers of the same balance instead of racing them, and
+// ends in BalanceTracker.finish, which hands the balance change to the crossing hooks.
+import { ApiError } from '@drawdown/http';
+import { formatDecimal, min } from '@drawdown/money';
+import { withTx, type Pool, type PoolClient, type Queryable } from '@drawdown/pg';
+import { newId } from '../ids';
+import { writeOutbox } from '../outbox/outbox';
+import { toPicos } from './balances';
+import { BalanceTracker, type Pair } from './crossings';
+import { DEFAULT_PRICING_UNIT, type BlockFilter, type LedgerEntryInput } from './parse';
+import { entriesById, type LedgerEntryDto } from './queries';
+
+export interface CustomerRef {
+  id: string;
+  external_customer_id: string | null;
+}
+
+interface NewEntry {
+  pair: Pair;
+  type: string;
+  blockId: string | null;
+  amount: bigint;
+  starting: bigint;
+  ending: bigint;
+  description: string | null;
+  metadata?: Record<string, string>;
+  createdAt?: Date;
+  voidReason?: string | null;
+  voidAmount?: bigint;
+  newBlockExpiry?: Date | null;
+  settlesOverage?: boolean;
+}
+
+/** Appends entries to one customer's ledger with its next sequence numbers. */
+export async function insertEntries(db: Queryable, entries: NewEntry[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const e of entries) {
+    const id = newId();
+    await db.query(
+      `WITH s AS (
+         UPDATE credit_balances SET next_entry_seq = next_entry_seq + 1, updated_at = now()
+          WHERE customer_id = $2 AND pricing_unit = $3 RETURNING next_entry_seq - 1 AS seq)
+       INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance,
+                                   ending_balance, description, metadata, created_at, void_reason, void_amount, new_block_expiry_date, settles_overage)
+       SELECT $1, $2, $3, s.seq, $4, $5, $6, $7, $8, $9, $10, coalesce($11::timestamptz, now()), $12, $13, $14, $15 FROM s`,
+      [
+        id, e.pair.customerId, e.pair.pricingUnit, e.type, e.blockId, formatDecimal(e.amount), formatDecimal(e.starting), formatDecimal(e.ending),
+        e.description, JSON.stringify(e.metadata ?? {}), e.createdAt ?? null, e.voidReason ?? null,
+        e.voidAmount === undefined ? null : formatDecimal(e.voidAmount), e.newBlockExpiry ?? null, e.settlesOverage ?? false,
+      ],
+    );
+    ids.push(id);
+  }
+  return ids;
+}
+
+interface BlockState {
+  id: string;
+  customer_id: string;
+  pricing_unit: string;
+  initial: bigint;
+  remaining: bigint;
+  per_unit_cost_basis: string | null;
+  effective_date: Date;
+  expiry_date: Date | null;
+  source: string;
+  status: string;
+  filters: BlockFilter[];
+  /** Active, effective, unexpired: its credits are part of the balance. */
+  counts: boolean;
+  expired: boolean;
+}
+
+async function blockState(db: Queryable, where: string, params: unknown[]): Promise<BlockState[]> {
+  const r = await db.query(
+    `SELECT id, customer_id, pricing_unit, initial_amount::text AS initial, remaining::text, per_unit_cost_basis::text, effective_date, expiry_date,
+            source, status, filters,
+            (status = 'active' AND effective_date <= now() AND (expiry_date IS NULL OR expiry_date > now())) AS counts,
+            (expiry_date IS NOT NULL AND expiry_date <= now()) AS expired
+       FROM credit_blocks WHERE deleted_at IS NULL AND ${where}
+      ORDER BY expiry_date ASC NULLS LAST, coalesce(per_unit_cost_basis, 0), created_at, id`,
+    params,
+  );
+  return r.rows.map((x) => ({ ...x, initial: toPicos(x.initial), remaining: toPicos(x.remaining) }) as BlockState);
+}
+
+async function findBlock(db: Queryable, customerId: string, blockId: string): Promise<BlockState> {
+  const [b] = await blockState(db, 'id = $1 AND customer_id = $2', [blockId, customerId]);
+  if (!b) throw new ApiError('not_found', `block_id: no credit block "${blockId}" for this customer`, [{ field: 'block_id', message: 'no such credit block for this customer' }]);
+  return b;
+}
+
+const fieldError = (field: string, message: string) => new ApiError('validation_failed', `${field}: ${message}`, [{ field, message }]);
+
+async function setRemaining(db: Queryable, blockId: string, delta: bigint): Promise<void> {
+  await db.query('UPDATE credit_blocks SET remaining = remaining + $2 WHERE id = $1', [blockId, formatDecimal(delta)]);
+}
+
+/** New credits fill earlier overage first: takes up to `available` from the block into the overage. */
+export async function settleOverage(c: PoolClient, t: BalanceTracker, pair: Pair, blockId: string, available: bigint, balanceNow: bigint): Promise<void> {
+  const cur = await t.current(pair);
+  const fill = min(cur.overage, available);
+  if (fill <= 0n) return;
+  await setRemaining(c, blockId, -fill);
+  await c.query('UPDATE credit_balances SET overage = overage - $3 WHERE customer_id = $1 AND pricing_unit = $2', [pair.customerId, pair.pricingUnit, formatDecimal(fill)]);
+  await insertEntries(c, [{ pair, type: 'decrement', blockId, amount: -fill, starting: balanceNow, ending: balanceNow, description: 'earlier overage settled from this block', settlesOverage: true }]);
+}
+
+export interface IncrementOptions {
+  source?: 'manual' | 'allocation' | 'top_up' | 'commitment';
+  status?: 'active' | 'pending_payment';
+}
+
+/** An increment: always a new block. Exported for allocations and top-ups (same transaction rules). */
+export async function incrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair, input: Extract<LedgerEntryInput, { entryType: 'increment' }>, opts: IncrementOptions = {}): Promise<string[]> {
+  const status = opts.status ?? 'active';
+  const now = (await c.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
+  const effective = input.effectiveDate ?? now;
+  const counts = status === 'active' && effective <= now;
+  const before = await t.current(pair);
+  const blockId = newId();
+  await c.query(
+    `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, status, metadata, filters, invoice_settings, starts_pending)
+     VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+    [blockId, pair.customerId, pair.pricingUnit, formatDecimal(input.amount), input.perUnitCostBasis, effective, input.expiryDate, opts.source ?? 'manual', status,
+      JSON.stringify(input.metadata), JSON.stringify(input.filters), input.invoiceSettings ? JSON.stringify(input.invoiceSettings) : null, effective > now],
+  );
+  // A block not yet effective or not yet paid is not part of the balance: its entry shows the
+  // amount with the balance unchanged.
+  const ending = counts ? before.balance + input.amount : before.balance;
+  const ids = await insertEntries(c, [{ pair, type: 'increment', blockId, amount: input.amount, starting: before.balance, ending, description: input.description, metadata: input.metadata }]);
+  if (counts) await settleOverage(c, t, pair, blockId, input.amount, ending);
+  await writeOutbox(c, [{
+    topic: 'credit_balance.created',
+    customerId: pair.customerId,
+    payload: { customer_id: pair.customerId, credit_block_id: blockId, pricing_unit: pair.pricingUnit, amount: formatDecimal(input.amount), status, expiry_date: input.expiryDate?.toISOString() ?? null },
+  }]);
+  return ids;
+}
+
+async function decrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair, amount: bigint, description: string | null, metadata: Record<string, string>): Promise<string[]> {
+  const before = await t.current(pair);
+  if (amount > before.available) {
+    throw fieldError('amount', `exceeds the available balance (${formatDecimal(before.available)} ${pair.pricingUnit}); a manual decrement does not create overage`);
+  }
+  const blocks = (await blockState(c, 'customer_id = $1 AND pricing_unit = $2 AND remaining > 0', [pair.customerId, pair.pricingUnit])).filter((b) => b.counts);
+  let left = amount;
+  let bal = before.balance;
+  const entries: NewEntry[] = [];
+  for (const b of blocks) {
+    if (left === 0n) break;
+    const take = min(b.remaining, left);
+    await setRemaining(c, b.id, -take);
+    entries.push({ pair, type: 'decrement', blockId: b.id, amount: -take, starting: bal, ending: bal - take, description, metadata });
+    bal -= take;
+    left -= take;
+  }
+  return insertEntries(c, entries);
+}
+
+async function expirationChangeInTx(c: PoolClient, t: BalanceTracker, pair: Pair, input: Extract<LedgerEntryInput, { entryType: 'expiration_change' }>): Promise<string[]> {
+  let block: BlockState | undefined;
+  if (input.blockId) block = await findBlock(c, pair.customerId, input.blockId);
+  else {
+    const day = input.expiryDate!.toISOString().slice(0, 10);
+    const candidates = await blockState(c, "customer_id = $1 AND pricing_unit = $2 AND remaining > 0 AND (expiry_date AT TIME ZONE 'UTC')::date = $3::date", [pair.customerId, pair.pricingUnit, day]);
+    block = candidates.find((b) => !b.expired);
+    if (!block) throw fieldError('expiry_date', `no ${pair.pricingUnit} block with credits left expires on ${day}`);
+  }
+  if (input.expiryDate && input.blockId && (block.expiry_date?.toISOString().slice(0, 10) ?? null) !== input.expiryDate.toISOString().slice(0, 10)) {
+    throw fieldError('expiry_date', `does not match the expiry of block ${block.id}`);
+  }
+  if (block.expired) throw fieldError('block_id', 'the block has expired already');
+  const amount = input.amount ?? block.remaining;
+  if (amount <= 0n) throw fieldError('block_id', 'the block has no credits left to move');
+  if (amount > block.remaining) throw fieldError('amount', `exceeds the block's remaining balance (${formatDecimal(block.remaining)})`);
+  const bal = (await t.current(pair)).balance;
+  const newBlockId = newId();
+  // The moved credits keep the block's cost basis, filters, source and status.
+  await c.query(
+    `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, status, metadata, filters)
+     SELECT $1, customer_id, pricing_unit, $3, $3, per_unit_cost_basis, effective_date, $4, source, status, metadata, filters FROM credit_blocks WHERE id = $2`,
+    [newBlockId, block.id, formatDecimal(amount), input.targetExpiryDate],
+  );
+  await setRemaining(c, block.id, -amount);
+  const metadata = { ...input.metadata, target_block_id: newBlockId };
+  // Orb: one entry on the source block; amount = credits moved; balance unchanged.
+  // (If the source block was not yet effective, the moved credits keep its effective date.)
+  return insertEntries(c, [{ pair, type: 'expiration_change', blockId: block.id, amount, starting: bal, ending: bal, description: input.description, metadata, newBlockExpiry: input.targetExpiryDate }]);
+}
+
+async function voidInTx(c: PoolClient, t: BalanceTracker, pair: Pair, block: BlockState, amount: bigint, reason: string | null, description: string | null, metadata: Record<string, string>): Promise<string[]> {
+  if (block.expired && block.remaining > 0n) throw fieldError('block_id', 'the block has expired; its credits are being expired');
+  if (amount > block.remaining) throw fieldError('amount', `exceeds the block's remaining balance (${formatDecimal(block.remaining)})`);
+  const bal = (await t.current(pair)).balance;
+  await setRemaining(c, block.id, -amount);
+  return insertEntries(c, [{ pair, type: 'void', blockId: block.id, amount: -amount, starting: bal, ending: block.counts ? bal - amount : bal, description, metadata, voidReason: reason, voidAmount: amount }]);
+}
+
+async function amendmentInTx(c: PoolClient, t: BalanceTracker, pair: Pair, block: BlockState, amount: bigint, description: string | null, metadata: Record<string, string>): Promise<string[]> {
+  if (block.expired) throw fieldError('block_id', 'the block has expired');
+  if (amount > 0n && block.remaining + amount > block.initial) {
+    throw fieldError('amount', `would take the block above its initial amount (${formatDecimal(block.initial)}; ${formatDecimal(block.remaining)} left)`);
+  }
+  if (amount < 0n && block.remaining + amount < 0n) throw fieldError('amount', `would take the block below zero (${formatDecimal(block.remaining)} left)`);
+  const bal = (await t.current(pair)).balance;
+  await setRemaining(c, block.id, amount);
+  const ending = block.counts ? bal + amount : bal;
+  const ids = await insertEntries(c, [{ pair, type: 'amendment', blockId: block.id, amount, starting: bal, ending, description, metadata }]);
+  if (amount > 0n && block.counts) await settleOverage(c, t, pair, block.id, amount, ending);
+  return ids;
+}
+
+/** Applies one API ledger entry in one transaction; returns the entry Orb returns (the last written). */
+export async function createLedgerEntry(pool: Pool, customer: CustomerRef, input: LedgerEntryInput): Promise<LedgerEntryDto> {
+  return withTx(pool, async (c) => {
+    let unit = input.currency;
+    let blockId: string | null = null;
+    if (input.entryType === 'void' || input.entryType === 'amendment' || (input.entryType === 'expiration_change' && input.blockId)) {
+      blockId = input.blockId!;
+      const b = await c.query<{ pricing_unit: string }>('SELECT pricing_unit FROM credit_blocks WHERE id = $1 AND customer_id = $2 AND deleted_at IS NULL', [blockId, customer.id]);
+      if (!b.rows[0]) throw new ApiError('not_found', `block_id: no credit block "${blockId}" for this customer`, [{ field: 'block_id', message: 'no such credit block for this customer' }]);
+      if (unit !== null && unit !== b.rows[0].pricing_unit) throw fieldError('currency', `the block is in "${b.rows[0].pricing_unit}"`);
+      unit = b.rows[0].pricing_unit;
+    }
+    const pair = { customerId: customer.id, pricingUnit: unit ?? DEFAULT_PRICING_UNIT };
+    const t = new BalanceTracker(c, input.entryType);
+    await t.lock([pair], true);
+    let ids: string[];
+    switch (input.entryType) {
+      case 'increment':
+        ids = await incrementInTx(c, t, pair, input);
+        break;
+      case 'decrement':
+        ids = await decrementInTx(c, t, pair, input.amount, input.description, input.metadata);
+        break;
+      case 'expiration_change':
+        ids = await expirationChangeInTx(c, t, pair, input);
+        break;
+      case 'void':
+        ids = await voidInTx(c, t, pair, await findBlock(c, customer.id, blockId!), input.amount, input.voidReason, input.description, input.metadata);
+        break;
+      case 'amendment':
+        ids = await amendmentInTx(c, t, pair, await findBlock(c, customer.id, blockId!), input.amount, input.description, input.metadata);
+        break;
+    }
+    await t.finish();
+    // Orb returns the entry the request asked for: the first written (later ones settle overage),
+    // except a decrement spanning blocks, which returns its final deduction.
+    const pick = input.entryType === 'decrement' ? ids[ids.length - 1] : ids[0];
+    return (await entriesById(c, [pick!]))[0]!;
+  });
+}
+
+/** DELETE /v1/credit_blocks/{id}: voids what the block has left and hides it. Credits already
+ *  used stay used (entries are append-only; nothing is replayed). */
+export async function deleteBlock(pool: Pool, blockId: string): Promise<void> {
+  await withTx(pool, async (c) => {
+    const r = await c.query<{ customer_id: string; pricing_unit: string }>('SELECT customer_id, pricing_unit FROM credit_blocks WHERE id = $1 AND deleted_at IS NULL', [blockId]);
+    const row = r.rows[0];
+    if (!row) throw new ApiError('not_found', `no credit block with id "${blockId}"`);
+    const pair = { customerId: row.customer_id, pricingUnit: row.pricing_unit };
+    const t = new BalanceTracker(c, 'block_deleted');
+    await t.lock([pair], false);
+    const block = await findBlock(c, row.customer_id, blockId);
+    if (block.remaining > 0n && !block.expired) await voidInTx(c, t, pair, block, block.remaining, null, 'credit block deleted', {});
+    await c.query('UPDATE credit_blocks SET deleted_at = now() WHERE id = $1', [blockId]);
+    await t.finish();
+  });
+}
+
+/** A pending_payment block becomes active (its payment arrived: issue 8's top-ups). Its credits
+ *  start to count, settle overage first, and the change goes through the crossing hooks. */
+export async function activateBlock(pool: Pool, blockId: string): Promise<void> {
+  await withTx(pool, async (c) => {
+    const r = await c.query<{ customer_id: string; pricing_unit: string }>('SELECT customer_id, pricing_unit FROM credit_blocks WHERE id = $1 AND deleted_at IS NULL', [blockId]);
+    const row = r.rows[0];
+    if (!row) throw new ApiError('not_found', `no credit block with id "${blockId}"`);
+    const pair = { customerId: row.customer_id, pricingUnit: row.pricing_unit };
+    const t = new BalanceTracker(c, 'block_activated');
+    await t.lock([pair], false);
+    const b = await findBlock(c, row.customer_id, blockId);
+    if (b.status === 'active') return;
+    const later = (await c.query<{ later: boolean }>('SELECT $1::timestamptz > now() AS later', [b.effective_date])).rows[0]!.later;
+    await c.query("UPDATE credit_blocks SET status = 'active', starts_pending = $2 WHERE id = $1", [blockId, later]);
+    const after = await t.current(pair);
+    if (b.remaining > 0n && !later && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, after.balance);
+    await t.finish();
+  });
+}
