@@ -83,7 +83,7 @@ interface Msg {
   rerateOf?: number;
 }
 
-/** Test hook (not a setting): `after_clickhouse:N` exits the process right after the Nth batch's ClickHouse insert. */
+/** Test hook (not a setting): `after_clickhouse:N` kills the process (SIGKILL) right after the Nth batch's ClickHouse insert. */
 const CRASH_AT = process.env.RATER_TEST_CRASH_AT ?? '';
 let crashCountdown = CRASH_AT.startsWith('after_clickhouse:') ? Number(CRASH_AT.split(':')[1]) : 0;
 
@@ -337,8 +337,9 @@ export class PartitionRunner {
     await insertRows(d.ch, 'rated_events', result.rows as unknown as Record<string, unknown>[], `rated:${id}`);
     await insertRows(d.ch, 'unpriced_resolved', resolved, `resolved:${id}`);
     if (crashCountdown > 0 && --crashCountdown === 0) {
-      d.log.warn('RATER_TEST_CRASH_AT: exiting between the ClickHouse insert and the debit publish', { batch: id });
-      process.exit(86);
+      process.stdout.write(JSON.stringify({ crashing: id }) + '\n');
+      process.kill(process.pid, 'SIGKILL');
+      await new Promise(() => {}); // never continues
     }
     if (result.debits.length > 0) {
       const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: result.debits };
