@@ -1,6 +1,7 @@
 // ClickHouse for the services, embedded (chDB in-process) or a server, through the one
 // client API of @clickhouse/client. Owns the analytics schema (rated events and rollups),
 // which the rater writes and the reporter reads.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
@@ -86,7 +87,8 @@ export async function command(ch: Pick<Ch, 'client'>, query: string, params?: Re
 /**
  * Inserts rows (JSONEachRow objects) as one block. With a `dedupToken`, ClickHouse drops a
  * repeat of the same insert (same token) within the table's deduplication window, so a
- * replayed batch is stored once. Rows must carry timestamps as epoch-ms numbers or strings.
+ * replayed batch is stored once (also in materialized views' targets); without one, nothing is
+ * deduplicated, even identical rows. Rows must carry timestamps as epoch-ms numbers or strings.
  */
 export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: readonly Record<string, unknown>[], dedupToken = ''): Promise<void> {
   if (rows.length === 0) return;
@@ -97,7 +99,10 @@ export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: re
     clickhouse_settings: {
       ...BASE_SETTINGS,
       insert_deduplicate: 1,
-      insert_deduplication_token: dedupToken,
+      // Without a token ClickHouse drops a block identical to a recent one (by content hash, even
+      // with insert_deduplicate=0 on chDB 26 when the table has a dedup window): an unnamed
+      // insert gets a token of its own, so only a caller's repeated token dedups.
+      insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
       deduplicate_blocks_in_dependent_materialized_views: 1,
       date_time_input_format: 'best_effort',
       // One block per insert, so the token covers the whole batch.
