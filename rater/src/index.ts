@@ -22,17 +22,20 @@ export { priceBatch, applyCumulative, isFiat, isPricingUnit } from './pricing/pr
 export type { PricingEvent, PricingResult, RatedRow } from './pricing/price';
 export { DedupMemory } from './dedup';
 export { listUnpriced, rerateUnpriced } from './unpriced';
-export { readCheckpoint, FencedError } from './partition';
+export { readCheckpoint, checkpointKey, FencedError } from './partition';
+export type { LeaseManager } from './lease';
 
 export interface Rater {
   /** This process's id in the lease table. */
   owner: string;
+  leases: LeaseManager;
   /** Runners of the partitions this process currently owns. */
   readonly runners: PartitionRunner[];
   routes: Route[];
   /** Re-reads the catalog now (also done per batch and on the catalog announcement). */
   reloadCatalog(): Promise<CatalogSnapshot>;
-  stop(): Promise<void>;
+  /** Graceful stop: finish the batch in hand, free the leases. `abandon` leaves the leases to expire, as a crash would (tests). */
+  stop(opts?: { abandon?: boolean }): Promise<void>;
 }
 
 export interface RaterOptions {
@@ -154,14 +157,15 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
   log.info('rater started', { partitions: leases.partitions, workers: config.raterWorkers, leaseTtlMs: config.raterLeaseTtlMs });
   return {
     owner,
+    leases,
     get runners() {
       return [...runners.values()].sort((a, b) => a.partition - b.partition);
     },
     routes: unpricedRoutes(rerateDeps, { rerateMaxEvents: config.raterRerateMaxEvents }),
     reloadCatalog: catalog,
-    async stop() {
+    async stop(stopOpts = {}) {
       sub.unsubscribe();
-      await leases.stop();
+      await leases.stop(stopOpts);
       await rerating;
       await pool.destroy();
     },

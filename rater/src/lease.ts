@@ -132,16 +132,21 @@ export class LeaseManager {
     }
   }
 
-  /** Stops every runner, then frees the leases so others take over at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops every runner, then frees the leases so others take over at once. With `abandon`
+   * the leases and the member key are left to expire, as after a crash (tests).
+   */
+  async stop(opts: { abandon?: boolean } = {}): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
     await this.ticking;
     for (const [p, rev] of [...this.owned]) {
       this.owned.delete(p);
       await this.o.release(p);
-      await this.o.kv.delete(leaseKey(p), { previousSeq: rev }).catch(() => {});
+      if (!opts.abandon) await this.o.kv.delete(leaseKey(p), { previousSeq: rev }).catch(() => {});
     }
+    ownedGauge.set({}, 0);
+    if (opts.abandon) return;
     await this.o.kv.delete(memberKey(this.o.owner)).catch(() => {});
     ownedGauge.set({}, 0);
   }
