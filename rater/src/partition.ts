@@ -18,7 +18,6 @@ import { parseDecimal } from '@drawdown/money';
 import { DeliverPolicy, type JetStreamClient, type KV } from '@drawdown/nats';
 import { DedupMemory, dedupKey } from './dedup';
 import { applyCumulative, cumulativeKey, type CumulativeState, type PricingEvent, type PricingResult } from './pricing/price';
-import type { PricingTask } from './pricing/worker';
 
 const eventsIn = counter('drawdown_rater_events_total', 'Events seen by the rater by outcome', ['outcome']);
 const batchSeconds = histogram('drawdown_rater_batch_seconds', 'Time to process one batch end to end');
@@ -45,7 +44,7 @@ export class FencedError extends Error {
   readonly isRetryable = false;
 }
 
-/** A running pricing step: the pool plus the shared snapshot bytes. */
+/** Prices one batch in a worker thread (see index.ts). */
 export type PriceFn = (snapshot: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string) => Promise<PricingResult>;
 
 export interface PartitionDeps {

@@ -46,12 +46,16 @@ export async function listUnpriced(ch: Ch, f: UnpricedFilter, limit: number, aft
     '(partition, seq, idempotency_key) NOT IN (SELECT partition, seq, idempotency_key FROM unpriced_resolved)',
   ];
   const params: Record<string, unknown> = { lim: limit };
-  if (f.customerId !== undefined) (where.push('customer_id = {cid:String}'), (params.cid = f.customerId));
-  if (f.externalCustomerId !== undefined) (where.push('external_customer_id = {ext:String}'), (params.ext = f.externalCustomerId));
-  if (f.reason !== undefined) (where.push('(reason = {reason:String} OR startsWith(reason, {reasonp:String}))'), (params.reason = f.reason), (params.reasonp = `${f.reason}:`));
-  if (f.partition !== undefined) (where.push('partition = {p:UInt16}'), (params.p = f.partition));
-  if (f.fromMs !== undefined) (where.push('timestamp >= fromUnixTimestamp64Milli({from:Int64})'), (params.from = f.fromMs));
-  if (f.toMs !== undefined) (where.push('timestamp < fromUnixTimestamp64Milli({to:Int64})'), (params.to = f.toMs));
+  const add = (clause: string, values: Record<string, unknown>) => {
+    where.push(clause);
+    Object.assign(params, values);
+  };
+  if (f.customerId !== undefined) add('customer_id = {cid:String}', { cid: f.customerId });
+  if (f.externalCustomerId !== undefined) add('external_customer_id = {ext:String}', { ext: f.externalCustomerId });
+  if (f.reason !== undefined) add('(reason = {reason:String} OR startsWith(reason, {reasonp:String}))', { reason: f.reason, reasonp: `${f.reason}:` });
+  if (f.partition !== undefined) add('partition = {p:UInt16}', { p: f.partition });
+  if (f.fromMs !== undefined) add('timestamp >= fromUnixTimestamp64Milli({from:Int64})', { from: f.fromMs });
+  if (f.toMs !== undefined) add('timestamp < fromUnixTimestamp64Milli({to:Int64})', { to: f.toMs });
   if (after) {
     where.push('(toUnixTimestamp64Milli(timestamp), partition, seq, idempotency_key) > ({at:Int64}, {ap:UInt16}, {as:UInt64}, {ak:String})');
     Object.assign(params, { at: after[0], ap: after[1], as: after[2], ak: after[3] });
