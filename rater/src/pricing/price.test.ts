@@ -142,5 +142,14 @@ describe('metrics, currencies and reasons', () => {
     expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 11))).toISOString()).toBe('2026-01-31T12:00:00.000Z');
     expect(new Date(periodStartMs(sub, Date.UTC(2026, 2, 31, 12))).toISOString()).toBe('2026-03-31T12:00:00.000Z');
     expect(new Date(periodStartMs({ ...sub, billingCadence: 'annual' }, Date.UTC(2027, 5, 1))).toISOString()).toBe('2027-01-31T12:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, billingCadence: 'quarterly' }, Date.UTC(2026, 4, 1))).toISOString()).toBe('2026-04-30T12:00:00.000Z');
+  });
+
+  it('follows the subscription time zone across DST', () => {
+    // Midnight Jan 1 in New York (UTC-5); the April period starts at midnight EDT (UTC-4).
+    const sub = { startMs: Date.UTC(2026, 0, 1, 5), billingCadence: 'monthly' as const, timezone: 'America/New_York' };
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 3, 59))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-04-01T04:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, timezone: 'Not/AZone' }, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
   });
 });
