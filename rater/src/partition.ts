@@ -17,7 +17,7 @@ import { counter, gauge, histogram } from '@drawdown/metrics';
 import { parseDecimal } from '@drawdown/money';
 import { DeliverPolicy, type JetStreamClient, type KV } from '@drawdown/nats';
 import { DedupMemory, dedupKey } from './dedup';
-import { applyCumulative, cumulativeKey, type CumulativeState, type PricingEvent, type PricingResult } from './pricing/price';
+import { DebitAccumulator, applyCumulative, cumulativeKey, isPricingUnit, type CumulativeState, type DebitLineOut, type PricingEvent, type PricingResult } from './pricing/price';
 
 const eventsIn = counter('drawdown_rater_events_total', 'Events seen by the rater by outcome', ['outcome']);
 const batchSeconds = histogram('drawdown_rater_batch_seconds', 'Time to process one batch end to end');
@@ -73,6 +73,15 @@ export async function readCheckpoint(kv: KV, partition: number): Promise<Checkpo
   const e = await kv.get(checkpointKey(partition));
   if (!e || e.length === 0) return { seq: 0, pending: null };
   return e.json<Checkpoint>();
+}
+
+/** What a batch commits: debits to publish, then the in-memory state and the counts. */
+interface Outcome {
+  debits: DebitLineOut[];
+  cumulativeUpdates: Map<string, bigint>;
+  unpriced: Record<string, number>;
+  rated: number;
+  seen: [string, number][];
 }
 
 interface Msg {
@@ -276,7 +285,8 @@ export class PartitionRunner {
     const snapshot = await d.catalog();
 
     // Record the batch before writing anything, so a crash replays exactly this range.
-    if (!this.checkpoint.pending) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
+    const replay = this.checkpoint.pending !== null;
+    if (!replay) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
 
     // Every candidate keeps its place in stream order (cumulative prices depend on it, and a
     // replay must price in the same order whatever the dedup memory holds).
@@ -332,30 +342,73 @@ export class PartitionRunner {
 
     const result = fresh.length > 0 ? await d.price(snapshot, fresh, d.partition, id) : { rows: [], debits: [], cumulative: [], unpriced: {} };
     const cumulativeUpdates = applyCumulative(snapshot, result, this.cumulative);
-
     await insertRows(d.ch, 'rated_events', result.rows as unknown as Record<string, unknown>[], `rated:${id}`);
+    const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
+    let outcome: Outcome = {
+      debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.length - unpricedTotal,
+      seen: fresh.map((ev) => [dedupKey(canonicalRef(snapshot, ev.c), ev.k), ev.t] as [string, number]),
+    };
+    // A replayed range: the insert above was dropped if an earlier attempt stored the batch
+    // (same token), and that attempt may have priced with another catalog version. The debits
+    // are then derived from the rows ClickHouse holds, so the ledger always matches them.
+    if (replay) {
+      const stored = await this.storedBatch(id, snapshot);
+      if (stored) outcome = stored;
+    }
     await insertRows(d.ch, 'unpriced_resolved', resolved, `resolved:${id}`);
     if (crashCountdown > 0 && --crashCountdown === 0) {
       process.stdout.write(JSON.stringify({ crashing: id }) + '\n');
       process.kill(process.pid, 'SIGKILL');
       await new Promise(() => {}); // never continues
     }
-    if (result.debits.length > 0) {
-      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: result.debits };
+    if (outcome.debits.length > 0) {
+      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: outcome.debits };
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
     await this.writeCheckpoint({ seq: last, pending: null });
-    for (const ev of fresh) this.dedup.add(dedupKey(canonicalRef(snapshot, ev.c), ev.k), ev.t);
-    for (const [k, v] of cumulativeUpdates) this.cumulative.set(k, v);
+    for (const [key, t] of outcome.seen) this.dedup.add(key, t);
+    for (const [k, v] of outcome.cumulativeUpdates) this.cumulative.set(k, v);
 
     positionGauge.set({ partition: String(d.partition) }, last);
     dedupBytes.set({ partition: String(d.partition) }, this.dedup.bytes);
-    const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
     eventsIn.inc({ outcome: 'duplicate' }, duplicates);
-    eventsIn.inc({ outcome: 'rated' }, fresh.length - unpricedTotal);
-    for (const [reason, n] of Object.entries(result.unpriced)) eventsIn.inc({ outcome: `unpriced_${reason}` }, n);
+    eventsIn.inc({ outcome: 'rated' }, outcome.rated);
+    for (const [reason, n] of Object.entries(outcome.unpriced)) eventsIn.inc({ outcome: `unpriced_${reason}` }, n);
     batchSeconds.observe((performance.now() - t0) / 1000);
     d.log.debug('batch committed', { partition: d.partition, batch: id, events: fresh.length, duplicates });
+  }
+
+  /** The rows an earlier attempt stored for this batch, turned into its debits and state updates; undefined when none. */
+  private async storedBatch(id: string, snapshot: CatalogSnapshot): Promise<Outcome | undefined> {
+    const rows = await queryRows<{ c: string; e: string; k: string; s: string; p: string; u: string; ps: string; t: string; q: string; a: string; st: string; r: string }>(
+      this.d.ch,
+      `SELECT customer_id AS c, external_customer_id AS e, idempotency_key AS k, subscription_id AS s, price_id AS p, pricing_unit AS u,
+              toUnixTimestamp64Milli(period_start) AS ps, toUnixTimestamp64Milli(timestamp) AS t, quantity AS q, amount AS a, status AS st, reason AS r
+         FROM rated_events WHERE partition = {p:UInt16} AND batch_id = {id:String} ORDER BY seq`,
+      { p: this.d.partition, id },
+    );
+    if (rows.length === 0) return undefined;
+    const debits = new DebitAccumulator();
+    const cumulativeUpdates = new Map<string, bigint>();
+    const unpriced: Record<string, number> = {};
+    const seen = new Map<string, number>();
+    const ratedKeys = new Set<string>();
+    for (const r of rows) {
+      const key = dedupKey(canonicalRef(snapshot, r.c || `x:${r.e}`), r.k);
+      seen.set(key, Number(r.t));
+      if (r.st !== 'rated') {
+        const reason = r.r.split(':')[0]!;
+        unpriced[reason] = (unpriced[reason] ?? 0) + 1;
+        continue;
+      }
+      ratedKeys.add(key);
+      const q = parseDecimal(r.q);
+      const a = parseDecimal(r.a);
+      const ck = cumulativeKey(r.s, r.p, Number(r.ps));
+      cumulativeUpdates.set(ck, (cumulativeUpdates.get(ck) ?? this.cumulative.get(ck) ?? 0n) + q);
+      if (isPricingUnit(snapshot, r.u) && a !== 0n) debits.add(r.c, r.u, r.p, Number(r.t), a, q);
+    }
+    return { debits: debits.lines(), cumulativeUpdates, unpriced, rated: ratedKeys.size, seen: [...seen] };
   }
 
   /** Which of these keys this partition already committed before this batch (rated only, for re-rating copies). */

@@ -90,8 +90,12 @@ export async function command(ch: Pick<Ch, 'client'>, query: string, params?: Re
  * replayed batch is stored once (also in materialized views' targets); without one, nothing is
  * deduplicated, even identical rows. Rows must carry timestamps as epoch-ms numbers or strings.
  */
+/** Most rows one insertRows call may carry: more would be split into several blocks. */
+export const MAX_INSERT_ROWS = 1_048_576;
+
 export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: readonly Record<string, unknown>[], dedupToken = ''): Promise<void> {
   if (rows.length === 0) return;
+  if (rows.length > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${rows.length} rows is more than one block (${MAX_INSERT_ROWS})`);
   await ch.client.insert({
     table,
     values: rows as Record<string, unknown>[],
@@ -105,10 +109,13 @@ export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: re
       insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
       deduplicate_blocks_in_dependent_materialized_views: 1,
       date_time_input_format: 'best_effort',
-      // One block per insert, so the token covers the whole batch.
-      max_insert_block_size: '1048576',
-      min_insert_block_size_rows: '0',
-      min_insert_block_size_bytes: '0',
+      // One block (one part) per insert, so the token covers the whole batch and a crash
+      // leaves all of it or none: squash whatever the parser emits into a single block
+      // (0 would turn squashing off and split a large insert at read-buffer boundaries).
+      max_insert_block_size: String(MAX_INSERT_ROWS),
+      min_insert_block_size_rows: String(MAX_INSERT_ROWS),
+      min_insert_block_size_bytes: String(4 * 1024 ** 3),
+      input_format_parallel_parsing: 0,
     },
   });
 }

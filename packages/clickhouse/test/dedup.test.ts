@@ -36,6 +36,15 @@ describe('ClickHouse insert dedup', () => {
     expect(t[0]).toEqual({ n: '4', a: '13.833333333334' });
     const r = await queryRows<{ n: string; a: string }>(ch, 'SELECT sum(events) AS n, sum(amount) AS a FROM usage_hourly');
     expect(r[0]).toEqual({ n: '4', a: '13.833333333334' });
+    // A large batch is one block (one part): all of it or none of it lands, and a replay's
+    // token covers the whole batch rather than block by block.
+    const parts = async () => Number((await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM system.parts WHERE table = 'rated_events' AND active"))[0]!.n);
+    const before = await parts();
+    const big = Array.from({ length: 50_000 }, (_, i) => ({ ...row(100 + i, '0.5'), properties: JSON.stringify({ pad: 'x'.repeat(50), i }) }));
+    await insertRows(ch, 'rated_events', big, 'rated:0:100-50099');
+    expect(await parts()).toBe(before + 1);
+    await insertRows(ch, 'rated_events', big.slice(0, 30_000), 'rated:0:100-50099');
+    expect((await queryRows<{ n: string }>(ch, 'SELECT count() AS n FROM rated_events WHERE seq >= 100'))[0]!.n).toBe('50000');
     // A later statement without a token is not affected by the earlier one (chDB keeps settings per session).
     await insertRows(ch, 'rated_events', [row(5, '1')]);
     await insertRows(ch, 'rated_events', [row(5, '1')]);
