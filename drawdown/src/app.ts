@@ -78,7 +78,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const http = await startHttpServer({
     host: config.httpHost,
     port: config.httpPort,
-    routes: [...ingest.routes, ...ledger.routes],
+    routes: [...ingest.routes, ...ledger.routes, ...rater.routes],
     authenticate: (h) => verifier.authenticate(h),
     log,
     ready: () => ready && !nc.isClosed(),

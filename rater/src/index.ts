@@ -1,27 +1,59 @@
-// The rater service: owns partitions of the EVENTS stream, dedups and prices events in
-// worker threads, writes rated events to ClickHouse and debit batches to DEBITS.
+// The rater service: leases partitions of the EVENTS stream (NATS KV), dedups and prices
+// events in worker threads, writes rated events to ClickHouse and debit batches to DEBITS,
+// keeps unpriced events listed and re-rates them when the catalog can price them.
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { Piscina } from 'piscina';
 import type { Config } from '@drawdown/config';
 import { loadCatalog, catalogVersion, type CatalogSnapshot } from '@drawdown/catalog';
 import type { Ch } from '@drawdown/clickhouse';
+import type { Route } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
 import { jetstream, names, openKv, type NatsConnection } from '@drawdown/nats';
 import type { Pool } from '@drawdown/pg';
-import { DedupMemory } from './dedup';
-import { PartitionRunner } from './partition';
+import { LeaseManager } from './lease';
+import { PartitionRunner, type PriceFn } from './partition';
+import { encodeSnapshot, type PricingTask } from './pricing/worker';
+import type { PricingResult } from './pricing/price';
+import { unpricedRoutes } from './routes';
+import { rerateUnpriced } from './unpriced';
 
-export { priceBatch, isFiat } from './pricing/price';
+export { priceBatch, applyCumulative, isFiat, isPricingUnit } from './pricing/price';
 export type { PricingEvent, PricingResult, RatedRow } from './pricing/price';
 export { DedupMemory } from './dedup';
+export { listUnpriced, rerateUnpriced } from './unpriced';
+export { readCheckpoint, checkpointKey, FencedError } from './partition';
+export type { LeaseManager } from './lease';
 
 export interface Rater {
-  runners: PartitionRunner[];
-  stop(): Promise<void>;
+  /** This process's id in the lease table. */
+  owner: string;
+  leases: LeaseManager;
+  /** Runners of the partitions this process currently owns. */
+  readonly runners: PartitionRunner[];
+  routes: Route[];
+  /** Re-reads the catalog now (also done per batch and on the catalog announcement). */
+  reloadCatalog(): Promise<CatalogSnapshot>;
+  /** Graceful stop: finish the batch in hand, free the leases. `abandon` leaves the leases to expire, as a crash would (tests). */
+  stop(opts?: { abandon?: boolean }): Promise<void>;
 }
 
-export async function startRater(opts: { config: Config; nc: NatsConnection; ch: Ch; pool: Pool; log: Logger; partitions?: number[] }): Promise<Rater> {
+export interface RaterOptions {
+  config: Config;
+  nc: NatsConnection;
+  ch: Ch;
+  pool: Pool;
+  log: Logger;
+  /** Partitions this process may lease (default: all). */
+  partitions?: number[];
+  /** Lease owner id (default: DRAWDOWN_RATER_ID, else host and data directory). */
+  owner?: string;
+}
+
+export async function startRater(opts: RaterOptions): Promise<Rater> {
   const { config } = opts;
-  const log = opts.log.child({ service: 'rater' });
+  const owner = opts.owner ?? (config.raterId || `${hostname()}:${resolve(config.dataDir)}`);
+  const log = opts.log.child({ service: 'rater', owner });
   const n = names(config.namespace);
   const js = jetstream(opts.nc);
   const kv = await openKv(opts.nc, n.raterStateBucket);
@@ -32,46 +64,109 @@ export async function startRater(opts: { config: Config; nc: NatsConnection; ch:
     idleTimeout: 60_000,
   });
 
-  // The catalog snapshot: reloaded when the version in Postgres moved. Checked per batch
-  // (one indexed read), and NATS announcements make the check happen promptly.
+  // The catalog snapshot, versioned: reloaded when Postgres has a newer version (checked per
+  // batch, one indexed read, and at once on the NATS announcement). Workers get it as shared
+  // bytes, encoded once per version.
   let snapshot: CatalogSnapshot | undefined;
   let loading: Promise<CatalogSnapshot> | undefined;
+  const shared = new WeakMap<CatalogSnapshot, SharedArrayBuffer>();
+  let rerating: Promise<unknown> = Promise.resolve();
   const catalog = async (): Promise<CatalogSnapshot> => {
     const v = await catalogVersion(opts.pool);
     if (snapshot && snapshot.version >= v) return snapshot;
-    loading ??= loadCatalog(opts.pool).finally(() => (loading = undefined));
-    snapshot = await loading;
-    log.info('catalog loaded', { version: snapshot.version });
-    return snapshot;
+    loading ??= loadCatalog(opts.pool)
+      .then((s) => {
+        const previous = snapshot;
+        if (!previous || s.version > previous.version) {
+          snapshot = s;
+          log.info('catalog loaded', { version: s.version });
+          if (previous) rerating = rerating.then(() => autoRerate(s)).catch((err) => log.error('automatic re-rating failed', { err }));
+        }
+        return snapshot!;
+      })
+      .finally(() => (loading = undefined));
+    return loading;
+  };
+  const price: PriceFn = async (snap, events, partition, batchId) => {
+    let sab = shared.get(snap);
+    if (!sab) shared.set(snap, (sab = encodeSnapshot(snap)));
+    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, events, partition, batchId };
+    return (await pool.run(task)) as PricingResult;
   };
 
-  const dedup = new DedupMemory(config.raterDedupMemoryEvents);
-  const partitions = opts.partitions ?? Array.from({ length: config.partitions }, (_, i) => i);
-  const runners = partitions.map(
-    (p) =>
-      new PartitionRunner({
+  const rerateDeps = { ch: opts.ch, js, eventsSubjectPrefix: n.eventsSubjectPrefix };
+  // Within the accept window a catalog change re-rates, per owned partition, the unpriced
+  // events the new catalog can price; older ones wait for the command.
+  async function autoRerate(snap: CatalogSnapshot): Promise<void> {
+    for (const p of leases.partitions) {
+      const r = await rerateUnpriced(rerateDeps, { partition: p, fromMs: Date.now() - config.ingestGraceMs }, {
+        maxEvents: config.raterRerateMaxEvents, tag: `v${snap.version}`, trigger: 'catalog', snapshot: snap,
+      });
+      if (r.events > 0) log.info('unpriced events sent for re-rating', { partition: p, events: r.events, catalogVersion: snap.version });
+    }
+  }
+
+  const all = Array.from({ length: config.partitions }, (_, i) => i);
+  const allowed = opts.partitions ?? all;
+  const dedupCapacity = Math.max(1000, Math.floor(config.raterDedupMemoryEvents / config.partitions));
+  const runners = new Map<number, PartitionRunner>();
+  const leases: LeaseManager = new LeaseManager({
+    kv,
+    owner,
+    partitions: allowed,
+    ttlMs: config.raterLeaseTtlMs,
+    log,
+    acquired(p) {
+      const runner = new PartitionRunner({
         partition: p,
+        owner,
         js,
         kv,
         ch: opts.ch,
-        pool,
+        price,
         eventsStream: n.eventsStream,
         subject: `${n.eventsSubjectPrefix}.${p}`,
         debitsSubject: `${n.debitsSubjectPrefix}.${p}`,
         batchMaxEvents: config.raterBatchMaxEvents,
         batchMaxWaitMs: config.raterBatchMaxWaitMs,
-        dedup,
+        dedupCapacity,
         graceMs: config.ingestGraceMs,
         catalog,
         log,
-      }),
-  );
-  for (const r of runners) r.start();
-  log.info('rater started', { partitions, workers: config.raterWorkers });
+        onExit(err) {
+          if (runners.get(p) !== runner) return;
+          runners.delete(p);
+          if (err) leases.lost(p);
+        },
+      });
+      runners.set(p, runner);
+      runner.start();
+    },
+    async release(p) {
+      const r = runners.get(p);
+      runners.delete(p);
+      await r?.stop();
+    },
+  });
+
+  await catalog();
+  await leases.start();
+  const sub = opts.nc.subscribe(n.catalogSubject, {
+    callback: () => void catalog().catch((err) => log.error('catalog reload failed', { err })),
+  });
+  log.info('rater started', { partitions: leases.partitions, workers: config.raterWorkers, leaseTtlMs: config.raterLeaseTtlMs });
   return {
-    runners,
-    async stop() {
-      await Promise.all(runners.map((r) => r.stop()));
+    owner,
+    leases,
+    get runners() {
+      return [...runners.values()].sort((a, b) => a.partition - b.partition);
+    },
+    routes: unpricedRoutes(rerateDeps, { rerateMaxEvents: config.raterRerateMaxEvents }),
+    reloadCatalog: catalog,
+    async stop(stopOpts = {}) {
+      sub.unsubscribe();
+      await leases.stop(stopOpts);
+      await rerating;
       await pool.destroy();
     },
   };

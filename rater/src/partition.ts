@@ -2,65 +2,111 @@
 // contiguous run of the partition's messages [firstSeq, lastSeq]; its id is derived from that
 // range, so a replay after a crash produces the same ClickHouse dedup token and the same
 // debit batch id. The position checkpoint in KV records the batch in progress before any
-// write ("pending"), so a restart replays exactly that range first.
-import { Piscina } from 'piscina';
+// write ("pending"), so a restart (or the next owner) replays exactly that range first.
+//
+// Fencing: the checkpoint key is only ever written with a revision check. A new owner bumps
+// its revision when it starts, so an old owner that lost its lease fails its next checkpoint
+// write and stops; whatever it wrote after recording the batch carries the same dedup token
+// and batch id as the new owner's replay, so it lands once.
 import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { batchId as makeBatchId, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { insertRows, queryRows, type Ch } from '@drawdown/clickhouse';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
+import { parseDecimal } from '@drawdown/money';
 import { DeliverPolicy, type JetStreamClient, type KV } from '@drawdown/nats';
 import { DedupMemory, dedupKey } from './dedup';
-import type { PricingEvent, PricingResult } from './pricing/price';
-import type { PricingTask } from './pricing/worker';
+import { DebitAccumulator, applyCumulative, cumulativeKey, isPricingUnit, type CumulativeState, type DebitLineOut, type PricingEvent, type PricingResult } from './pricing/price';
 
 const eventsIn = counter('drawdown_rater_events_total', 'Events seen by the rater by outcome', ['outcome']);
 const batchSeconds = histogram('drawdown_rater_batch_seconds', 'Time to process one batch end to end');
 const positionGauge = gauge('drawdown_rater_position', 'Last committed stream sequence per partition', ['partition']);
+const dedupBytes = gauge('drawdown_rater_dedup_memory_bytes', 'Bytes held by the in-memory dedup fingerprints per partition', ['partition']);
+const storeChecks = counter('drawdown_rater_dedup_store_checks_total', 'Keys checked against ClickHouse (fingerprint hits and events older than memory)');
+
+/** Header on a re-rating message: the stream sequence of the unpriced original. */
+export const RERATE_HEADER = 'Drawdown-Rerate-Of';
 
 export interface Checkpoint {
   /** Last stream sequence whose effects are committed. */
   seq: number;
   /** Batch being written when the checkpoint was taken, replayed first on restart. */
   pending: { first: number; last: number } | null;
+  /** Owner that wrote it (diagnostics). */
+  owner?: string;
 }
+
+/** This process no longer owns the partition: it must stop without committing. */
+export class FencedError extends Error {
+  override readonly name = 'FencedError';
+  readonly code = 'fenced';
+  readonly isRetryable = false;
+}
+
+/** Prices one batch in a worker thread (see index.ts). */
+export type PriceFn = (snapshot: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string) => Promise<PricingResult>;
 
 export interface PartitionDeps {
   partition: number;
+  owner: string;
   js: JetStreamClient;
   kv: KV;
   ch: Ch;
-  pool: Piscina;
+  price: PriceFn;
   eventsStream: string;
   subject: string;
   debitsSubject: string;
   batchMaxEvents: number;
   batchMaxWaitMs: number;
-  dedup: DedupMemory;
+  dedupCapacity: number;
   graceMs: number;
   catalog: () => Promise<CatalogSnapshot>;
   log: Logger;
+  /** Called when the runner found itself fenced or failed for good. */
+  onExit?: (err: unknown) => void;
 }
 
+export const checkpointKey = (partition: number) => `p${partition}`;
+
 export async function readCheckpoint(kv: KV, partition: number): Promise<Checkpoint> {
-  const e = await kv.get(`p${partition}`);
+  const e = await kv.get(checkpointKey(partition));
   if (!e || e.length === 0) return { seq: 0, pending: null };
   return e.json<Checkpoint>();
+}
+
+/** What a batch commits: debits to publish, then the in-memory state and the counts. */
+interface Outcome {
+  debits: DebitLineOut[];
+  cumulativeUpdates: Map<string, bigint>;
+  unpriced: Record<string, number>;
+  rated: number;
+  seen: [string, number][];
 }
 
 interface Msg {
   seq: number;
   events: AcceptedEvent[];
+  /** Set on re-rating messages: sequence of the original unpriced events. */
+  rerateOf?: number;
 }
+
+/** Test hook (not a setting): `after_clickhouse:N` kills the process (SIGKILL) right after the Nth batch's ClickHouse insert. */
+const CRASH_AT = process.env.RATER_TEST_CRASH_AT ?? '';
+let crashCountdown = CRASH_AT.startsWith('after_clickhouse:') ? Number(CRASH_AT.split(':')[1]) : 0;
 
 export class PartitionRunner {
   private stopped = false;
   private done: Promise<void> | undefined;
   private checkpoint: Checkpoint = { seq: 0, pending: null };
+  private revision = 0;
   private abort: (() => void) | undefined;
+  readonly dedup: DedupMemory;
+  private readonly cumulative: CumulativeState = new Map();
 
-  constructor(private readonly d: PartitionDeps) {}
+  constructor(private readonly d: PartitionDeps) {
+    this.dedup = new DedupMemory(d.dedupCapacity);
+  }
 
   get partition(): number {
     return this.d.partition;
@@ -71,23 +117,49 @@ export class PartitionRunner {
   }
 
   start(): void {
-    this.done = this.run().catch((err) => {
-      this.d.log.error('partition runner failed', { partition: this.d.partition, err });
-      throw err;
-    });
+    this.done = this.run().then(
+      () => this.d.onExit?.(undefined),
+      (err) => {
+        if (err instanceof FencedError) this.d.log.warn('partition fenced: another rater owns it now', { partition: this.d.partition });
+        else if (!this.stopped) this.d.log.error('partition runner failed', { partition: this.d.partition, err });
+        this.d.onExit?.(err);
+      },
+    );
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort?.();
-    await this.done?.catch(() => {});
+    await this.done;
+  }
+
+  /** Revision-checked checkpoint write: fails with FencedError once another owner wrote it. */
+  private async writeCheckpoint(cp: Checkpoint): Promise<void> {
+    const value = JSON.stringify({ ...cp, owner: this.d.owner });
+    try {
+      this.revision = this.revision === 0 ? await this.d.kv.create(checkpointKey(this.d.partition), value) : await this.d.kv.update(checkpointKey(this.d.partition), value, this.revision);
+    } catch (err) {
+      const msg = (err as Error).message ?? '';
+      if (/wrong last sequence|key exists/i.test(msg)) throw new FencedError(`partition ${this.d.partition}: checkpoint moved on (${msg})`, { cause: err });
+      throw err;
+    }
+    this.checkpoint = cp;
+  }
+
+  private async takeOver(): Promise<void> {
+    const e = await this.d.kv.get(checkpointKey(this.d.partition));
+    this.revision = e ? e.revision : 0;
+    if (e && e.operation === 'PUT' && e.length > 0) this.checkpoint = e.json<Checkpoint>();
+    // Fence: bump the revision so a previous owner's next checkpoint write fails.
+    await this.writeCheckpoint(this.checkpoint);
   }
 
   private async run(): Promise<void> {
     const d = this.d;
-    this.checkpoint = await readCheckpoint(d.kv, d.partition);
+    await this.takeOver();
     await this.warmDedup();
-    const startSeq = (this.checkpoint.pending?.first ?? this.checkpoint.seq + 1);
+    await this.rebuildCumulative();
+    const startSeq = this.checkpoint.pending?.first ?? this.checkpoint.seq + 1;
     const consumer = await d.js.consumers.get(d.eventsStream, {
       filter_subjects: d.subject,
       deliver_policy: DeliverPolicy.StartSequence,
@@ -95,8 +167,9 @@ export class PartitionRunner {
     });
     const messages = await consumer.consume({ max_messages: 2000 });
     this.abort = () => void messages.close();
+    if (this.stopped) await messages.close();
     const iter = messages[Symbol.asyncIterator]();
-    let next: Promise<IteratorResult<{ seq: number; data: Uint8Array }>> | undefined;
+    let next: Promise<IteratorResult<{ seq: number; data: Uint8Array; headers?: { get(k: string): string } }>> | undefined;
     const buf: Msg[] = [];
     let bufEvents = 0;
     let firstAt = 0;
@@ -121,7 +194,8 @@ export class PartitionRunner {
           eventsIn.inc({ outcome: 'undecodable_message' });
           d.log.error('undecodable message in events stream skipped', { partition: d.partition, seq: m.seq, err });
         }
-        buf.push({ seq: m.seq, events });
+        const rerate = m.headers?.get(RERATE_HEADER);
+        buf.push({ seq: m.seq, events, ...(rerate ? { rerateOf: Number(rerate) } : {}) });
         bufEvents += events.length;
         const pending = this.checkpoint.pending;
         // Replaying a recorded batch: cut exactly at its recorded end.
@@ -138,29 +212,55 @@ export class PartitionRunner {
         bufEvents = 0;
       }
     }
-    // Drain: what is buffered and not processed is simply re-read after restart.
+    // What is buffered and not processed is simply re-read by the next owner.
     await messages.close().catch(() => {});
   }
 
-  /** Rebuilds the in-memory fingerprints of this partition from ClickHouse after a restart. */
+  /**
+   * Rebuilds the in-memory fingerprints from ClickHouse after a (re)start: the newest rows this
+   * partition committed (seq <= checkpoint) inside the accept window, up to capacity. Anything
+   * older than what was loaded is checked against ClickHouse when it shows up.
+   */
   private async warmDedup(): Promise<void> {
     const d = this.d;
-    if (this.checkpoint.seq === 0) return;
     const since = Date.now() - d.graceMs;
+    this.dedup.evictedUpToMs = since;
+    if (this.checkpoint.seq === 0) return;
     const rows = await queryRows<{ k: string; c: string; t: string }>(
       d.ch,
-      `SELECT DISTINCT idempotency_key AS k, if(customer_id = '', concat('x:', external_customer_id), customer_id) AS c, toUnixTimestamp64Milli(timestamp) AS t
+      `SELECT idempotency_key AS k, if(customer_id = '', concat('x:', external_customer_id), customer_id) AS c, max(toUnixTimestamp64Milli(timestamp)) AS t
          FROM rated_events WHERE partition = {p:UInt16} AND seq <= {s:UInt64} AND timestamp >= fromUnixTimestamp64Milli({since:Int64})
-        ORDER BY t LIMIT {lim:UInt64}`,
-      { p: d.partition, s: this.checkpoint.seq, since, lim: d.dedup.capacity },
+        GROUP BY k, c ORDER BY t DESC LIMIT {lim:UInt64}`,
+      { p: d.partition, s: this.checkpoint.seq, since, lim: this.dedup.capacity },
     );
-    for (const r of rows) d.dedup.add(dedupKey(r.c, r.k), Number(r.t));
+    // Oldest first, so eviction order matches arrival order.
+    for (let i = rows.length - 1; i >= 0; i--) this.dedup.add(dedupKey(rows[i]!.c, rows[i]!.k), Number(rows[i]!.t));
+    if (rows.length === this.dedup.capacity && rows.length > 0) this.dedup.evictedUpToMs = Number(rows[rows.length - 1]!.t);
+    dedupBytes.set({ partition: String(d.partition) }, this.dedup.bytes);
     d.log.info('dedup memory warmed', { partition: d.partition, keys: rows.length });
+  }
+
+  /** Cumulative quantities per (subscription, price, period) for tiered and package prices, from committed rows. */
+  private async rebuildCumulative(): Promise<void> {
+    const d = this.d;
+    this.cumulative.clear();
+    if (this.checkpoint.seq === 0) return;
+    // Periods are at most a year long: older periods cannot receive events any more.
+    const rows = await queryRows<{ s: string; p: string; ps: string; q: string }>(
+      d.ch,
+      `SELECT subscription_id AS s, price_id AS p, toUnixTimestamp64Milli(period_start) AS ps, sum(quantity) AS q
+         FROM rated_events WHERE partition = {p:UInt16} AND seq <= {s:UInt64} AND status = 'rated'
+          AND period_start >= fromUnixTimestamp64Milli({since:Int64})
+        GROUP BY s, p, ps`,
+      { p: d.partition, s: this.checkpoint.seq, since: Date.now() - 367 * 86_400_000 },
+    );
+    for (const r of rows) this.cumulative.set(cumulativeKey(r.s, r.p, Number(r.ps)), parseDecimal(r.q));
   }
 
   /**
    * A failed batch (ClickHouse, NATS or a worker down) is retried as the same range until it
-   * commits: the pending checkpoint already names it, so no other cut is possible.
+   * commits: the pending checkpoint already names it, so no other cut is possible. A fenced
+   * runner stops at once.
    */
   private async processWithRetry(msgs: Msg[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -168,7 +268,7 @@ export class PartitionRunner {
         await this.process(msgs);
         return;
       } catch (err) {
-        if (this.stopped) throw err;
+        if (this.stopped || err instanceof FencedError) throw err;
         const delay = Math.min(5000, 100 * 2 ** attempt);
         this.d.log.error('batch failed; retrying the same range', { partition: this.d.partition, attempt, delayMs: delay, err });
         await new Promise((r) => setTimeout(r, delay));
@@ -185,75 +285,154 @@ export class PartitionRunner {
     const snapshot = await d.catalog();
 
     // Record the batch before writing anything, so a crash replays exactly this range.
-    if (!this.checkpoint.pending) {
-      this.checkpoint = { seq: this.checkpoint.seq, pending: { first, last } };
-      await d.kv.put(`p${d.partition}`, JSON.stringify(this.checkpoint));
-    }
+    const replay = this.checkpoint.pending !== null;
+    if (!replay) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
 
-    const fresh: PricingEvent[] = [];
-    const toCheck: PricingEvent[] = [];
-    let duplicates = 0;
+    // Every candidate keeps its place in stream order (cumulative prices depend on it, and a
+    // replay must price in the same order whatever the dedup memory holds).
+    const candidates: PricingEvent[] = [];
+    const maybeSeen: PricingEvent[] = [];
+    const rerates: PricingEvent[] = [];
+    const dropped = new Set<PricingEvent>();
+    const resolved: Record<string, unknown>[] = [];
     let receivedAtMax = 0;
     const local = new Set<string>();
+    let inBatchDuplicates = 0;
     for (const m of msgs) {
       for (const e of m.events) {
-        const customerRef = canonicalRef(snapshot, e.c);
-        const key = dedupKey(customerRef, e.k);
-        if (local.has(key) || d.dedup.has(key)) {
-          duplicates++;
+        const ev: PricingEvent = { seq: m.seq, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p };
+        if (m.rerateOf !== undefined) {
+          resolved.push({ partition: d.partition, seq: m.rerateOf, idempotency_key: e.k, resolved_by_seq: m.seq, resolved_at: Date.now() });
+          rerates.push(ev);
+          candidates.push(ev);
+          continue;
+        }
+        const key = dedupKey(canonicalRef(snapshot, e.c), e.k);
+        if (local.has(key)) {
+          inBatchDuplicates++;
           continue;
         }
         local.add(key);
-        const ev: PricingEvent = { seq: m.seq, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p };
         if (e.r > receivedAtMax) receivedAtMax = e.r;
-        if (d.dedup.needsStoreCheck(e.t)) toCheck.push(ev);
-        else fresh.push(ev);
+        candidates.push(ev);
+        // A fingerprint hit is confirmed exactly; so is a miss older than the memory's reach.
+        if (this.dedup.has(key) || this.dedup.needsStoreCheck(e.t)) maybeSeen.push(ev);
       }
     }
-    if (toCheck.length > 0) {
-      const known = await this.seenInStore(toCheck, snapshot, first);
-      for (const ev of toCheck) {
-        if (known.has(dedupKey(canonicalRef(snapshot, ev.c), ev.k))) duplicates++;
-        else fresh.push(ev);
+    if (maybeSeen.length > 0) {
+      storeChecks.inc({}, maybeSeen.length);
+      const known = await this.seenInStore(maybeSeen, snapshot, first, false);
+      for (const ev of maybeSeen) if (known.has(dedupKey(canonicalRef(snapshot, ev.c), ev.k))) dropped.add(ev);
+    }
+    // Re-rating copies: priced unless a priced row of the event exists, or the event is
+    // already in this batch (as a new copy or an earlier re-rating copy).
+    if (rerates.length > 0) {
+      const rated = await this.seenInStore(rerates, snapshot, first, true);
+      const inBatch = new Set<string>();
+      const isRerate = new Set(rerates);
+      for (const ev of candidates) {
+        if (dropped.has(ev)) continue;
+        const key = dedupKey(canonicalRef(snapshot, ev.c), ev.k);
+        if (isRerate.has(ev) && (rated.has(key) || inBatch.has(key))) dropped.add(ev);
+        else inBatch.add(key);
       }
     }
+    const fresh = dropped.size === 0 ? candidates : candidates.filter((ev) => !dropped.has(ev));
+    const duplicates = inBatchDuplicates + dropped.size;
 
-    const task: PricingTask = { snapshot, events: fresh, partition: d.partition, batchId: id };
-    const result = (fresh.length > 0 ? await d.pool.run(task) : { rows: [], debits: [], unpriced: {} }) as PricingResult;
-
+    const result = fresh.length > 0 ? await d.price(snapshot, fresh, d.partition, id) : { rows: [], debits: [], cumulative: [], unpriced: {} };
+    const cumulativeUpdates = applyCumulative(snapshot, result, this.cumulative);
     await insertRows(d.ch, 'rated_events', result.rows as unknown as Record<string, unknown>[], `rated:${id}`);
-    if (result.debits.length > 0) {
-      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: result.debits };
+    const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
+    let outcome: Outcome = {
+      debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.length - unpricedTotal,
+      seen: fresh.map((ev) => [dedupKey(canonicalRef(snapshot, ev.c), ev.k), ev.t] as [string, number]),
+    };
+    // A replayed range: the insert above was dropped if an earlier attempt stored the batch
+    // (same token), and that attempt may have priced with another catalog version. The debits
+    // are then derived from the rows ClickHouse holds, so the ledger always matches them.
+    if (replay) {
+      const stored = await this.storedBatch(id, snapshot);
+      if (stored) outcome = stored;
+    }
+    await insertRows(d.ch, 'unpriced_resolved', resolved, `resolved:${id}`);
+    if (crashCountdown > 0 && --crashCountdown === 0) {
+      process.stdout.write(JSON.stringify({ crashing: id }) + '\n');
+      process.kill(process.pid, 'SIGKILL');
+      await new Promise(() => {}); // never continues
+    }
+    if (outcome.debits.length > 0) {
+      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: outcome.debits };
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
-    this.checkpoint = { seq: last, pending: null };
-    await d.kv.put(`p${d.partition}`, JSON.stringify(this.checkpoint));
-    for (const ev of fresh) d.dedup.add(dedupKey(canonicalRef(snapshot, ev.c), ev.k), ev.t);
+    await this.writeCheckpoint({ seq: last, pending: null });
+    for (const [key, t] of outcome.seen) this.dedup.add(key, t);
+    for (const [k, v] of outcome.cumulativeUpdates) this.cumulative.set(k, v);
 
     positionGauge.set({ partition: String(d.partition) }, last);
-    const priced = result.rows.filter((r) => r.status === 'rated').length;
+    dedupBytes.set({ partition: String(d.partition) }, this.dedup.bytes);
     eventsIn.inc({ outcome: 'duplicate' }, duplicates);
-    eventsIn.inc({ outcome: 'rated' }, fresh.length - Object.values(result.unpriced).reduce((a, b) => a + b, 0));
-    for (const [reason, n] of Object.entries(result.unpriced)) eventsIn.inc({ outcome: `unpriced_${reason}` }, n);
+    eventsIn.inc({ outcome: 'rated' }, outcome.rated);
+    for (const [reason, n] of Object.entries(outcome.unpriced)) eventsIn.inc({ outcome: `unpriced_${reason}` }, n);
     batchSeconds.observe((performance.now() - t0) / 1000);
-    d.log.debug('batch committed', { partition: d.partition, batch: id, events: fresh.length, duplicates, rows: priced });
+    d.log.debug('batch committed', { partition: d.partition, batch: id, events: fresh.length, duplicates });
   }
 
-  /** Which of these keys ClickHouse already holds from before this batch. */
-  private async seenInStore(events: PricingEvent[], snapshot: CatalogSnapshot, firstSeq: number): Promise<Set<string>> {
-    const keys = [...new Set(events.map((e) => e.k))];
-    const rows = await queryRows<{ k: string; c: string }>(
+  /** The rows an earlier attempt stored for this batch, turned into its debits and state updates; undefined when none. */
+  private async storedBatch(id: string, snapshot: CatalogSnapshot): Promise<Outcome | undefined> {
+    const rows = await queryRows<{ c: string; e: string; k: string; s: string; p: string; u: string; ps: string; t: string; q: string; a: string; st: string; r: string }>(
       this.d.ch,
-      `SELECT DISTINCT idempotency_key AS k, if(customer_id = '', concat('x:', external_customer_id), customer_id) AS c
-         FROM rated_events WHERE idempotency_key IN {keys:Array(String)} AND seq < {s:UInt64}`,
-      { keys, s: firstSeq },
+      `SELECT customer_id AS c, external_customer_id AS e, idempotency_key AS k, subscription_id AS s, price_id AS p, pricing_unit AS u,
+              toUnixTimestamp64Milli(period_start) AS ps, toUnixTimestamp64Milli(timestamp) AS t, quantity AS q, amount AS a, status AS st, reason AS r
+         FROM rated_events WHERE partition = {p:UInt16} AND batch_id = {id:String} ORDER BY seq`,
+      { p: this.d.partition, id },
     );
-    return new Set(rows.map((r) => dedupKey(canonicalRef(snapshot, r.c), r.k)));
+    if (rows.length === 0) return undefined;
+    const debits = new DebitAccumulator();
+    const cumulativeUpdates = new Map<string, bigint>();
+    const unpriced: Record<string, number> = {};
+    const seen = new Map<string, number>();
+    const ratedKeys = new Set<string>();
+    for (const r of rows) {
+      const key = dedupKey(canonicalRef(snapshot, r.c || `x:${r.e}`), r.k);
+      seen.set(key, Number(r.t));
+      if (r.st !== 'rated') {
+        const reason = r.r.split(':')[0]!;
+        unpriced[reason] = (unpriced[reason] ?? 0) + 1;
+        continue;
+      }
+      ratedKeys.add(key);
+      const q = parseDecimal(r.q);
+      const a = parseDecimal(r.a);
+      const ck = cumulativeKey(r.s, r.p, Number(r.ps));
+      cumulativeUpdates.set(ck, (cumulativeUpdates.get(ck) ?? this.cumulative.get(ck) ?? 0n) + q);
+      if (isPricingUnit(snapshot, r.u) && a !== 0n) debits.add(r.c, r.u, r.p, Number(r.t), a, q);
+    }
+    return { debits: debits.lines(), cumulativeUpdates, unpriced, rated: ratedKeys.size, seen: [...seen] };
+  }
+
+  /** Which of these keys this partition already committed before this batch (rated only, for re-rating copies). */
+  private async seenInStore(events: PricingEvent[], snapshot: CatalogSnapshot, firstSeq: number, ratedOnly: boolean): Promise<Set<string>> {
+    const keys = [...new Set(events.map((e) => e.k))];
+    const rows = await queryRows<{ k: string; c: string; e: string }>(
+      this.d.ch,
+      `SELECT DISTINCT idempotency_key AS k, customer_id AS c, external_customer_id AS e
+         FROM rated_events WHERE partition = {p:UInt16} AND idempotency_key IN {keys:Array(String)} AND seq < {s:UInt64}
+         ${ratedOnly ? "AND status = 'rated'" : ''}`,
+      { p: this.d.partition, keys, s: firstSeq },
+    );
+    // A row knows the customer by id, external id or both: match the event's canonical ref against each.
+    const out = new Set<string>();
+    for (const r of rows) {
+      if (r.c) out.add(dedupKey(r.c, r.k));
+      if (r.e) out.add(dedupKey(canonicalRef(snapshot, `x:${r.e}`), r.k));
+    }
+    return out;
   }
 }
 
 /** The customer id when the snapshot knows the customer, so an event sent by id and by external id dedups alike. */
-function canonicalRef(snapshot: CatalogSnapshot, ref: string): string {
+export function canonicalRef(snapshot: CatalogSnapshot, ref: string): string {
   if (ref.startsWith('x:')) return snapshot.byExternalId[ref.slice(2)] ?? ref;
   return ref;
 }

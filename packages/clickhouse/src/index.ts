@@ -1,6 +1,7 @@
 // ClickHouse for the services, embedded (chDB in-process) or a server, through the one
 // client API of @clickhouse/client. Owns the analytics schema (rated events and rollups),
 // which the rater writes and the reporter reads.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
@@ -86,10 +87,15 @@ export async function command(ch: Pick<Ch, 'client'>, query: string, params?: Re
 /**
  * Inserts rows (JSONEachRow objects) as one block. With a `dedupToken`, ClickHouse drops a
  * repeat of the same insert (same token) within the table's deduplication window, so a
- * replayed batch is stored once. Rows must carry timestamps as epoch-ms numbers or strings.
+ * replayed batch is stored once (also in materialized views' targets); without one, nothing is
+ * deduplicated, even identical rows. Rows must carry timestamps as epoch-ms numbers or strings.
  */
+/** Most rows one insertRows call may carry: more would be split into several blocks. */
+export const MAX_INSERT_ROWS = 1_048_576;
+
 export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: readonly Record<string, unknown>[], dedupToken = ''): Promise<void> {
   if (rows.length === 0) return;
+  if (rows.length > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${rows.length} rows is more than one block (${MAX_INSERT_ROWS})`);
   await ch.client.insert({
     table,
     values: rows as Record<string, unknown>[],
@@ -97,13 +103,19 @@ export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: re
     clickhouse_settings: {
       ...BASE_SETTINGS,
       insert_deduplicate: 1,
-      insert_deduplication_token: dedupToken,
+      // Without a token ClickHouse drops a block identical to a recent one (by content hash, even
+      // with insert_deduplicate=0 on chDB 26 when the table has a dedup window): an unnamed
+      // insert gets a token of its own, so only a caller's repeated token dedups.
+      insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
       deduplicate_blocks_in_dependent_materialized_views: 1,
       date_time_input_format: 'best_effort',
-      // One block per insert, so the token covers the whole batch.
-      max_insert_block_size: '1048576',
-      min_insert_block_size_rows: '0',
-      min_insert_block_size_bytes: '0',
+      // One block (one part) per insert, so the token covers the whole batch and a crash
+      // leaves all of it or none: squash whatever the parser emits into a single block
+      // (0 would turn squashing off and split a large insert at read-buffer boundaries).
+      max_insert_block_size: String(MAX_INSERT_ROWS),
+      min_insert_block_size_rows: String(MAX_INSERT_ROWS),
+      min_insert_block_size_bytes: String(4 * 1024 ** 3),
+      input_format_parallel_parsing: 0,
     },
   });
 }

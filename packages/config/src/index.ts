@@ -51,7 +51,10 @@ export const SETTINGS = {
   raterBatchMaxEvents: s('DRAWDOWN_RATER_BATCH_MAX_EVENTS', 'int', '20000', 'Most events a rater processes as one batch (one ClickHouse insert, one debit batch).', { min: 1, max: 500_000 }),
   raterBatchMaxWaitMs: s('DRAWDOWN_RATER_BATCH_MAX_WAIT_MS', 'duration_ms', '100', 'Longest a rater waits to fill a batch before processing what it has.', { min: 1 }),
   raterWorkers: s('DRAWDOWN_RATER_WORKERS', 'int', '1', 'Pricing worker threads (piscina) per rater process.', { min: 1, max: 64 }),
-  raterDedupMemoryEvents: s('DRAWDOWN_RATER_DEDUP_MEMORY_EVENTS', 'int', '2000000', 'Fingerprints held in memory per rater process for exact dedup; older copies are checked against ClickHouse.', { min: 1000 }),
+  raterDedupMemoryEvents: s('DRAWDOWN_RATER_DEDUP_MEMORY_EVENTS', 'int', '2000000', 'Dedup fingerprints held in memory, split evenly over the partitions (each owned partition holds this / DRAWDOWN_PARTITIONS, at least 1000; about 24 bytes each). Copies older than what memory holds are checked against ClickHouse.', { min: 1000 }),
+  raterLeaseTtlMs: s('DRAWDOWN_RATER_LEASE_TTL_MS', 'duration_ms', '10000', 'Partition lease lifetime in NATS KV, renewed every third of it. A dead rater\'s partitions move to the others within about this long plus one renewal interval.', { min: 300 }),
+  raterId: s('DRAWDOWN_RATER_ID', 'string', '', 'This rater process\'s lease owner id; a restarted process with the same id takes its leases back at once. Empty: host name and data directory. Must differ between live processes.'),
+  raterRerateMaxEvents: s('DRAWDOWN_RATER_RERATE_MAX_EVENTS', 'int', '100000', 'Most unpriced events one re-rating round (catalog change or POST /v1/unpriced_events/rerate) looks at.', { min: 1 }),
   // ledger
   ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction.', { min: 1, max: 10_000 }),
   ledgerExpiryIntervalMs: s('DRAWDOWN_LEDGER_EXPIRY_INTERVAL_MS', 'duration_ms', '60000', 'How often the ledger expires due credit blocks and prunes old records. Expiry entries are dated at the expiry time whatever the interval.', { min: 100 }),

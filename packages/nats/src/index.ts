@@ -6,6 +6,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from '@drawdown/log';
 
 export type { NatsConnection, JetStreamClient, JetStreamManager, KV };
+export { headers } from '@nats-io/transport-node';
 export { jetstream, jetstreamManager, Kvm };
 export { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 

@@ -1,8 +1,11 @@
 // Pricing a batch of events against a catalog snapshot: pure and deterministic, run in
-// worker threads. Every amount is exact (picos, bigint); one rounding per event and price
-// (half-even to 12 places), sums exact.
+// worker threads. Every amount is exact (picos, bigint). Unit and matrix prices are final here;
+// tiered and package prices depend on the period's cumulative quantity, which lives with the
+// partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
+// and `applyCumulative` fills them in stream order.
 import type { CatalogSnapshot, MetricSnap, PriceSnap } from '@drawdown/catalog';
-import { mul, parseDecimal, formatDecimal, ONE } from '@drawdown/money';
+import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
+import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
 export interface PricingEvent {
   seq: number;
@@ -11,7 +14,7 @@ export interface PricingEvent {
   n: string;
   t: number;
   r: number;
-  p: Record<string, string | number | boolean | null>;
+  p: Record<string, PropertyValue>;
 }
 
 export interface RatedRow {
@@ -28,6 +31,10 @@ export interface RatedRow {
   subscription_id: string;
   price_id: string;
   metric_id: string;
+  /** Value of the metric's group_by property ('' when none). */
+  group_key: string;
+  /** Start of the billing period the event falls in (epoch ms; 0 when unpriced). */
+  period_start: number;
   quantity: string;
   amount: string;
   pricing_unit: string;
@@ -49,7 +56,10 @@ export interface DebitLineOut {
 
 export interface PricingResult {
   rows: RatedRow[];
+  /** Debit lines of the stand-alone (unit, matrix) rows; cumulative rows are added by applyCumulative. */
   debits: DebitLineOut[];
+  /** Indexes into rows of tiered/package rows whose amount is still to be set, in stream order. */
+  cumulative: number[];
   /** Unpriced events by reason. */
   unpriced: Record<string, number>;
 }
@@ -57,6 +67,12 @@ export interface PricingResult {
 /** ISO 4217-style codes (three capitals) are fiat and billed at settlement; anything else is a pricing unit debited in real time. */
 export function isFiat(currency: string): boolean {
   return /^[A-Z]{3}$/.test(currency);
+}
+
+/** Whether amounts in `currency` are debited from credits in real time (a pricing unit) rather than invoiced (fiat). */
+export function isPricingUnit(snap: Pick<CatalogSnapshot, 'pricingUnits'>, currency: string): boolean {
+  if (snap.pricingUnits && currency in snap.pricingUnits) return true;
+  return !isFiat(currency);
 }
 
 export function resolveCustomer(snap: CatalogSnapshot, ref: string): { id: string; externalId: string } | undefined {
@@ -69,9 +85,9 @@ export function resolveCustomer(snap: CatalogSnapshot, ref: string): { id: strin
   return ext === undefined ? undefined : { id: ref, externalId: ext };
 }
 
-function matches(metric: MetricSnap, e: PricingEvent): boolean {
+export function metricMatches(metric: MetricSnap, e: Pick<PricingEvent, 'n' | 'p'>): boolean {
   if (metric.event_name !== e.n) return false;
-  for (const f of metric.filters) {
+  for (const f of metric.filters ?? []) {
     const v = e.p[f.property];
     if (v === undefined || v === null) return false;
     if (!f.values.includes(String(v))) return false;
@@ -79,9 +95,7 @@ function matches(metric: MetricSnap, e: PricingEvent): boolean {
   return true;
 }
 
-class Unpriceable extends Error {}
-
-function quantityOf(metric: MetricSnap, e: PricingEvent): bigint {
+export function quantityOf(metric: MetricSnap, e: Pick<PricingEvent, 'p'>): bigint {
   if (metric.aggregation === 'count') return ONE;
   if (metric.aggregation === 'sum') {
     const v = e.p[metric.property!];
@@ -97,34 +111,43 @@ function quantityOf(metric: MetricSnap, e: PricingEvent): bigint {
   return 0n;
 }
 
-function amountOf(price: PriceSnap, quantity: bigint): bigint {
-  switch (price.modelType) {
-    case 'unit': {
-      const unit = (price.config.unit_config as { unit_amount: string }).unit_amount;
-      return mul(quantity, parseDecimal(unit));
-    }
-    default:
-      throw new Unpriceable(`price model ${price.modelType} is not supported by this rater`);
-  }
+function effective(price: PriceSnap, t: number): boolean {
+  if (price.effectiveFromMs !== undefined && price.effectiveFromMs !== null && t < price.effectiveFromMs) return false;
+  if (price.effectiveToMs !== undefined && price.effectiveToMs !== null && t >= price.effectiveToMs) return false;
+  return true;
 }
 
 function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-interface Acc {
-  customerId: string;
-  pricingUnit: string;
-  priceId: string;
-  day: string;
-  amount: bigint;
-  quantity: bigint;
-  events: number;
+/** Sums debit amounts per (customer, pricing unit, price, day). */
+export class DebitAccumulator {
+  private readonly acc = new Map<string, { customerId: string; pricingUnit: string; priceId: string; day: string; amount: bigint; quantity: bigint; events: number }>();
+
+  add(customerId: string, pricingUnit: string, priceId: string, t: number, amount: bigint, quantity: bigint): void {
+    const day = utcDay(t);
+    const key = `${customerId}\u0000${pricingUnit}\u0000${priceId}\u0000${day}`;
+    const a = this.acc.get(key);
+    if (a) {
+      a.amount += amount;
+      a.quantity += quantity;
+      a.events++;
+    } else this.acc.set(key, { customerId, pricingUnit, priceId, day, amount, quantity, events: 1 });
+  }
+
+  lines(): DebitLineOut[] {
+    return [...this.acc.values()].map((a) => ({
+      customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
+      amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
+    }));
+  }
 }
 
 export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string): PricingResult {
   const rows: RatedRow[] = [];
-  const acc = new Map<string, Acc>();
+  const debits = new DebitAccumulator();
+  const cumulative: number[] = [];
   const unpriced: Record<string, number> = {};
   const base = (e: PricingEvent, customerId: string, externalId: string) => ({
     partition, seq: e.seq, batch_id: batchId, customer_id: customerId, external_customer_id: externalId,
@@ -132,7 +155,10 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
   });
   const skip = (e: PricingEvent, customerId: string, externalId: string, reason: string, detail = '') => {
     unpriced[reason] = (unpriced[reason] ?? 0) + 1;
-    rows.push({ ...base(e, customerId, externalId), subscription_id: '', price_id: '', metric_id: '', quantity: '0', amount: '0', pricing_unit: '', status: 'unpriced', reason: detail ? `${reason}: ${detail}` : reason });
+    rows.push({
+      ...base(e, customerId, externalId), subscription_id: '', price_id: '', metric_id: '', group_key: '', period_start: 0,
+      quantity: '0', amount: '0', pricing_unit: '', status: 'unpriced', reason: detail ? `${reason}: ${detail}` : reason,
+    });
   };
 
   for (const e of events) {
@@ -147,22 +173,25 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
       skip(e, customer.id, customer.externalId, 'no_active_subscription');
       continue;
     }
-    const out: RatedRow[] = [];
-    const pending: { price: PriceSnap; amount: bigint; quantity: bigint }[] = [];
+    const out: { row: RatedRow; price: PriceSnap; amount: bigint; quantity: bigint }[] = [];
     try {
       for (const sub of subs) {
         for (const priceId of sub.priceIds) {
           const price = snap.prices[priceId];
-          if (!price || !price.metricId) continue;
+          if (!price || !price.metricId || !effective(price, e.t)) continue;
           const metric = snap.metrics[price.metricId];
-          if (!metric || !matches(metric, e)) continue;
+          if (!metric || !metricMatches(metric, e)) continue;
           const quantity = quantityOf(metric, e);
-          const amount = amountOf(price, quantity);
+          const amount = isCumulative(price.modelType) ? 0n : standaloneAmount(price, quantity, e.p);
+          const g = metric.group_by ? e.p[metric.group_by] : undefined;
           out.push({
-            ...base(e, customer.id, customer.externalId), subscription_id: sub.id, price_id: price.id, metric_id: metric.id,
-            quantity: formatDecimal(quantity), amount: formatDecimal(amount), pricing_unit: price.currency, status: 'rated', reason: '',
+            row: {
+              ...base(e, customer.id, customer.externalId), subscription_id: sub.id, price_id: price.id, metric_id: metric.id,
+              group_key: g === undefined || g === null ? '' : String(g), period_start: periodStartMs(sub, e.t),
+              quantity: formatDecimal(quantity), amount: formatDecimal(amount), pricing_unit: price.currency, status: 'rated', reason: '',
+            },
+            price, amount, quantity,
           });
-          if (!isFiat(price.currency) && amount !== 0n) pending.push({ price, amount, quantity });
         }
       }
     } catch (err) {
@@ -174,21 +203,40 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
       skip(e, customer.id, customer.externalId, 'no_matching_price');
       continue;
     }
-    rows.push(...out);
-    const day = utcDay(e.t);
-    for (const { price, amount, quantity } of pending) {
-      const key = `${customer.id}\u0000${price.currency}\u0000${price.id}\u0000${day}`;
-      const a = acc.get(key);
-      if (a) {
-        a.amount += amount;
-        a.quantity += quantity;
-        a.events++;
-      } else acc.set(key, { customerId: customer.id, pricingUnit: price.currency, priceId: price.id, day, amount, quantity, events: 1 });
+    for (const o of out) {
+      if (isCumulative(o.price.modelType)) cumulative.push(rows.length);
+      else if (isPricingUnit(snap, o.price.currency) && o.amount !== 0n) debits.add(customer.id, o.price.currency, o.price.id, e.t, o.amount, o.quantity);
+      rows.push(o.row);
     }
   }
-  const debits = [...acc.values()].map((a) => ({
-    customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
-    amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
-  }));
-  return { rows, debits, unpriced };
+  return { rows, debits: debits.lines(), cumulative, unpriced };
+}
+
+/** Cumulative quantity per (subscription, price, period start), the state tiered and package prices need. */
+export type CumulativeState = Map<string, bigint>;
+
+export const cumulativeKey = (subscriptionId: string, priceId: string, periodStart: number) => `${subscriptionId}\u0000${priceId}\u0000${periodStart}`;
+
+/**
+ * Sets the amounts of the tiered/package rows in stream order against `state` and adds their
+ * debit lines. Returns the updated entries without touching `state`: the caller commits them
+ * only once the batch is durable, so a retried batch starts from the same quantities.
+ */
+export function applyCumulative(snap: CatalogSnapshot, result: PricingResult, state: CumulativeState): Map<string, bigint> {
+  const updates = new Map<string, bigint>();
+  if (result.cumulative.length === 0) return updates;
+  const debits = new DebitAccumulator();
+  for (const i of result.cumulative) {
+    const row = result.rows[i]!;
+    const price = snap.prices[row.price_id]!;
+    const key = cumulativeKey(row.subscription_id, row.price_id, row.period_start);
+    const before = updates.get(key) ?? state.get(key) ?? 0n;
+    const q = parseDecimal(row.quantity);
+    const amount = cumulativeIncrement(price, before, q);
+    updates.set(key, before + q);
+    row.amount = formatDecimal(amount);
+    if (isPricingUnit(snap, price.currency) && amount !== 0n) debits.add(row.customer_id, price.currency, price.id, row.timestamp, amount, q);
+  }
+  result.debits.push(...debits.lines());
+  return updates;
 }

@@ -1,0 +1,226 @@
+// Price models, exact: quantities and amounts are bigint picos (@drawdown/money, scale 12).
+// Unit and matrix price one event alone; tiered and package depend on the cumulative quantity
+// of the (subscription, price, billing period), so an event is charged the increment of the
+// period's total: amount = F(cum + q) - F(cum), each F rounded once (half-even to 12 places).
+// The amounts of a period therefore sum to exactly F(period total), whatever the batching.
+import type { PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
+import { ONE, ceilDivQuantity, divRoundInt, mul, parseDecimal } from '@drawdown/money';
+
+export class Unpriceable extends Error {
+  override readonly name = 'Unpriceable';
+  readonly code = 'unpriceable';
+}
+
+export type PropertyValue = string | number | boolean | null;
+
+/** Whether a model's amount depends on the period's cumulative quantity. */
+export function isCumulative(modelType: string): boolean {
+  return modelType === 'tiered' || modelType === 'package';
+}
+
+function dec(v: unknown, field: string): bigint {
+  if (typeof v !== 'string' && typeof v !== 'number') throw new Unpriceable(`price config ${field}: not a decimal`);
+  try {
+    return parseDecimal(v, field);
+  } catch (err) {
+    throw new Unpriceable((err as Error).message);
+  }
+}
+
+interface Tier {
+  first: bigint;
+  last: bigint | null;
+  unit: bigint;
+}
+
+// Parsed configs are cached per price object: a snapshot's prices are immutable.
+const tierCache = new WeakMap<PriceSnap, Tier[]>();
+
+function tiersOf(price: PriceSnap): Tier[] {
+  let t = tierCache.get(price);
+  if (t) return t;
+  const cfg = price.config.tiered_config as { tiers?: { first_unit: unknown; last_unit?: unknown; unit_amount: unknown }[] } | undefined;
+  if (!cfg || !Array.isArray(cfg.tiers) || cfg.tiers.length === 0) throw new Unpriceable(`price ${price.id}: tiered_config.tiers missing`);
+  t = cfg.tiers.map((x, i) => ({
+    first: dec(x.first_unit, `tiered_config.tiers[${i}].first_unit`),
+    last: x.last_unit === null || x.last_unit === undefined ? null : dec(x.last_unit, `tiered_config.tiers[${i}].last_unit`),
+    unit: dec(x.unit_amount, `tiered_config.tiers[${i}].unit_amount`),
+  }));
+  tierCache.set(price, t);
+  return t;
+}
+
+/** Graduated tiered amount of a cumulative quantity q, at scale 24 (unrounded). */
+function tieredRaw(tiers: Tier[], q: bigint): bigint {
+  let total = 0n;
+  for (const t of tiers) {
+    if (q <= t.first) continue;
+    const top = t.last === null || q < t.last ? q : t.last;
+    if (top > t.first) total += (top - t.first) * t.unit;
+  }
+  return total;
+}
+
+function tieredTotal(price: PriceSnap, q: bigint): bigint {
+  return divRoundInt(tieredRaw(tiersOf(price), q), ONE, 'half_even');
+}
+
+function packageTotal(price: PriceSnap, q: bigint): bigint {
+  const cfg = price.config.package_config as { package_amount?: unknown; package_size?: unknown } | undefined;
+  if (!cfg) throw new Unpriceable(`price ${price.id}: package_config missing`);
+  const amount = dec(cfg.package_amount, 'package_config.package_amount');
+  const size = dec(cfg.package_size, 'package_config.package_size');
+  if (size <= 0n) throw new Unpriceable('package_config.package_size: must be positive');
+  return ceilDivQuantity(q, size) * amount;
+}
+
+/** Total amount for a period's cumulative quantity (tiered, package). */
+export function cumulativeTotal(price: PriceSnap, q: bigint): bigint {
+  if (price.modelType === 'tiered') return tieredTotal(price, q);
+  if (price.modelType === 'package') return packageTotal(price, q);
+  throw new Unpriceable(`price model ${price.modelType} is not cumulative`);
+}
+
+/** The amount one event adds: F(before + q) - F(before). */
+export function cumulativeIncrement(price: PriceSnap, before: bigint, q: bigint): bigint {
+  return cumulativeTotal(price, before + q) - cumulativeTotal(price, before);
+}
+
+/** Amount of a stand-alone model (unit, matrix) for quantity q of one event. */
+export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<string, PropertyValue>): bigint {
+  switch (price.modelType) {
+    case 'unit': {
+      const cfg = price.config.unit_config as { unit_amount?: unknown } | undefined;
+      if (!cfg) throw new Unpriceable(`price ${price.id}: unit_config missing`);
+      return mul(q, dec(cfg.unit_amount, 'unit_config.unit_amount'));
+    }
+    case 'matrix':
+      return mul(q, matrixUnit(price, props));
+    default:
+      throw new Unpriceable(`price model ${price.modelType} is not supported by the rater`);
+  }
+}
+
+/**
+ * Matrix: the unit amount of the first `matrix_values` entry whose `dimension_values` equal the
+ * event's values of `dimensions` (compared as strings; a null entry matches any value), else
+ * `default_unit_amount`.
+ */
+export function matrixUnit(price: PriceSnap, props: Record<string, PropertyValue>): bigint {
+  const cfg = price.config.matrix_config as
+    | { dimensions?: unknown; default_unit_amount?: unknown; matrix_values?: { dimension_values?: unknown; unit_amount?: unknown }[] }
+    | undefined;
+  if (!cfg || !Array.isArray(cfg.dimensions)) throw new Unpriceable(`price ${price.id}: matrix_config.dimensions missing`);
+  const dims = cfg.dimensions as string[];
+  const values = dims.map((d) => {
+    const v = props[d];
+    return v === undefined || v === null ? null : String(v);
+  });
+  for (const [i, entry] of (cfg.matrix_values ?? []).entries()) {
+    const want = entry.dimension_values;
+    if (!Array.isArray(want)) continue;
+    let ok = true;
+    for (let j = 0; j < dims.length; j++) {
+      const w = want[j] as unknown;
+      if (w === null || w === undefined) continue;
+      if (values[j] !== String(w)) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return dec(entry.unit_amount, `matrix_config.matrix_values[${i}].unit_amount`);
+  }
+  return dec(cfg.default_unit_amount, 'matrix_config.default_unit_amount');
+}
+
+const CADENCE_MONTHS = { monthly: 1, quarterly: 3, annual: 12 } as const;
+
+interface Wall {
+  y: number;
+  m: number;
+  d: number;
+  h: number;
+  mi: number;
+  s: number;
+  ms: number;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(tz: string): Intl.DateTimeFormat {
+  let f = formatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    formatters.set(tz, f);
+  }
+  return f;
+}
+
+/** Wall-clock time of an instant in a time zone. */
+function wallOf(ms: number, tz: string): Wall {
+  if (tz === 'UTC') {
+    const d = new Date(ms);
+    return { y: d.getUTCFullYear(), m: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds(), ms: d.getUTCMilliseconds() };
+  }
+  const parts: Record<string, number> = {};
+  for (const p of formatter(tz).formatToParts(new Date(ms))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  return { y: parts.year!, m: parts.month! - 1, d: parts.day!, h: parts.hour!, mi: parts.minute!, s: parts.second!, ms: ((ms % 1000) + 1000) % 1000 };
+}
+
+/** The instant a wall-clock time names in a time zone (the earlier one in a DST overlap, shifted forward in a gap). */
+function instantOf(w: Wall, tz: string): number {
+  const asUtc = Date.UTC(w.y, w.m, w.d, w.h, w.mi, w.s, w.ms);
+  if (tz === 'UTC') return asUtc;
+  let guess = asUtc;
+  for (let i = 0; i < 3; i++) {
+    const g = wallOf(guess, tz);
+    const offset = Date.UTC(g.y, g.m, g.d, g.h, g.mi, g.s, g.ms) - guess;
+    const next = asUtc - offset;
+    if (next === guess) break;
+    guess = next;
+  }
+  return guess;
+}
+
+/** Period k's start: the start's wall clock moved k x step months, the day clamped to the month's end. */
+function periodStart(start: Wall, k: number, step: number, tz: string): number {
+  const m = start.m + k * step;
+  const lastDay = new Date(Date.UTC(start.y, m + 1, 0)).getUTCDate();
+  const y = start.y + Math.floor(m / 12);
+  return instantOf({ ...start, y, m: ((m % 12) + 12) % 12, d: Math.min(start.d, lastDay) }, tz);
+}
+
+// The period found last, per subscription: most events fall in the current one.
+const lastPeriod = new WeakMap<object, { from: number; to: number }>();
+
+function validZone(tz: string | undefined): string {
+  if (!tz || tz === 'UTC' || tz === 'Etc/UTC') return 'UTC';
+  try {
+    formatter(tz);
+    return tz;
+  } catch {
+    return 'UTC'; // an unknown zone must not make events unpriceable
+  }
+}
+
+/**
+ * Start (epoch ms) of the billing period holding `t`: periods anchored at the subscription's
+ * start, `billingCadence` long (monthly by default), on the calendar of the subscription's
+ * `timezone` (UTC when absent); a day past a month's end clamps to its last day
+ * (Jan 31 -> Feb 28 -> Mar 31).
+ */
+export function periodStartMs(sub: Pick<SubscriptionSnap, 'startMs' | 'billingCadence' | 'timezone'>, t: number): number {
+  if (t < sub.startMs) return sub.startMs;
+  const cached = lastPeriod.get(sub);
+  if (cached && cached.from <= t && t < cached.to) return cached.from;
+  const step = CADENCE_MONTHS[sub.billingCadence ?? 'monthly'] ?? 1;
+  const tz = validZone(sub.timezone);
+  const s = wallOf(sub.startMs, tz);
+  const e = wallOf(t, tz);
+  const months = (e.y - s.y) * 12 + (e.m - s.m);
+  let k = Math.max(0, Math.floor(months / step));
+  while (k > 0 && periodStart(s, k, step, tz) > t) k--;
+  while (periodStart(s, k + 1, step, tz) <= t) k++;
+  const from = periodStart(s, k, step, tz);
+  lastPeriod.set(sub, { from, to: periodStart(s, k + 1, step, tz) });
+  return from;
+}

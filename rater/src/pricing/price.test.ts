@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import type { CatalogSnapshot, PriceSnap } from '@drawdown/catalog';
+import { formatDecimal, parseDecimal } from '@drawdown/money';
+import { applyCumulative, priceBatch, type CumulativeState, type PricingEvent } from './price';
+import { cumulativeTotal, matrixUnit, periodStartMs } from './models';
+
+const T0 = Date.UTC(2026, 0, 15);
+
+function snap(prices: PriceSnap[], metric: Partial<CatalogSnapshot['metrics'][string]> = {}, pricingUnits?: CatalogSnapshot['pricingUnits']): CatalogSnapshot {
+  return {
+    version: 1,
+    byExternalId: { acme: 'cus_1' },
+    customers: { cus_1: 'acme' },
+    subscriptions: { cus_1: [{ id: 'sub_1', startMs: Date.UTC(2026, 0, 1), endMs: null, priceIds: prices.map((p) => p.id), billingCadence: 'monthly' }] },
+    prices: Object.fromEntries(prices.map((p) => [p.id, p])),
+    metrics: { m1: { id: 'm1', event_name: 'call', aggregation: 'sum', property: 'n', filters: [], ...metric } },
+    ...(pricingUnits ? { pricingUnits } : {}),
+  };
+}
+
+const price = (id: string, modelType: string, config: Record<string, unknown>, currency = 'credits'): PriceSnap => ({ id, metricId: 'm1', currency, modelType, config });
+
+let seq = 0;
+const ev = (n: string | number, p: Record<string, string | number> = {}, t = T0): PricingEvent => ({ seq: ++seq, k: `k${seq}`, c: 'x:acme', n: 'call', t, r: t, p: { n, ...p } });
+
+/** Prices events one batch at a time through the worker function and the cumulative step. */
+function rate(s: CatalogSnapshot, batches: PricingEvent[][], state: CumulativeState = new Map()) {
+  const amounts: string[] = [];
+  let debitTotal = 0n;
+  for (const b of batches) {
+    const r = priceBatch(s, b, 0, 'b');
+    for (const [k, v] of applyCumulative(s, r, state)) state.set(k, v);
+    amounts.push(...r.rows.map((x) => x.amount));
+    for (const d of r.debits) debitTotal += BigInt(d.amountPicos);
+  }
+  return { amounts, debitTotal: formatDecimal(debitTotal) };
+}
+
+describe('unit', () => {
+  it.each([
+    ['0.000000000001', '3', '0.000000000003'],
+    ['0.333333333333', '3', '0.999999999999'],
+    ['1.5', '0.000000000001', '0.000000000002'], // 1.5e-12 rounds half-even to 2e-12
+    ['2.5', '0.000000000001', '0.000000000002'], // 2.5e-12 rounds half-even to 2e-12
+    ['123456789.123456789012', '2', '246913578.246913578024'],
+  ])('unit_amount %s x quantity %s = %s', (unit, q, want) => {
+    const s = snap([price('p', 'unit', { unit_config: { unit_amount: unit } })]);
+    expect(rate(s, [[ev(q)]]).amounts).toEqual([want]);
+  });
+});
+
+describe('tiered (graduated over the period)', () => {
+  const tiers = { tiered_config: { tiers: [
+    { first_unit: '0', last_unit: '10', unit_amount: '0.1' },
+    { first_unit: '10', last_unit: '100.5', unit_amount: '0.033333333333' },
+    { first_unit: '100.5', last_unit: null, unit_amount: '0.000000000007' },
+  ] } };
+  it.each([
+    ['5', '0.5'],
+    ['10', '1'],
+    ['11', '1.033333333333'],
+    ['100.5', '4.016666666636'], // 1 + 90.5 x 0.033333333333 = 4.0166666666365 -> half-even keeps the 6
+    ['1000100.5', '4.016673666636'], // + 1,000,000 x 0.000000000007
+  ])('total for %s units is %s', (q, want) => {
+    expect(formatDecimal(cumulativeTotal(price('p', 'tiered', tiers), parseDecimal(q)))).toBe(want);
+  });
+
+  it('charges increments that sum exactly to the total, however the events are batched', () => {
+    const s = snap([price('p', 'tiered', tiers)]);
+    const qs = ['3.3', '3.3', '3.3', '0.2', '50', '40.4', '7'];
+    const one = rate(s, [qs.map((q) => ev(q))]);
+    const split = rate(s, qs.map((q) => [ev(q)]));
+    expect(one.amounts).toEqual(split.amounts);
+    expect(one.debitTotal).toBe(formatDecimal(cumulativeTotal(s.prices.p!, parseDecimal('107.5'))));
+    expect(one.amounts.slice(0, 3)).toEqual(['0.33', '0.33', '0.33']);
+  });
+
+  it('starts again in the next billing period', () => {
+    const s = snap([price('p', 'tiered', tiers)]);
+    const r = rate(s, [[ev('10'), ev('10', {}, Date.UTC(2026, 1, 1))]]);
+    expect(r.amounts).toEqual(['1', '1']);
+    const r2 = rate(s, [[ev('10'), ev('10', {}, Date.UTC(2026, 0, 31, 23))]]);
+    expect(r2.amounts).toEqual(['1', '0.33333333333']);
+  });
+});
+
+describe('package (per N units, rounded up, over the period)', () => {
+  const pkg = (amount: string, size: string) => price('p', 'package', { package_config: { package_amount: amount, package_size: size } });
+  it.each([
+    ['0.07', '1000', ['1', '999', '1', '1000', '1'], ['0.07', '0', '0.07', '0.07', '0']],
+    ['1.000000000001', '2.5', ['2.5', '0.000000000001', '2.499999999999'], ['1.000000000001', '1.000000000001', '0']],
+  ])('package_amount %s per %s', (amount, size, qs, want) => {
+    const r = rate(snap([pkg(amount, size)]), [qs.map((q) => ev(q))]);
+    expect(r.amounts).toEqual(want);
+  });
+});
+
+describe('matrix', () => {
+  const m = price('p', 'matrix', { matrix_config: { dimensions: ['region', 'tier'], default_unit_amount: '0.000000000001', matrix_values: [
+    { dimension_values: ['eu', 'gold'], unit_amount: '0.123456789012' },
+    { dimension_values: ['eu', null], unit_amount: '0.1' },
+    { dimension_values: ['us', '3'], unit_amount: '7' },
+  ] } });
+  it.each([
+    [{ region: 'eu', tier: 'gold' }, '0.123456789012'],
+    [{ region: 'eu', tier: 'silver' }, '0.1'],
+    [{ region: 'us', tier: 3 }, '7'],
+    [{ region: 'us', tier: 'gold' }, '0.000000000001'],
+    [{}, '0.000000000001'],
+  ])('%j -> unit %s', (props, unit) => {
+    expect(formatDecimal(matrixUnit(m, props))).toBe(unit);
+  });
+  it('multiplies the quantity exactly', () => {
+    expect(rate(snap([m]), [[ev('3', { region: 'eu', tier: 'gold' })]]).amounts).toEqual(['0.370370367036']);
+  });
+});
+
+describe('metrics, currencies and reasons', () => {
+  it('filters by event name and property values, counts, groups', () => {
+    const s = snap([price('p', 'unit', { unit_config: { unit_amount: '0.5' } })], { aggregation: 'count', filters: [{ property: 'region', values: ['eu', 'us'] }], group_by: 'model' });
+    const r = priceBatch(s, [ev(1, { region: 'eu', model: 'gpt' }), ev(1, { region: 'ap' })], 0, 'b');
+    expect(r.rows.map((x) => [x.status, x.amount, x.group_key, x.reason])).toEqual([['rated', '0.5', 'gpt', ''], ['unpriced', '0', '', 'no_matching_price']]);
+  });
+
+  it('debits pricing units, not fiat; a declared pricing unit with a fiat-like name is debited', () => {
+    const s = snap([price('a', 'unit', { unit_config: { unit_amount: '1' } }, 'USD'), price('b', 'unit', { unit_config: { unit_amount: '2' } }, 'TOK')], {}, { TOK: { name: 'TOK', currency: 'USD', conversionRate: '0.01' } });
+    const r = priceBatch(s, [ev('1')], 0, 'b');
+    expect(r.rows).toHaveLength(2);
+    expect(r.debits.map((d) => [d.priceId, d.amountPicos])).toEqual([['b', '2000000000000']]);
+  });
+
+  it('honours price effective dates and names every unpriced reason', () => {
+    const p = { ...price('p', 'unit', { unit_config: { unit_amount: '1' } }), effectiveFromMs: T0 + 1 };
+    const s = snap([p]);
+    const r = priceBatch(s, [ev('1'), ev('1', {}, T0 + 1), { ...ev('1'), c: 'x:nobody' }, ev('1', {}, Date.UTC(2025, 0, 1)), ev('abc', {}, T0 + 1)], 0, 'b');
+    expect(r.rows.map((x) => x.reason.split(':')[0])).toEqual(['no_matching_price', '', 'unknown_customer', 'no_active_subscription', 'invalid_event']);
+  });
+
+  it('anchors periods at the subscription start and clamps month ends', () => {
+    const sub = { startMs: Date.UTC(2026, 0, 31, 12), billingCadence: 'monthly' as const };
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 13))).toISOString()).toBe('2026-02-28T12:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 11))).toISOString()).toBe('2026-01-31T12:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 2, 31, 12))).toISOString()).toBe('2026-03-31T12:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, billingCadence: 'annual' }, Date.UTC(2027, 5, 1))).toISOString()).toBe('2027-01-31T12:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, billingCadence: 'quarterly' }, Date.UTC(2026, 4, 1))).toISOString()).toBe('2026-04-30T12:00:00.000Z');
+  });
+
+  it('follows the subscription time zone across DST', () => {
+    // Midnight Jan 1 in New York (UTC-5); the April period starts at midnight EDT (UTC-4).
+    const sub = { startMs: Date.UTC(2026, 0, 1, 5), billingCadence: 'monthly' as const, timezone: 'America/New_York' };
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 3, 59))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-04-01T04:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, timezone: 'Not/AZone' }, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
+  });
+});
