@@ -9,10 +9,18 @@ import type { Route } from '@drawdown/http';
 import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
+import { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
+import { startBalanceUpdatedCoalescer, type Coalescer } from './webhooks/coalescer';
+import { AccessCache } from './access/cache';
+import type { AccessMode } from './access/policies';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/grants';
 export { parseMetricSql } from './sql-metric';
+export { evaluateCrossings, recordSubscriptionUsage, type BalanceChange } from './alerts/evaluate';
+export { setUnpaidOverage } from './access/policies';
+export { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
+export { writeOutbox, startOutboxRelay } from './outbox/outbox';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -20,6 +28,10 @@ export interface Ledger {
   routes: Route[];
   consumer: DebitConsumer;
   outbox: OutboxRelay;
+  /** Undefined when DRAWDOWN_WEBHOOK_DISPATCHER=false (it runs in another process). */
+  webhooks: WebhookDispatcher | undefined;
+  balanceUpdates: Coalescer;
+  access: AccessCache;
   stop(): Promise<void>;
 }
 
@@ -28,17 +40,35 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
   const outbox = startOutboxRelay({ pool: opts.pool, js: jetstream(opts.nc), subjectPrefix: n.notifySubjectPrefix, log });
+  const webhooks = opts.config.webhookDispatcher ? await startWebhookDispatcher({ pool: opts.pool, nc: opts.nc, config: opts.config, log: log.child({ part: 'webhooks' }) }) : undefined;
+  const balanceUpdates = startBalanceUpdatedCoalescer({ pool: opts.pool, intervalMs: opts.config.balanceUpdatedIntervalMs, log });
+  const access = new AccessCache({ pool: opts.pool, log, pollMs: opts.config.accessPollMs, maxCustomers: opts.config.accessCacheMaxCustomers, catalogTtlMs: opts.config.accessCatalogTtlMs, defaultMode: opts.config.accessDefaultPolicy as AccessMode });
+  await access.start();
+  const catalogSub = opts.nc.subscribe(n.catalogSubject, { callback: () => access.catalogChanged() });
   const routes = ledgerRoutes({
     pool: opts.pool,
-    catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    catalogChanged: () => {
+      access.catalogChanged();
+      opts.nc.publish(n.catalogSubject, '');
+    },
+    access,
+    webhookSecretGraceMs: opts.config.webhookSecretGraceMs,
+    wakeWebhooks: () => webhooks?.wake(),
   });
   return {
     routes,
     consumer,
     outbox,
+    webhooks,
+    balanceUpdates,
+    access,
     async stop() {
       await consumer.stop();
+      await balanceUpdates.stop();
       await outbox.stop();
+      catalogSub.unsubscribe();
+      await access.stop();
+      await webhooks?.stop();
     },
   };
 }

@@ -9,7 +9,7 @@ import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { newId } from '../ids';
 import { lockBalances, readBalances, balanceKey } from './balances';
-import { writeOutbox } from '../outbox/outbox';
+import { evaluateCrossings, recordSubscriptionUsage } from '../alerts/evaluate';
 
 export interface ApplyResult {
   applied: string[];
@@ -170,31 +170,9 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     );
   }
 
-  // Balance crossings: depleted when a positive balance reaches zero or below.
-  let depleted = 0;
-  const depletedRows: { customerId: string; pricingUnit: string; balance: bigint }[] = [];
-  for (const [key, b] of after) {
-    const was = before.get(key)!;
-    if (was.balance > 0n && b.balance <= 0n) {
-      depletedRows.push({ customerId: b.customerId, pricingUnit: b.pricingUnit, balance: b.balance });
-    }
-  }
-  if (depletedRows.length > 0) {
-    depleted = depletedRows.length;
-    await c.query(
-      `UPDATE credit_balances cb SET depleted = true FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
-        WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
-      [depletedRows.map((r) => r.customerId), depletedRows.map((r) => r.pricingUnit)],
-    );
-    await writeOutbox(
-      c,
-      depletedRows.map((r) => ({
-        topic: 'customer.credit_balance_depleted',
-        customerId: r.customerId,
-        payload: { customer_id: r.customerId, pricing_unit: r.pricingUnit, balance: formatDecimal(r.balance) },
-      })),
-    );
-  }
+  // Alerts and balance notifications (ledger/src/alerts), in this transaction.
+  await recordSubscriptionUsage(c, batches.filter((b) => !skipped.includes(b.id)));
+  const { depleted } = await evaluateCrossings(c, pairList.map((p) => ({ ...p, before: before.get(balanceKey(p.customerId, p.pricingUnit))!.balance, after: after.get(balanceKey(p.customerId, p.pricingUnit))!.balance, cause: 'usage' })));
   return { applied, skipped, customers: pairList.length, depleted };
 }
 

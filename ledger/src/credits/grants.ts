@@ -6,6 +6,7 @@ import { ApiError, Problems } from '@drawdown/http';
 import { newId } from '../ids';
 import { lockBalances, readBalances, balanceKey, toPicos } from './balances';
 import { writeOutbox } from '../outbox/outbox';
+import { evaluateCrossings } from '../alerts/evaluate';
 
 export const DEFAULT_PRICING_UNIT = 'credits';
 
@@ -114,10 +115,8 @@ export async function createIncrement(pool: Pool, customer: { id: string; extern
         [newId(), customer.id, input.currency, seq + 1, blockId, formatDecimal(fill), formatDecimal(ending)],
       );
     }
-    if (before.balance <= 0n && ending > 0n) {
-      await c.query('UPDATE credit_balances SET depleted = false WHERE customer_id = $1 AND pricing_unit = $2', [customer.id, input.currency]);
-    }
     await writeOutbox(c, [{ topic: 'credit_balance.created', customerId: customer.id, payload: { customer_id: customer.id, credit_block_id: blockId, pricing_unit: input.currency, amount: formatDecimal(input.amount) } }]);
+    await evaluateCrossings(c, [{ customerId: customer.id, pricingUnit: input.currency, before: before.balance, after: ending, cause: 'increment' }]);
     return {
       id: entryId,
       ledger_sequence_number: seq,

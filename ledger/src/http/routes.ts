@@ -5,11 +5,19 @@ import { customerRoutes } from '../customers/routes';
 import { creditRoutes } from '../credits/routes';
 import { catalogRoutes } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
+import { alertRoutes } from '../alerts/routes';
+import { webhookRoutes } from '../webhooks/routes';
+import { accessRoutes } from '../access/routes';
+import type { AccessCache } from '../access/cache';
 
 export interface LedgerRouteDeps {
   pool: Pool;
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
+  /** Alerts, webhooks and access control (issue 7). */
+  access: AccessCache;
+  webhookSecretGraceMs: number;
+  wakeWebhooks?: () => void;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -19,5 +27,8 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
     ...creditRoutes(deps.pool),
     ...catalogRoutes(deps.pool, deps.catalogChanged),
     ...keyRoutes(deps.pool),
+    ...alertRoutes(deps.pool),
+    ...webhookRoutes(deps.pool, { secretGraceMs: deps.webhookSecretGraceMs, wake: deps.wakeWebhooks }),
+    ...accessRoutes(deps.pool, deps.access),
   ];
 }
