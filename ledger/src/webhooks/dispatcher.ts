@@ -76,7 +76,7 @@ export async function startWebhookDispatcher(opts: { pool: Pool; nc: NatsConnect
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     max_ack_pending: 10_000,
-    ack_wait: 30_000_000_000,
+    ack_wait: 10_000_000_000,
   });
   const consumer = await jetstream(opts.nc).consumers.get(n.notifyStream, durable);
   let stopped = false;
@@ -198,7 +198,8 @@ export async function startWebhookDispatcher(opts: { pool: Pool; nc: NatsConnect
     });
   };
 
-  const leaseMs = config.webhookTimeoutMs + 5_000;
+  // Long enough to send and record one attempt; a dispatcher killed mid-delivery holds it this long.
+  const leaseMs = config.webhookTimeoutMs + 2_000;
   const pickDue = async (max: number) => {
     const r = await pool.query<{ endpoint_id: string; event_id: string; attempts: number; first_attempt_at: Date; url: string; secret: string; previous_secret: string | null; previous_secret_until: Date | null; body: string; event_created_at: Date }>(
       `WITH heads AS (
