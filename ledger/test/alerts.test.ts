@@ -240,6 +240,8 @@ describe('webhook endpoints', () => {
     expect(range.body.queued as number).toBeGreaterThan(3);
     const missing = await h.call('POST', `/v1/webhook_endpoints/${endpointId}/redeliver`, {});
     expect(missing.status).toBe(400);
+    await h.ledger!.webhooks!.prune(); // nothing is old enough: the log stays
+    expect(((await h.call('GET', `/v1/webhook_endpoints/${endpointId}/deliveries?event_id=${ev.id}`)).body.data as unknown[]).length).toBeGreaterThan(0);
     expect(receiver.rejected).toEqual([]);
   });
 

@@ -31,12 +31,17 @@ const eventLag = histogram('drawdown_webhook_event_lag_seconds', 'From the outbo
 const FANOUT_BATCH = 256;
 /** Longest response body excerpt kept in the delivery log on failure. */
 const ERROR_EXCERPT = 300;
+/** How often old events and log rows are pruned, and the most rows per round. */
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 10_000;
 
-export type DispatcherSettings = Pick<Config, 'namespace' | 'webhookTimeoutMs' | 'webhookConcurrency' | 'webhookPollMs' | 'webhookRetryBaseMs' | 'webhookRetryMaxMs' | 'webhookRetryWindowMs' | 'webhookDisableAfterMs'>;
+export type DispatcherSettings = Pick<Config, 'namespace' | 'webhookRetentionMs' | 'webhookTimeoutMs' | 'webhookConcurrency' | 'webhookPollMs' | 'webhookRetryBaseMs' | 'webhookRetryMaxMs' | 'webhookRetryWindowMs' | 'webhookDisableAfterMs'>;
 
 export interface WebhookDispatcher {
   /** Wakes the delivery loop (new deliveries). */
   wake(): void;
+  /** Deletes events and log rows past the retention (runs every minute by itself). */
+  prune(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -117,30 +122,47 @@ export async function startWebhookDispatcher(opts: { pool: Pool; nc: NatsConnect
     });
   };
 
-  const fanoutLoop = (async () => {
-    while (!stopped) {
+  // Messages are taken as they arrive (consume, not fetch: a fetch waits for a full batch or
+  // its expiry) and fanned out in micro-batches: whatever arrived while the previous
+  // transaction ran goes into the next one.
+  const messages = await consumer.consume({ max_messages: FANOUT_BATCH, expires: 5000 });
+  const buffer: { json(): unknown; ack(): void; seq: number }[] = [];
+  let scheduled = false;
+  let chain: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    scheduled = false;
+    const got = buffer.splice(0, buffer.length);
+    const parsed: { data: NotifyMessage }[] = [];
+    for (const m of got) {
       try {
-        const batch = await consumer.fetch({ max_messages: FANOUT_BATCH, expires: 1000 });
-        const got = [];
-        for await (const m of batch) got.push(m);
-        if (got.length === 0) continue;
-        const parsed: { data: NotifyMessage }[] = [];
-        for (const m of got) {
-          try {
-            parsed.push({ data: m.json() as NotifyMessage });
-          } catch (err) {
-            log.error('undecodable NOTIFY message skipped', { seq: m.seq, err });
-          }
-        }
+        parsed.push({ data: m.json() as NotifyMessage });
+      } catch (err) {
+        log.error('undecodable NOTIFY message skipped', { seq: m.seq, err });
+      }
+    }
+    for (;;) {
+      try {
         const queued = await fanout(parsed);
         for (const m of got) m.ack();
         if (queued > 0) wake();
+        return;
       } catch (err) {
-        if (stopped) break;
+        // Not acked: JetStream would redeliver them anyway; retry here while running.
+        if (stopped) return;
         log.error('webhook fan-out failed; retrying', { err });
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+  };
+  const fanoutLoop = (async () => {
+    for await (const m of messages) {
+      buffer.push(m);
+      if (!scheduled) {
+        scheduled = true;
+        chain = chain.then(() => new Promise<void>((r) => setImmediate(r))).then(flush);
+      }
+    }
+    await chain;
   })();
 
   let inflight = 0;
@@ -263,11 +285,28 @@ export async function startWebhookDispatcher(opts: { pool: Pool; nc: NatsConnect
     }
   })();
 
+  const prune = async () => {
+    await pool.query(
+      `WITH old AS (
+         SELECT id FROM webhook_events e WHERE created_at < now() - $1 * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+          LIMIT $2
+       ), gone AS (DELETE FROM webhook_deliveries WHERE event_id IN (SELECT id FROM old))
+       DELETE FROM webhook_events WHERE id IN (SELECT id FROM old)`,
+      [config.webhookRetentionMs, PRUNE_BATCH],
+    );
+    await pool.query(`DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts WHERE attempted_at < now() - $1 * interval '1 millisecond' LIMIT $2)`, [config.webhookRetentionMs, PRUNE_BATCH]);
+  };
+  const pruneTimer = setInterval(() => void prune().catch((err) => log.warn('pruning webhook events failed; will retry', { err })), PRUNE_EVERY_MS);
+
   return {
     wake,
+    prune,
     async stop() {
       stopped = true;
+      clearInterval(pruneTimer);
       wake();
+      await messages.close();
       await fanoutLoop;
       await deliverLoop;
       await Promise.allSettled([...running]);

@@ -63,6 +63,7 @@ export const SETTINGS = {
   webhookRetryMaxMs: s('DRAWDOWN_WEBHOOK_RETRY_MAX_MS', 'duration_ms', String(6 * 3600_000), 'Longest delay between two attempts of one delivery.', { min: 1 }),
   webhookRetryWindowMs: s('DRAWDOWN_WEBHOOK_RETRY_WINDOW_MS', 'duration_ms', String(3 * 86_400_000), 'How long a delivery is retried after its first attempt before it is marked failed.', { min: 1 }),
   webhookDisableAfterMs: s('DRAWDOWN_WEBHOOK_DISABLE_AFTER_MS', 'duration_ms', String(5 * 86_400_000), 'An endpoint failing every attempt for this long is disabled (and webhook_endpoint.disabled announced).', { min: 1 }),
+  webhookRetentionMs: s('DRAWDOWN_WEBHOOK_RETENTION_MS', 'duration_ms', String(30 * 86_400_000), 'Webhook events and the delivery log are kept this long (then pruned; pending deliveries are kept).', { min: 60_000 }),
   webhookSecretGraceMs: s('DRAWDOWN_WEBHOOK_SECRET_GRACE_MS', 'duration_ms', String(24 * 3600_000), 'After a secret rotation, the old secret keeps signing (beside the new one) this long.', { min: 0 }),
   balanceUpdatedIntervalMs: s('DRAWDOWN_BALANCE_UPDATED_INTERVAL_MS', 'duration_ms', '60000', 'credit_balance.updated is coalesced: at most one per customer and pricing unit per interval.', { min: 100 }),
   accessPollMs: s('DRAWDOWN_ACCESS_POLL_MS', 'duration_ms', '100', 'How often the access cache reads balance, policy and unpaid-invoice changes from Postgres.', { min: 10 }),
