@@ -224,11 +224,14 @@ export async function startWebhookDispatcher(opts: { pool: Pool; nc: NatsConnect
   const leaseMs = config.webhookTimeoutMs + 2_000;
   const pickDue = async (max: number) => {
     const r = await pool.query<{ endpoint_id: string; event_id: string; attempts: number; first_attempt_at: Date; url: string; secret: string; previous_secret: string | null; previous_secret_until: Date | null; body: string; event_created_at: Date }>(
+      // Heads of the queues of enabled endpoints (a disabled endpoint's backlog is not read).
+      // This reads every pending delivery of enabled endpoints: bounded by the retry window.
       `WITH heads AS (
-         SELECT DISTINCT ON (endpoint_id, customer_key) endpoint_id, event_id, next_attempt_at, lease_until
-           FROM webhook_deliveries WHERE status = 'pending' ORDER BY endpoint_id, customer_key, seq
+         SELECT DISTINCT ON (d.endpoint_id, d.customer_key) d.endpoint_id, d.event_id, d.next_attempt_at, d.lease_until
+           FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.status = 'enabled'
+          WHERE d.status = 'pending' ORDER BY d.endpoint_id, d.customer_key, d.seq
        ), due AS (
-         SELECT h.endpoint_id, h.event_id FROM heads h JOIN webhook_endpoints w ON w.id = h.endpoint_id AND w.status = 'enabled'
+         SELECT h.endpoint_id, h.event_id FROM heads h
           WHERE h.next_attempt_at <= now() AND (h.lease_until IS NULL OR h.lease_until < now())
           ORDER BY h.next_attempt_at LIMIT $1
        ), leased AS (
