@@ -41,7 +41,8 @@ beforeAll(async () => {
     DRAWDOWN_WEBHOOK_RETRY_BASE_MS: '100',
     DRAWDOWN_WEBHOOK_RETRY_MAX_MS: '400',
     DRAWDOWN_WEBHOOK_POLL_MS: '50',
-    DRAWDOWN_WEBHOOK_DISABLE_AFTER_MS: '2500',
+    DRAWDOWN_WEBHOOK_DISABLE_AFTER_MS: '3500',
+    DRAWDOWN_WEBHOOK_RETRY_WINDOW_MS: '2000',
     DRAWDOWN_BALANCE_UPDATED_INTERVAL_MS: '1500',
     DRAWDOWN_ACCESS_POLL_MS: '50',
   });
@@ -238,6 +239,11 @@ describe('webhook endpoints', () => {
     expect(eventsOf(id, 'credit_balance.created')[1]!.id).toBe(ev.id); // the same id: receivers dedup
     const range = await h.call('POST', `/v1/webhook_endpoints/${endpointId}/redeliver`, { from: new Date(Date.now() - 60_000).toISOString(), to: new Date(Date.now() + 1000).toISOString() });
     expect(range.body.queued as number).toBeGreaterThan(3);
+    const tmp = await h.call('POST', '/v1/webhook_endpoints', { url: 'https://example.com/x', event_types: ['invoice.issued'] });
+    const put = await h.call('PUT', `/v1/webhook_endpoints/${tmp.body.id}`, { event_types: ['credit_balance.created', 'customer.credit_balance_dropped'] });
+    expect(put.body).toMatchObject({ event_types: ['credit_balance.created', 'customer.credit_balance_dropped'], status: 'enabled' });
+    expect((await h.call('DELETE', `/v1/webhook_endpoints/${tmp.body.id}`)).status).toBe(204);
+    expect((await h.call('GET', `/v1/webhook_endpoints/${tmp.body.id}`)).status).toBe(404);
     const missing = await h.call('POST', `/v1/webhook_endpoints/${endpointId}/redeliver`, {});
     expect(missing.status).toBe(400);
     await h.ledger!.webhooks!.prune(); // nothing is old enough: the log stays
@@ -274,6 +280,10 @@ describe('webhook endpoints', () => {
       expect(info.body.disabled_reason).toMatch(/failed/);
       await waitFor('vendor told', () => receiver.received.find((x) => x.type === 'webhook_endpoint.disabled' && (x.body.webhook_endpoint as { id: string }).id === d.body.id));
       expect(dead.received).toHaveLength(0);
+      // Past the retry window a delivery is marked failed, and the customer's next event went on.
+      const deadLog = (await h.call('GET', `/v1/webhook_endpoints/${d.body.id}/deliveries?limit=100`)).body.data as { event_id: string; delivery_status: string }[];
+      expect(new Set(deadLog.map((x) => x.event_id)).size).toBe(2);
+      expect(deadLog.some((x) => x.delivery_status === 'failed')).toBe(true);
     } finally {
       await flaky.close();
       await dead.close();
