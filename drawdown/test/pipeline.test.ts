@@ -47,6 +47,8 @@ describe('walking skeleton', () => {
       const c = await call('POST', '/v1/customers', { name: `Customer ${i}`, email: `c${i}@example.com`, external_customer_id: ext });
       expect(c.status).toBe(201);
       ids.set(ext, c.body.id as string);
+      // Depletion is announced for customers with a credit_balance_depleted alert (Orb's rule).
+      expect((await call('POST', `/v1/alerts/external_customer_id/${ext}`, { type: 'credit_balance_depleted', currency: 'credits' })).status).toBe(201);
       const s = await call('POST', '/v1/subscriptions', { external_customer_id: ext, plan_id: plan.body.id, start_date: new Date(Date.now() - 86_400_000).toISOString() });
       expect(s.status).toBe(201);
       const credits = i % 10 === 0 ? 20 : 1000;

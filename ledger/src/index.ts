@@ -10,6 +10,10 @@ import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
 import { startCreditJobs, type CreditJobs } from './credits/expiry';
+import { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
+import { startBalanceUpdatedCoalescer, type Coalescer } from './webhooks/coalescer';
+import { AccessCache } from './access/cache';
+import type { AccessMode } from './access/policies';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/queries';
@@ -18,6 +22,10 @@ export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions 
 export { idempotent, idempotentRoutes } from './http/idempotency';
 export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { parseMetricSql } from './sql-metric';
+export { evaluateCrossings, recordSubscriptionUsage } from './alerts/evaluate';
+export { setUnpaidOverage } from './access/policies';
+export { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
+export { writeOutbox, startOutboxRelay } from './outbox/outbox';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -26,6 +34,10 @@ export interface Ledger {
   consumer: DebitConsumer;
   outbox: OutboxRelay;
   creditJobs: CreditJobs;
+  /** Undefined when DRAWDOWN_WEBHOOK_DISPATCHER=false (it runs in another process). */
+  webhooks: WebhookDispatcher | undefined;
+  balanceUpdates: Coalescer;
+  access: AccessCache;
   stop(): Promise<void>;
 }
 
@@ -42,20 +54,38 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     replayHorizonMs: opts.config.ledgerReplayHorizonMs,
     idempotencyTtlMs: opts.config.idempotencyTtlMs,
   });
+  const webhooks = opts.config.webhookDispatcher ? await startWebhookDispatcher({ pool: opts.pool, nc: opts.nc, config: opts.config, log: log.child({ part: 'webhooks' }) }) : undefined;
+  const balanceUpdates = startBalanceUpdatedCoalescer({ pool: opts.pool, intervalMs: opts.config.balanceUpdatedIntervalMs, log });
+  const access = new AccessCache({ pool: opts.pool, log, pollMs: opts.config.accessPollMs, maxCustomers: opts.config.accessCacheMaxCustomers, catalogTtlMs: opts.config.accessCatalogTtlMs, defaultMode: opts.config.accessDefaultPolicy as AccessMode });
+  await access.start();
+  const catalogSub = opts.nc.subscribe(n.catalogSubject, { callback: () => access.catalogChanged() });
   const routes = ledgerRoutes({
     pool: opts.pool,
-    catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    catalogChanged: () => {
+      access.catalogChanged();
+      opts.nc.publish(n.catalogSubject, '');
+    },
     idempotency: { staleMs: opts.config.idempotencyStaleMs },
+    access,
+    webhookSecretGraceMs: opts.config.webhookSecretGraceMs,
+    wakeWebhooks: () => webhooks?.wake(),
   });
   return {
     routes,
     consumer,
     outbox,
     creditJobs,
+    webhooks,
+    balanceUpdates,
+    access,
     async stop() {
       await consumer.stop();
       await creditJobs.stop();
+      await balanceUpdates.stop();
       await outbox.stop();
+      catalogSub.unsubscribe();
+      await access.stop();
+      await webhooks?.stop();
     },
   };
 }

@@ -2,11 +2,9 @@
 // (customer, pricing unit, balance before, balance after) for each pair the transaction
 // locked, and runs the crossing hooks in the same transaction, so whatever they write
 // (outbox rows, alert state) commits or rolls back with the change itself.
-// Hooks: the built-in one below (depleted / recovered notifications); alerts (issue 7)
-// add theirs with `addCrossingHook`.
-import { formatDecimal } from '@drawdown/money';
+// Hooks: the built-in one below (alert evaluation); others add theirs with `addCrossingHook`.
 import type { Queryable } from '@drawdown/pg';
-import { writeOutbox } from '../outbox/outbox';
+import { evaluateCrossings } from '../alerts/evaluate';
 import { balanceKey, lockBalances, readBalances, type Balance } from './balances';
 
 export interface BalanceChange {
@@ -31,30 +29,10 @@ export function addCrossingHook(hook: CrossingHook): () => void {
   };
 }
 
-/** Built in: `customer.credit_balance_depleted` when a positive balance reaches zero or below,
- *  `customer.credit_balance_recovered` when a balance at or below zero becomes positive. */
-const depletionHook: CrossingHook = async (db, changes) => {
-  const depleted = changes.filter((x) => x.before > 0n && x.after <= 0n);
-  const recovered = changes.filter((x) => x.before <= 0n && x.after > 0n);
-  if (depleted.length + recovered.length === 0) return;
-  const flip = [...depleted.map((x) => ({ x, v: true })), ...recovered.map((x) => ({ x, v: false }))];
-  await db.query(
-    `UPDATE credit_balances cb SET depleted = t.v FROM unnest($1::text[], $2::text[], $3::boolean[]) AS t(customer_id, pricing_unit, v)
-      WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
-    [flip.map((f) => f.x.customerId), flip.map((f) => f.x.pricingUnit), flip.map((f) => f.v)],
-  );
-  await writeOutbox(db, [
-    ...depleted.map((x) => ({
-      topic: 'customer.credit_balance_depleted',
-      customerId: x.customerId,
-      payload: { customer_id: x.customerId, pricing_unit: x.pricingUnit, balance: formatDecimal(x.after), previous_balance: formatDecimal(x.before) },
-    })),
-    ...recovered.map((x) => ({
-      topic: 'customer.credit_balance_recovered',
-      customerId: x.customerId,
-      payload: { customer_id: x.customerId, pricing_unit: x.pricingUnit, balance: formatDecimal(x.after), previous_balance: formatDecimal(x.before) },
-    })),
-  ]);
+/** Built in: alert evaluation (ledger/src/alerts): depleted, dropped, recovered thresholds and
+ *  the balance state the access cache and `credit_balance.updated` read, in this transaction. */
+const alertHook: CrossingHook = async (db, changes) => {
+  await evaluateCrossings(db, changes);
 };
 
 export interface Pair {
@@ -108,7 +86,7 @@ export class BalanceTracker {
       if (a && a.balance !== b.balance) changes.push({ customerId: b.customerId, pricingUnit: b.pricingUnit, before: b.balance, after: a.balance, cause: this.cause });
     }
     if (changes.length > 0) {
-      await depletionHook(this.db, changes);
+      await alertHook(this.db, changes);
       for (const h of hooks) await h(this.db, changes);
     }
     return after;

@@ -17,6 +17,7 @@ import { newId } from '../ids';
 import { balanceKey, readBalances, toPicos } from './balances';
 import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
+import { recordSubscriptionUsage } from '../alerts/evaluate';
 
 export interface ApplyResult {
   applied: string[];
@@ -268,6 +269,8 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     );
   }
 
+  // Usage per subscription period, for usage and cost alerts (ledger/src/alerts).
+  await recordSubscriptionUsage(c, batches.filter((b) => !skipped.includes(b.id)));
   await tracker.finish(after);
   let depleted = 0;
   for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;

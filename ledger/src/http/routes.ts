@@ -6,6 +6,10 @@ import { creditRoutes } from '../credits/routes';
 import { catalogRoutes } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
 import { idempotentRoutes, type IdempotencyOptions } from './idempotency';
+import { alertRoutes } from '../alerts/routes';
+import { webhookRoutes } from '../webhooks/routes';
+import { accessRoutes } from '../access/routes';
+import type { AccessCache } from '../access/cache';
 
 export interface LedgerRouteDeps {
   pool: Pool;
@@ -13,18 +17,26 @@ export interface LedgerRouteDeps {
   catalogChanged: () => void;
   /** Idempotency-Key settings (see ./idempotency.ts). */
   idempotency?: IdempotencyOptions;
+  /** Alerts, webhooks and access control (issue 7). */
+  access: AccessCache;
+  webhookSecretGraceMs: number;
+  wakeWebhooks?: () => void;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
   // Every POST honours Idempotency-Key (./idempotency.ts), whichever domain serves it; except
-  // API key creation, whose answer holds a secret that must not be stored for replay.
+  // API key and webhook endpoint creation, whose answers hold a secret that must not be stored
+  // for replay.
   return [
     { method: 'GET', path: '/v1/ping', scope: 'read', handler: () => ({ body: { response: 'Orb is alive and well' } }) },
     ...idempotentRoutes(deps.pool, [
       ...customerRoutes(deps.pool),
       ...creditRoutes(deps.pool),
       ...catalogRoutes(deps.pool, deps.catalogChanged),
+      ...alertRoutes(deps.pool),
     ], deps.idempotency),
     ...keyRoutes(deps.pool),
+    ...webhookRoutes(deps.pool, { secretGraceMs: deps.webhookSecretGraceMs, wake: deps.wakeWebhooks }),
+    ...accessRoutes(deps.pool, deps.access),
   ];
 }

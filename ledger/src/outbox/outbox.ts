@@ -38,7 +38,8 @@ export function startOutboxRelay(opts: { pool: Pool; js: JetStreamClient; subjec
     let total = 0;
     for (;;) {
       const r = await opts.pool.query<{ id: string; topic: string; customer_id: string | null; payload: Record<string, unknown>; created_at: Date }>(
-        'SELECT id::text, topic, customer_id, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1',
+        // outbox.id, not id: a bare `id` would sort by the text output column ("10" < "9").
+        'SELECT id::text, topic, customer_id, payload, created_at FROM outbox WHERE published_at IS NULL ORDER BY outbox.id LIMIT $1',
         [batch],
       );
       if (r.rows.length === 0) return total;

@@ -62,6 +62,22 @@ export const SETTINGS = {
   ledgerReplayHorizonMs: s('DRAWDOWN_LEDGER_REPLAY_HORIZON_MS', 'duration_ms', String(8 * 86_400_000), 'How long applied debit batch ids are kept to make replays no-ops. Must exceed the DEBITS stream retention (7 days).', { min: 60_000 }),
   idempotencyTtlMs: s('DRAWDOWN_IDEMPOTENCY_TTL_MS', 'duration_ms', String(86_400_000), 'How long an Idempotency-Key answer is kept for replay.', { min: 60_000 }),
   idempotencyStaleMs: s('DRAWDOWN_IDEMPOTENCY_STALE_MS', 'duration_ms', '60000', 'A request holding an Idempotency-Key longer than this is presumed dead; a retry with the same key may run again.', { min: 1000 }),
+  // webhooks, alerts and access control (ledger/src/webhooks, ledger/src/access)
+  webhookDispatcher: s('DRAWDOWN_WEBHOOK_DISPATCHER', 'bool', 'true', 'Run the webhook dispatcher in this process (false when it runs elsewhere).'),
+  webhookTimeoutMs: s('DRAWDOWN_WEBHOOK_TIMEOUT_MS', 'duration_ms', '10000', 'Longest wait for a webhook receiver to answer one delivery.', { min: 100 }),
+  webhookConcurrency: s('DRAWDOWN_WEBHOOK_CONCURRENCY', 'int', '32', 'Most webhook deliveries in flight per dispatcher (events of one customer go one at a time).', { min: 1, max: 10_000 }),
+  webhookPollMs: s('DRAWDOWN_WEBHOOK_POLL_MS', 'duration_ms', '250', 'How often the dispatcher looks for due retries (new events wake it at once).', { min: 10 }),
+  webhookRetryBaseMs: s('DRAWDOWN_WEBHOOK_RETRY_BASE_MS', 'duration_ms', '10000', 'First retry delay of a failed delivery; doubles per attempt, with jitter (50-100%).', { min: 1 }),
+  webhookRetryMaxMs: s('DRAWDOWN_WEBHOOK_RETRY_MAX_MS', 'duration_ms', String(6 * 3600_000), 'Longest delay between two attempts of one delivery.', { min: 1 }),
+  webhookRetryWindowMs: s('DRAWDOWN_WEBHOOK_RETRY_WINDOW_MS', 'duration_ms', String(3 * 86_400_000), 'How long a delivery is retried after its first attempt before it is marked failed.', { min: 1 }),
+  webhookDisableAfterMs: s('DRAWDOWN_WEBHOOK_DISABLE_AFTER_MS', 'duration_ms', String(5 * 86_400_000), 'An endpoint failing every attempt for this long is disabled (and webhook_endpoint.disabled announced).', { min: 1 }),
+  webhookRetentionMs: s('DRAWDOWN_WEBHOOK_RETENTION_MS', 'duration_ms', String(30 * 86_400_000), 'Webhook events and the delivery log are kept this long (then pruned; pending deliveries are kept).', { min: 60_000 }),
+  webhookSecretGraceMs: s('DRAWDOWN_WEBHOOK_SECRET_GRACE_MS', 'duration_ms', String(24 * 3600_000), 'After a secret rotation, the old secret keeps signing (beside the new one) this long.', { min: 0 }),
+  balanceUpdatedIntervalMs: s('DRAWDOWN_BALANCE_UPDATED_INTERVAL_MS', 'duration_ms', '60000', 'credit_balance.updated is coalesced: at most one per customer and pricing unit per interval.', { min: 100 }),
+  accessPollMs: s('DRAWDOWN_ACCESS_POLL_MS', 'duration_ms', '100', 'How often the access cache reads balance, policy and unpaid-invoice changes from Postgres.', { min: 10 }),
+  accessCacheMaxCustomers: s('DRAWDOWN_ACCESS_CACHE_MAX_CUSTOMERS', 'int', '1000000', 'Most customers the access cache holds (the oldest loaded is dropped first).', { min: 1 }),
+  accessCatalogTtlMs: s('DRAWDOWN_ACCESS_CATALOG_TTL_MS', 'duration_ms', '60000', 'How long the access cache trusts a customer\'s metric -> price mapping (catalog changes also clear it).', { min: 0 }),
+  accessDefaultPolicy: s('DRAWDOWN_ACCESS_DEFAULT_POLICY', 'string', 'block_when_depleted', 'Access policy of customers without one: block_when_depleted, allow_overage or always_allow.'),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
@@ -111,6 +127,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const level = out.logLevel as string;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) problems.push(`DRAWDOWN_LOG_LEVEL: must be debug, info, warn or error, got "${level}"`);
+  if (!['block_when_depleted', 'allow_overage', 'always_allow'].includes(out.accessDefaultPolicy as string)) {
+    problems.push(`DRAWDOWN_ACCESS_DEFAULT_POLICY: must be block_when_depleted, allow_overage or always_allow, got "${String(out.accessDefaultPolicy)}"`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return out as Config;
 }

@@ -1,0 +1,270 @@
+// Alert evaluation inside the ledger transaction. The caller holds the credit_balances rows of
+// every change (the lock point of balance changes), so the alert state read and written here
+// is serialized per (customer, pricing unit); outbox rows commit or roll back with the change.
+//
+// Crossings are decided from per-threshold state, not from before/after alone: a threshold
+// fires only when its `in_alert` flag flips, so a replayed or repeated change cannot fire it
+// twice; the flip back re-arms it. `before` only seeds the state of a threshold seen first.
+import { formatDecimal } from '@drawdown/money';
+import type { Queryable } from '@drawdown/pg';
+import { writeOutbox, type OutboxRow } from '../outbox/outbox';
+import { toPicos } from '../credits/balances';
+import type { DebitBatch } from '@drawdown/debits';
+
+export interface BalanceChange {
+  customerId: string;
+  pricingUnit: string;
+  before: bigint;
+  after: bigint;
+  /** What caused it: 'usage', an API entry type, 'expiry', ... */
+  cause: string;
+}
+
+export interface CrossingResult {
+  depleted: number;
+  events: number;
+}
+
+export const BALANCE_ALERT_TYPES = ['credit_balance_depleted', 'credit_balance_dropped', 'credit_balance_recovered'] as const;
+
+interface AlertRow {
+  id: string;
+  type: string;
+  customer_id: string;
+  currency: string;
+  thresholds: string[];
+}
+
+/** The thresholds a balance alert watches: depleted watches 0; recovered 0 unless given. */
+export function effectiveThresholds(type: string, thresholds: bigint[]): bigint[] {
+  if (type === 'credit_balance_depleted') return [0n];
+  if (type === 'credit_balance_recovered' && thresholds.length === 0) return [0n];
+  return thresholds;
+}
+
+export interface ThresholdDecision {
+  threshold: bigint;
+  inAlert: boolean;
+  changed: boolean;
+  fire: boolean;
+}
+
+/**
+ * Pure: for one balance alert and one change, each threshold's new state and whether it fires.
+ * A balance is "in alert" for threshold t when it is at or below t. dropped and depleted fire
+ * on entering, recovered on leaving.
+ */
+export function decide(type: string, thresholds: bigint[], state: Map<bigint, boolean>, before: bigint, after: bigint): ThresholdDecision[] {
+  return effectiveThresholds(type, thresholds).map((t) => {
+    // With no state yet, dropped/depleted take the balance before; recovered waits until it has
+    // seen the balance at or below t (a first grant to a new customer is not a recovery).
+    const was = state.get(t) ?? (type === 'credit_balance_recovered' ? false : before <= t);
+    const now = after <= t;
+    const fire = type === 'credit_balance_recovered' ? was && !now : !was && now;
+    return { threshold: t, inAlert: now, changed: was !== now || !state.has(t), fire };
+  });
+}
+
+/**
+ * Runs inside the transaction of any balance change (debit batch, grant, void, amendment,
+ * expiry): records the new balance for the access cache and the credit_balance.updated
+ * coalescer, keeps credit_balances.depleted, evaluates the customers' balance alerts and writes
+ * the outbox rows of every crossing. Call it once per transaction with every changed pair.
+ */
+export async function evaluateCrossings(db: Queryable, changes: BalanceChange[]): Promise<CrossingResult> {
+  // Last change per pair wins (a transaction may report a pair twice).
+  const byPair = new Map<string, BalanceChange>();
+  for (const c of changes) {
+    const k = `${c.customerId}\u0000${c.pricingUnit}`;
+    const prev = byPair.get(k);
+    byPair.set(k, prev ? { ...c, before: prev.before } : c);
+  }
+  const list = [...byPair.values()].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : 1));
+  if (list.length === 0) return { depleted: 0, events: 0 };
+
+  // First the snapshot row (it orders this transaction against the coalescer, see coalescer.ts).
+  await db.query(
+    `INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[])
+     ON CONFLICT (customer_id, pricing_unit) DO UPDATE
+       SET balance = excluded.balance, changed_at = now(), txid = pg_current_xact_id(),
+           update_pending = balance_snapshots.update_pending OR excluded.update_pending`,
+    [list.map((c) => c.customerId), list.map((c) => c.pricingUnit), list.map((c) => formatDecimal(c.after)), list.map((c) => c.after < c.before)],
+  );
+
+  const flips = list.filter((c) => (c.before > 0n) !== (c.after > 0n));
+  if (flips.length > 0) {
+    await db.query(
+      `UPDATE credit_balances cb SET depleted = t.v FROM unnest($1::text[], $2::text[], $3::boolean[]) AS t(customer_id, pricing_unit, v)
+        WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
+      [flips.map((c) => c.customerId), flips.map((c) => c.pricingUnit), flips.map((c) => c.after <= 0n)],
+    );
+  }
+
+  const alerts = await db.query<AlertRow>(
+    `SELECT a.id, a.type, a.customer_id, a.currency, a.thresholds::text[] AS thresholds
+       FROM alerts a JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+         ON a.customer_id = t.customer_id AND a.currency = t.pricing_unit
+      WHERE a.enabled AND a.type = ANY($3::text[])`,
+    [list.map((c) => c.customerId), list.map((c) => c.pricingUnit), BALANCE_ALERT_TYPES],
+  );
+  if (alerts.rows.length === 0) return { depleted: 0, events: 0 };
+
+  const states = await db.query<{ alert_id: string; threshold: string; in_alert: boolean }>(
+    `SELECT alert_id, threshold::text, in_alert FROM alert_threshold_state WHERE alert_id = ANY($1::text[]) AND scope = ''`,
+    [alerts.rows.map((a) => a.id)],
+  );
+  const stateOf = new Map<string, Map<bigint, boolean>>();
+  for (const s of states.rows) {
+    let m = stateOf.get(s.alert_id);
+    if (!m) stateOf.set(s.alert_id, (m = new Map()));
+    m.set(toPicos(s.threshold), s.in_alert);
+  }
+
+  const upserts: { alertId: string; threshold: bigint; inAlert: boolean }[] = [];
+  const rows: OutboxRow[] = [];
+  let depleted = 0;
+  for (const c of list) {
+    const mine = alerts.rows.filter((a) => a.customer_id === c.customerId && a.currency === c.pricingUnit);
+    // Announce in the order a reader expects: drops from the highest threshold down, then
+    // depletion, then recoveries from the lowest threshold up.
+    const order = { credit_balance_dropped: 0, credit_balance_depleted: 1, credit_balance_recovered: 2 } as Record<string, number>;
+    mine.sort((a, b) => order[a.type]! - order[b.type]!);
+    for (const a of mine) {
+      const thresholds = a.thresholds.map(toPicos);
+      const decisions = decide(a.type, thresholds, stateOf.get(a.id) ?? new Map(), c.before, c.after);
+      decisions.sort((x, y) => (a.type === 'credit_balance_recovered' ? (x.threshold < y.threshold ? -1 : 1) : x.threshold > y.threshold ? -1 : 1));
+      for (const d of decisions) {
+        if (d.changed) upserts.push({ alertId: a.id, threshold: d.threshold, inAlert: d.inAlert });
+        if (!d.fire) continue;
+        if (a.type === 'credit_balance_depleted') depleted++;
+        rows.push({
+          topic: `customer.${a.type}`,
+          customerId: c.customerId,
+          payload: {
+            customer_id: c.customerId,
+            alert_configuration_id: a.id,
+            pricing_unit: c.pricingUnit,
+            ...(a.type === 'credit_balance_depleted' ? {} : { balance_threshold: formatDecimal(d.threshold) }),
+            balance: formatDecimal(c.after),
+            previous_balance: formatDecimal(c.before),
+            cause: c.cause,
+          },
+        });
+      }
+    }
+  }
+  if (upserts.length > 0) {
+    await db.query(
+      `INSERT INTO alert_threshold_state (alert_id, scope, threshold, in_alert)
+       SELECT a, '', t, v FROM unnest($1::text[], $2::numeric[], $3::boolean[]) AS x(a, t, v)
+       ON CONFLICT (alert_id, scope, threshold) DO UPDATE SET in_alert = excluded.in_alert, changed_at = now()`,
+      [upserts.map((u) => u.alertId), upserts.map((u) => formatDecimal(u.threshold)), upserts.map((u) => u.inAlert)],
+    );
+  }
+  await writeOutbox(db, rows);
+  return { depleted, events: rows.length };
+}
+
+/**
+ * Usage and cost per subscription and billing period, from the lines of freshly applied debit
+ * batches, and the usage_exceeded / cost_exceeded alerts they cross. Runs in the debit
+ * transaction. A line belongs to the customer's subscription whose plan holds the line's price
+ * and which is active on the line's day; periods are monthly from the subscription's start.
+ * Usage only grows inside a period, so each threshold fires at most once per period.
+ */
+export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch[]): Promise<number> {
+  const seen = new Set<string>();
+  const merged = new Map<string, { customerId: string; priceId: string; day: string; quantity: bigint; cost: bigint }>();
+  for (const b of batches) {
+    if (seen.has(b.id)) continue;
+    seen.add(b.id);
+    for (const l of b.lines) {
+      const k = `${l.customerId}\u0000${l.priceId}\u0000${l.day}`;
+      const q = BigInt(l.quantityPicos ?? '0');
+      const a = BigInt(l.amountPicos);
+      const cur = merged.get(k);
+      if (cur) {
+        cur.quantity += q;
+        cur.cost += a;
+      } else merged.set(k, { customerId: l.customerId, priceId: l.priceId, day: l.day, quantity: q, cost: a });
+    }
+  }
+  const lines = [...merged.values()];
+  if (lines.length === 0) return 0;
+  const touched = await db.query<{ subscription_id: string; period_start: string }>(
+    `WITH t AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::numeric[]) AS t(customer_id, price_id, day, quantity, cost)
+     ), m AS (
+       SELECT DISTINCT ON (t.customer_id, t.price_id, t.day)
+              s.id AS subscription_id, p.id AS price_id, p.metric_id, p.currency, t.quantity, t.cost,
+              (s.start_date::date + ((extract(year FROM age(t.day, s.start_date::date)) * 12
+                                      + extract(month FROM age(t.day, s.start_date::date)))::int * interval '1 month'))::date AS period_start
+         FROM t JOIN prices p ON p.id = t.price_id
+                JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
+                 AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
+        ORDER BY t.customer_id, t.price_id, t.day, s.start_date DESC
+     )
+     INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
+     SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost) FROM m GROUP BY 1, 2, 3, 4, 5
+     ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
+     RETURNING subscription_id, period_start::text`,
+    [lines.map((l) => l.customerId), lines.map((l) => l.priceId), lines.map((l) => l.day), lines.map((l) => formatDecimal(l.quantity)), lines.map((l) => formatDecimal(l.cost))],
+  );
+  if (touched.rows.length === 0) return 0;
+  // Only subscriptions with alerts go further.
+  const totals = await db.query<{ alert_id: string; type: string; subscription_id: string; customer_id: string; metric_id: string | null; period_start: string; total: string; thresholds: string[] }>(
+    `WITH p AS (SELECT DISTINCT * FROM unnest($1::text[], $2::date[]) AS p(subscription_id, period_start))
+     SELECT a.id AS alert_id, a.type, a.subscription_id, s.customer_id, a.metric_id, p.period_start::text, a.thresholds::text[] AS thresholds,
+            coalesce((SELECT CASE WHEN a.type = 'usage_exceeded' THEN sum(u.quantity) ELSE sum(u.cost) END
+                        FROM subscription_usage u
+                       WHERE u.subscription_id = a.subscription_id AND u.period_start = p.period_start
+                         AND (a.type <> 'usage_exceeded' OR u.metric_id = a.metric_id)
+                         AND (a.type <> 'cost_exceeded' OR a.currency IS NULL OR u.currency = a.currency)), 0)::text AS total
+       FROM alerts a JOIN p ON p.subscription_id = a.subscription_id JOIN subscriptions s ON s.id = a.subscription_id
+      WHERE a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded')`,
+    [touched.rows.map((r) => r.subscription_id), touched.rows.map((r) => r.period_start)],
+  );
+  if (totals.rows.length === 0) return 0;
+  const fired = await db.query<{ alert_id: string; scope: string; threshold: string }>(
+    `SELECT alert_id, scope, threshold::text FROM alert_threshold_state WHERE alert_id = ANY($1::text[]) AND in_alert`,
+    [totals.rows.map((r) => r.alert_id)],
+  );
+  const done = new Set(fired.rows.map((r) => `${r.alert_id}\u0000${r.scope}\u0000${toPicos(r.threshold)}`));
+  const upserts: { alertId: string; scope: string; threshold: bigint }[] = [];
+  const rows: OutboxRow[] = [];
+  for (const r of totals.rows) {
+    const total = toPicos(r.total);
+    const ts = r.thresholds.map(toPicos).sort((a, b) => (a < b ? -1 : 1));
+    for (const t of ts) {
+      if (total < t || done.has(`${r.alert_id}\u0000${r.period_start}\u0000${t}`)) continue;
+      upserts.push({ alertId: r.alert_id, scope: r.period_start, threshold: t });
+      const end = new Date(`${r.period_start}T00:00:00Z`);
+      end.setUTCMonth(end.getUTCMonth() + 1);
+      rows.push({
+        topic: r.type === 'usage_exceeded' ? 'subscription.usage_exceeded_threshold' : 'subscription.cost_exceeded',
+        customerId: r.customer_id,
+        payload: {
+          customer_id: r.customer_id,
+          subscription_id: r.subscription_id,
+          alert_configuration_id: r.alert_id,
+          timeframe_start: `${r.period_start}T00:00:00.000Z`,
+          timeframe_end: end.toISOString(),
+          ...(r.type === 'usage_exceeded'
+            ? { billable_metric_id: r.metric_id, quantity_threshold: formatDecimal(t), quantity: formatDecimal(total) }
+            : { amount_threshold: formatDecimal(t), amount: formatDecimal(total) }),
+        },
+      });
+    }
+  }
+  if (upserts.length > 0) {
+    await db.query(
+      `INSERT INTO alert_threshold_state (alert_id, scope, threshold, in_alert)
+       SELECT a, s, t, true FROM unnest($1::text[], $2::text[], $3::numeric[]) AS x(a, s, t)
+       ON CONFLICT (alert_id, scope, threshold) DO UPDATE SET in_alert = true, changed_at = now()`,
+      [upserts.map((u) => u.alertId), upserts.map((u) => u.scope), upserts.map((u) => formatDecimal(u.threshold))],
+    );
+  }
+  await writeOutbox(db, rows);
+  return rows.length;
+}
