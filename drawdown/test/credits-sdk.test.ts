@@ -162,6 +162,7 @@ describe('credits through the orb-billing SDK', () => {
 
   it('settles overage from a block once its effective date passes', async () => {
     const customer = await orb.customers.create({ name: 'Later', email: 'l@x.test' });
+    await orb.alerts.createForCustomer(customer.id, { type: 'credit_balance_recovered', currency: 'credits' });
     const line = { customerId: customer.id, pricingUnit: 'credits', priceId: 'p1', day: day(0), amountPicos: '6000000000000', quantityPicos: '0', events: 1 };
     await applyDebitBatches(app.pool, [{ id: `later:${customer.id}`, partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines: [line] }]);
     const g = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'increment', amount: 10, effective_date: day(2) });
