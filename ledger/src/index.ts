@@ -9,10 +9,17 @@ import type { Route } from '@drawdown/http';
 import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
+import { startBilling, type Billing } from './settlement/billing';
+import type { UsageSource } from './settlement/compute';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/grants';
 export { parseMetricSql } from './sql-metric';
+export type { UsageSource } from './settlement/compute';
+export type { Billing, TickResult } from './settlement/billing';
+export { startBilling } from './settlement/billing';
+export { unpaidOverageRestriction } from './invoices/invoices';
+export { setBillingDefaults, billingDefaults } from './invoices/defaults';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -20,23 +27,28 @@ export interface Ledger {
   routes: Route[];
   consumer: DebitConsumer;
   outbox: OutboxRelay;
+  billing: Billing;
   stop(): Promise<void>;
 }
 
-export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger }): Promise<Ledger> {
+export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger; usage?: UsageSource }): Promise<Ledger> {
   const n = names(opts.config.namespace);
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
   const outbox = startOutboxRelay({ pool: opts.pool, js: jetstream(opts.nc), subjectPrefix: n.notifySubjectPrefix, log });
+  const billing = startBilling({ pool: opts.pool, config: opts.config, usage: opts.usage, log });
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    billing: { usage: opts.usage, stripe: billing.stripe, stripeWebhookSecret: opts.config.stripeWebhookSecret },
   });
   return {
     routes,
     consumer,
     outbox,
+    billing,
     async stop() {
+      await billing.stop();
       await consumer.stop();
       await outbox.stop();
     },

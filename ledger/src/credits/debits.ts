@@ -10,6 +10,7 @@ import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { newId } from '../ids';
 import { lockBalances, readBalances, balanceKey } from './balances';
 import { writeOutbox } from '../outbox/outbox';
+import { evaluateTopUps } from '../topups/topups';
 
 export interface ApplyResult {
   applied: string[];
@@ -130,6 +131,8 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   }
 
   const after = await readBalances(c, pairList);
+  // Threshold top-ups: decided here, under the balance row locks (issue 8).
+  await evaluateTopUps(c, before, after);
 
   // Usage decrements, grouped per customer, block, price and day: grow the day's entry, or
   // start it with the next sequence numbers of the customer's ledger.

@@ -6,6 +6,7 @@ import { ApiError, Problems } from '@drawdown/http';
 import { newId } from '../ids';
 import { lockBalances, readBalances, balanceKey, toPicos } from './balances';
 import { writeOutbox } from '../outbox/outbox';
+import { createPurchaseInvoice, parseInvoiceSettings, type InvoiceSettings } from '../invoices/purchase';
 
 export const DEFAULT_PRICING_UNIT = 'credits';
 
@@ -33,6 +34,10 @@ interface IncrementInput {
   effectiveDate: Date;
   perUnitCostBasis: string | null;
   metadata: Record<string, string>;
+  /** Orb's invoice_settings: the increment is a purchase, invoiced at per_unit_cost_basis (issue 8). */
+  invoiceSettings?: InvoiceSettings | null;
+  /** Block source (manual, top_up, allocation, scheduled_purchase, ...). */
+  source?: string;
 }
 
 function parseDate(p: Problems, field: string, v: unknown): Date | null {
@@ -76,36 +81,44 @@ export function parseLedgerEntry(body: unknown): { entryType: 'increment'; input
       p.add('per_unit_cost_basis', (err as Error).message.replace(/^per_unit_cost_basis: /, ''));
     }
   }
+  const invoiceSettings = parseInvoiceSettings(p, b.invoice_settings, perUnitCostBasis);
   const metadata = (b.metadata ?? {}) as Record<string, string>;
   if (typeof metadata !== 'object' || Array.isArray(metadata)) p.add('metadata', 'must be an object of strings');
   p.throwIfAny('ledger entry');
   return {
     entryType: 'increment',
-    input: { amount, currency: currency as string, description: (b.description as string | undefined) ?? null, expiryDate, effectiveDate, perUnitCostBasis, metadata },
+    input: { amount, currency: currency as string, description: (b.description as string | undefined) ?? null, expiryDate, effectiveDate, perUnitCostBasis, metadata, invoiceSettings },
   };
 }
 
 export async function createIncrement(pool: Pool, customer: { id: string; external_customer_id: string | null }, input: IncrementInput): Promise<LedgerEntryDto> {
-  return withTx(pool, async (c) => {
+  return withTx(pool, (c) => incrementInTx(c, customer, input));
+}
+
+/** createIncrement inside the caller's transaction (top-ups, allocations, scheduled purchases). */
+export async function incrementInTx(c: Queryable, customer: { id: string; external_customer_id: string | null }, input: IncrementInput): Promise<LedgerEntryDto> {
+  {
     const pair = { customerId: customer.id, pricingUnit: input.currency };
     await lockBalances(c, [pair], true);
     const before = (await readBalances(c, [pair])).get(balanceKey(pair.customerId, pair.pricingUnit))!;
+    // A purchase that requires payment waits, out of the balance, until its invoice is paid.
+    const pending = input.invoiceSettings?.require_successful_payment === true;
     // The next increment fills a negative balance (overage) first.
-    const fill = min(before.overage, input.amount);
+    const fill = pending ? 0n : min(before.overage, input.amount);
     const blockId = newId();
     await c.query(
-      `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, metadata)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'manual', $9)`,
-      [blockId, customer.id, input.currency, formatDecimal(input.amount), formatDecimal(input.amount - fill), input.perUnitCostBasis, input.effectiveDate, input.expiryDate, JSON.stringify(input.metadata)],
+      `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, per_unit_cost_basis, effective_date, expiry_date, source, metadata, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, $11)`,
+      [blockId, customer.id, input.currency, formatDecimal(input.amount), formatDecimal(input.amount - fill), input.perUnitCostBasis, input.effectiveDate, input.expiryDate, JSON.stringify(input.metadata), input.source ?? 'manual', pending ? 'pending_payment' : 'active'],
     );
     if (fill > 0n) await c.query('UPDATE credit_balances SET overage = overage - $3 WHERE customer_id = $1 AND pricing_unit = $2', [customer.id, input.currency, formatDecimal(fill)]);
     const seq = await nextSeq(c, customer.id, input.currency, fill > 0n ? 2 : 1);
     const entryId = newId();
-    const ending = before.balance + input.amount;
+    const ending = pending ? before.balance : before.balance + input.amount;
     const r = await c.query<{ created_at: Date }>(
-      `INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance, ending_balance, description, metadata)
-       VALUES ($1, $2, $3, $4, 'increment', $5, $6, $7, $8, $9, $10) RETURNING created_at`,
-      [entryId, customer.id, input.currency, seq, blockId, formatDecimal(input.amount), formatDecimal(before.balance), formatDecimal(ending), input.description, JSON.stringify(input.metadata)],
+      `INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance, ending_balance, description, metadata, entry_status)
+       VALUES ($1, $2, $3, $4, 'increment', $5, $6, $7, $8, $9, $10, $11) RETURNING created_at`,
+      [entryId, customer.id, input.currency, seq, blockId, formatDecimal(input.amount), formatDecimal(before.balance), formatDecimal(ending), input.description, JSON.stringify(input.metadata), pending ? 'pending' : 'committed'],
     );
     if (fill > 0n) {
       await c.query(
@@ -117,12 +130,14 @@ export async function createIncrement(pool: Pool, customer: { id: string; extern
     if (before.balance <= 0n && ending > 0n) {
       await c.query('UPDATE credit_balances SET depleted = false WHERE customer_id = $1 AND pricing_unit = $2', [customer.id, input.currency]);
     }
+    // A purchase: its invoice, in this transaction (issue 8).
+    if (input.invoiceSettings) await createPurchaseInvoice(c, { customerId: customer.id, blockId, pricingUnit: input.currency, amount: input.amount, perUnitCostBasis: input.perUnitCostBasis ?? '0', settings: input.invoiceSettings, source: input.source ?? 'manual' });
     await writeOutbox(c, [{ topic: 'credit_balance.created', customerId: customer.id, payload: { customer_id: customer.id, credit_block_id: blockId, pricing_unit: input.currency, amount: formatDecimal(input.amount) } }]);
     return {
       id: entryId,
       ledger_sequence_number: seq,
       entry_type: 'increment',
-      entry_status: 'committed',
+      entry_status: pending ? 'pending' : 'committed',
       amount: input.amount,
       starting_balance: before.balance,
       ending_balance: ending,
@@ -133,7 +148,7 @@ export async function createIncrement(pool: Pool, customer: { id: string; extern
       customer: { id: customer.id, external_customer_id: customer.external_customer_id },
       currency: input.currency,
     };
-  });
+  }
 }
 
 async function nextSeq(db: Queryable, customerId: string, unit: string, count: number): Promise<number> {

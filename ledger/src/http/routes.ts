@@ -5,11 +5,14 @@ import { customerRoutes } from '../customers/routes';
 import { creditRoutes } from '../credits/routes';
 import { catalogRoutes } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
+import { billingRoutes, type BillingRouteDeps } from '../payments/routes';
 
 export interface LedgerRouteDeps {
   pool: Pool;
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
+  /** Invoices, top-ups, payments (issue 8). */
+  billing?: BillingRouteDeps;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -19,5 +22,6 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
     ...creditRoutes(deps.pool),
     ...catalogRoutes(deps.pool, deps.catalogChanged),
     ...keyRoutes(deps.pool),
+    ...billingRoutes(deps.pool, deps.billing),
   ];
 }

@@ -54,6 +54,17 @@ export const SETTINGS = {
   raterDedupMemoryEvents: s('DRAWDOWN_RATER_DEDUP_MEMORY_EVENTS', 'int', '2000000', 'Fingerprints held in memory per rater process for exact dedup; older copies are checked against ClickHouse.', { min: 1000 }),
   // ledger
   ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction.', { min: 1, max: 10_000 }),
+  // billing (invoices, top-ups, payments, settlement)
+  billingDefaultCurrency: s('DRAWDOWN_BILLING_DEFAULT_CURRENCY', 'string', 'USD', 'Invoice currency of a credit purchase when neither the customer nor the pricing unit names one.'),
+  billingDefaultNetTerms: s('DRAWDOWN_BILLING_DEFAULT_NET_TERMS', 'int', '0', 'Days from invoice date to due date when neither the request, the customer nor the plan sets net terms.', { min: 0, max: 365 }),
+  billingAutoIssue: s('DRAWDOWN_BILLING_AUTO_ISSUE', 'bool', 'true', 'Settlement invoices are issued at once; false leaves them as drafts (a customer\'s auto_issuance overrides).'),
+  billingRestrictOnUnpaidOverage: s('DRAWDOWN_BILLING_RESTRICT_ON_UNPAID_OVERAGE', 'bool', 'false', 'The access check denies a customer while an issued overage invoice of theirs is unpaid.'),
+  billingTickMs: s('DRAWDOWN_BILLING_TICK_MS', 'duration_ms', '30000', 'How often the billing scheduler runs (settlement, allocations, scheduled purchases, top-up intents, collection).', { min: 100 }),
+  billingBatchMax: s('DRAWDOWN_BILLING_BATCH_MAX', 'int', '100', 'Most items (top-up intents, periods, invoices to collect) one scheduler pass handles per kind.', { min: 1, max: 10_000 }),
+  paymentProvider: s('DRAWDOWN_PAYMENT_PROVIDER', 'string', 'manual', 'manual (invoices are marked paid through the API) or stripe.'),
+  stripeApiKey: s('DRAWDOWN_STRIPE_API_KEY', 'secret', '', 'Stripe secret key (sk_test_... or sk_live_...), for DRAWDOWN_PAYMENT_PROVIDER=stripe.'),
+  stripeWebhookSecret: s('DRAWDOWN_STRIPE_WEBHOOK_SECRET', 'secret', '', 'Signing secret (whsec_...) of the Stripe webhook endpoint POST /v1/payments/stripe/webhook.'),
+  stripeApiUrl: s('DRAWDOWN_STRIPE_API_URL', 'string', '', 'Stripe API base URL override (http://127.0.0.1:port for a local stand-in); empty for api.stripe.com.'),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
