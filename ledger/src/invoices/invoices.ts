@@ -41,6 +41,8 @@ export interface NewInvoice {
   autoCollection: boolean;
   /** Issue now (true) or leave a draft. */
   issue: boolean;
+  /** Orb's will_auto_issue; default `issue` (a caller that issues right after inserting says true). */
+  willAutoIssue?: boolean;
   periodStart?: Date | null;
   periodEnd?: Date | null;
   lines: LineInput[];
@@ -121,7 +123,7 @@ export async function insertInvoice(c: Queryable, inv: NewInvoice): Promise<stri
                            invoice_date, due_date, net_terms, period_start, period_end, memo, auto_collection, will_auto_issue, has_overage, metadata)
      VALUES ($1, $2, $3, $4, $5, $6, 'draft', $7, $8, $8, $8, $9, NULL, $10, $11, $12, $13, $14, $15, $16, $17)`,
     [id, number, inv.customerId, inv.subscriptionId ?? null, inv.kind, source, inv.currency, formatFixed(total, 12), inv.invoiceDate, inv.netTerms,
-      inv.periodStart ?? null, inv.periodEnd ?? null, inv.memo ?? null, inv.autoCollection, inv.issue, hasOverage, JSON.stringify(inv.metadata ?? {})],
+      inv.periodStart ?? null, inv.periodEnd ?? null, inv.memo ?? null, inv.autoCollection, inv.willAutoIssue ?? inv.issue, hasOverage, JSON.stringify(inv.metadata ?? {})],
   );
   if (inv.lines.length > 0) {
     await c.query(

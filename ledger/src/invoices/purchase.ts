@@ -78,6 +78,7 @@ export async function createPurchaseInvoice(c: Queryable, input: PurchaseInput):
     memo: input.settings.memo,
     autoCollection: input.settings.auto_collection,
     issue: false,
+    willAutoIssue: true,
     lines: [{
       kind: 'credit_purchase',
       name: `${formatDecimal(input.amount)} ${input.pricingUnit}`,
