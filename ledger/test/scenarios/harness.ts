@@ -143,8 +143,8 @@ export function compactInvoice(inv: Record<string, unknown>): Record<string, unk
 }
 
 /**
- * Stable snapshot text: every database id becomes <id:N> in order of first appearance, and
- * real-time `created_at` values become <created_at>. Bigints are written as exact decimals.
+ * Stable snapshot text: every database id becomes <id:N> in order of first appearance,
+ * real-time `created_at` values become <created_at> and invoice numbers <invoice_number>. Bigints are written as exact decimals.
  */
 export async function normalize(pool: Pool, value: unknown): Promise<string> {
   const ids = new Set<string>();
@@ -156,10 +156,14 @@ export async function normalize(pool: Pool, value: unknown): Promise<string> {
     if (typeof v === 'bigint') return formatDecimal(v);
     if (typeof v === 'string') {
       if (key === 'created_at') return '<created_at>';
-      if (ids.has(v)) {
-        if (!seen.has(v)) seen.set(v, `<id:${seen.size + 1}>`);
-        return seen.get(v);
-      }
+      // Invoice numbers count across the scenarios of a file; their order is not the point.
+      if (key === 'invoice_number' && v !== '') return '<invoice_number>';
+      const name = (id: string) => {
+        if (!seen.has(id)) seen.set(id, `<id:${seen.size + 1}>`);
+        return seen.get(id)!;
+      };
+      if (ids.has(v)) return name(v);
+      if (v.startsWith('upcoming_') && ids.has(v.slice(9))) return `upcoming_${name(v.slice(9))}`;
       return v;
     }
     if (Array.isArray(v)) return v.map((x) => walk(x));

@@ -151,6 +151,29 @@ describe('billing scenarios', () => {
     await expect(await normalize(s.pool, { balances, ledger: await ledgerOf(s.pool, c.id) })).toMatchFileSnapshot(join(SNAP, 'allocation-rollover.json'));
   });
 
+  it('a quarterly scheduled purchase runs on its schedule, once per due date', async () => {
+    await s.setClock('2026-01-01T00:00:00Z');
+    const c = await customer(s.pool, 'quarterly');
+    const { createScheduledPurchase } = await import('../../src/topups/scheduled');
+    await createScheduledPurchase(s.pool, c.id, { currency: 'credits', amount: '3000', per_unit_cost_basis: '0.008', every_months: 3, expires_after_months: 6, invoice_settings: { auto_collection: false, net_terms: 30 } }, s.now());
+    const runs: Record<string, number> = {};
+    for (const day of ['2026-01-01T06:00:00Z', '2026-02-15T00:00:00Z', '2026-04-01T00:00:00Z', '2026-04-02T00:00:00Z', '2026-07-01T00:00:00Z']) {
+      await s.setClock(day);
+      runs[day.slice(0, 10)] = (await billing.tick()).scheduledPurchases;
+    }
+    expect(runs).toEqual({ '2026-01-01': 1, '2026-02-15': 0, '2026-04-01': 1, '2026-04-02': 0, '2026-07-01': 1 });
+    const invoices = await invoicesOf(s.pool, c.id);
+    expect(invoices.map((i) => [i.invoice_kind, i.total, i.invoice_date, i.due_date])).toEqual([
+      ['scheduled_purchase', '24.00', '2026-01-01T06:00:00.000Z', '2026-01-31T06:00:00.000Z'],
+      ['scheduled_purchase', '24.00', '2026-04-01T00:00:00.000Z', '2026-05-01T00:00:00.000Z'],
+      ['scheduled_purchase', '24.00', '2026-07-01T00:00:00.000Z', '2026-07-31T00:00:00.000Z'],
+    ]);
+    const blocks = await s.pool.query("SELECT effective_date, expiry_date FROM credit_blocks WHERE customer_id = $1 ORDER BY effective_date", [c.id]);
+    expect(blocks.rows.map((b) => [b.effective_date.toISOString().slice(0, 10), b.expiry_date.toISOString().slice(0, 10)])).toEqual([
+      ['2026-01-01', '2026-07-01'], ['2026-04-01', '2026-10-01'], ['2026-07-01', '2027-01-01'],
+    ]);
+  });
+
   it('usage runs into overage; the period invoice charges it with fixed fees and fiat usage, as the upcoming invoice said', async () => {
     await s.setClock('2026-01-01T00:00:00Z');
     const c = await customer(s.pool, 'over', { auto_issuance: false, net_terms: 15 });
