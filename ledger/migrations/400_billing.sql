@@ -50,7 +50,7 @@ CREATE TABLE invoices (
   voided_at timestamptz,
   payment_started_at timestamptz,
   payment_failed_at timestamptz,
-  -- Collection by the payment provider: none | pending | started | succeeded | failed
+  -- Collection by the payment provider: none | pending | started | awaiting | succeeded | failed
   collection text NOT NULL DEFAULT 'none',
   provider text,
   provider_invoice_id text,

@@ -92,7 +92,7 @@ describe(`Stripe provider (${REAL ? 'Stripe test mode' : 'local stand-in'})`, ()
     const inv = await invoiceOf(entry.credit_block.id);
     const input = {
       invoiceId: inv.id, invoiceNumber: inv.invoice_number, customer: { id: c.id, name: 'retry', email: 'retry@example.com', providerCustomerId: c.stripeId },
-      currency: 'USD', memo: null, lines: [{ description: '10 credits', amountMinor: 1500n }], totalMinor: 1500n,
+      currency: 'USD', memo: 'credits', lines: [{ description: '10 credits', amountMinor: 1500n }], totalMinor: 1500n,
     };
     const first = await provider.collect(input);
     const second = await provider.collect(input);
@@ -102,6 +102,28 @@ describe(`Stripe provider (${REAL ? 'Stripe test mode' : 'local stand-in'})`, ()
       expect([...standin.invoices.values()].filter((i) => i.metadata.drawdown_invoice_id === inv.id)).toHaveLength(1);
       expect(standin.requests.slice(-4).every((r) => r.replayed)).toBe(true);
     }
+    // The collector's own pass sends the same requests: replayed, and the invoice is paid.
+    await collectPayments(pool, provider, { now: new Date(), limit: 10 });
+    expect((await invoiceOf(entry.credit_block.id)).status).toBe('paid');
+  });
+
+  it('a collection that crashed mid-way is claimed again later and replays, charging once', async () => {
+    const c = await customerWithCard('crash', 'pm_card_visa');
+    const entry = await purchase(c, 40, '0.25');
+    const inv = await invoiceOf(entry.credit_block.id);
+    // The crashed attempt: Stripe got every call, our transaction never committed.
+    await provider.collect({
+      invoiceId: inv.id, invoiceNumber: inv.invoice_number, customer: { id: c.id, name: 'crash', email: 'crash@example.com', providerCustomerId: c.stripeId },
+      currency: 'USD', memo: 'credits', lines: [{ description: '40 credits', amountMinor: 1000n }], totalMinor: 1000n,
+    });
+    const claimedAt = new Date(Date.now() - 3_600_000);
+    await pool.query("UPDATE invoices SET collection = 'started', payment_started_at = $2 WHERE id = $1", [inv.id, claimedAt]);
+    await collectPayments(pool, provider, { now: new Date(claimedAt.getTime() + 60_000), limit: 10, retryAfterMs: 600_000 });
+    expect((await invoiceOf(entry.credit_block.id)).collection).toBe('started'); // not stale yet
+    await collectPayments(pool, provider, { now: new Date(), limit: 10, retryAfterMs: 600_000 });
+    const after = await invoiceOf(entry.credit_block.id);
+    expect([after.status, after.collection]).toEqual(['paid', 'succeeded']);
+    if (standin) expect([...standin.invoices.values()].filter((i) => i.metadata.drawdown_invoice_id === inv.id).map((i) => [i.status, i.total])).toEqual([['paid', 1000]]);
   });
 
   it('a declined card leaves the invoice issued and the block pending; Stripe\'s signed invoice.paid webhook settles both', async () => {

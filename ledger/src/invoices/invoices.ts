@@ -177,7 +177,7 @@ export async function issueInvoice(c: Queryable, id: string, now: Date): Promise
 export async function voidInvoice(c: Queryable, id: string, now: Date): Promise<void> {
   const inv = await lockInvoice(c, id);
   if (inv.status !== 'draft' && inv.status !== 'issued') throw new ApiError('conflict', `invoice ${id} is ${inv.status}; only a draft or issued invoice can be voided`);
-  await c.query("UPDATE invoices SET status = 'void', voided_at = $2, collection = CASE WHEN collection = 'pending' THEN 'none' ELSE collection END WHERE id = $1", [id, now]);
+  await c.query("UPDATE invoices SET status = 'void', voided_at = $2, collection = CASE WHEN collection IN ('pending', 'awaiting') THEN 'none' ELSE collection END WHERE id = $1", [id, now]);
   await voidPendingBlocks(c, id);
   await refreshUnpaidOverage(c, inv.customer_id);
   await writeOutbox(c, [{ topic: 'invoice.voided', customerId: inv.customer_id, payload: { invoice_id: id, customer_id: inv.customer_id } }]);
@@ -190,7 +190,7 @@ export async function markInvoicePaid(c: Queryable, id: string, opts: { paidAt: 
   if (inv.status !== 'issued') throw new ApiError('conflict', `invoice ${id} is ${inv.status}; only an issued invoice can be marked paid`);
   await c.query(
     `UPDATE invoices SET status = 'paid', paid_at = $2, payment_external_id = $3, payment_notes = $4,
-            collection = CASE WHEN collection IN ('pending', 'started') THEN 'succeeded' ELSE collection END WHERE id = $1`,
+            collection = CASE WHEN collection IN ('pending', 'started', 'awaiting', 'failed') THEN 'succeeded' ELSE collection END WHERE id = $1`,
     [id, opts.paidAt, opts.externalId ?? null, opts.notes ?? null],
   );
   await activatePendingBlocks(c, id, opts.paidAt);

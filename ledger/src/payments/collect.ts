@@ -16,10 +16,19 @@ const attempts = counter('drawdown_payment_attempts_total', 'Payment collection 
 
 const toMinor = (v: Picos, currency: string): bigint => v / 10n ** BigInt(12 - currencyDecimals(currency));
 
-export async function collectPayments(pool: Pool, provider: PaymentProvider, opts: { now: Date; limit: number; log?: Logger }): Promise<number> {
+/**
+ * Collection states: pending (to send) -> started (claimed; the provider is being called) ->
+ * succeeded | failed | awaiting (the provider has it; a webhook or mark_paid settles it).
+ * A claim older than `retryAfterMs` is a crashed attempt and is claimed again.
+ */
+export async function collectPayments(pool: Pool, provider: PaymentProvider, opts: { now: Date; limit: number; retryAfterMs?: number; log?: Logger }): Promise<number> {
+  const stale = new Date(opts.now.getTime() - (opts.retryAfterMs ?? 600_000));
   const due = await pool.query<{ id: string }>(
-    "UPDATE invoices SET collection = 'started', payment_started_at = $2 WHERE id IN (SELECT id FROM invoices WHERE collection = 'pending' AND status = 'issued' ORDER BY issued_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id",
-    [opts.limit, opts.now],
+    `UPDATE invoices SET collection = 'started', payment_started_at = $2
+      WHERE id IN (SELECT id FROM invoices WHERE status = 'issued' AND (collection = 'pending' OR (collection = 'started' AND payment_started_at < $3))
+                    ORDER BY issued_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+      RETURNING id`,
+    [opts.limit, opts.now, stale],
   );
   let n = 0;
   for (const { id } of due.rows) {
@@ -57,6 +66,7 @@ export async function collectPayments(pool: Pool, provider: PaymentProvider, opt
       }
       if (result.outcome === 'paid') await markInvoicePaid(c, id, { paidAt: opts.now, externalId: result.providerPaymentId, notes: `collected by ${provider.name}` });
       else if (result.outcome === 'failed') await c.query("UPDATE invoices SET collection = 'failed', payment_failed_at = $2 WHERE id = $1", [id, opts.now]);
+      else await c.query("UPDATE invoices SET collection = 'awaiting' WHERE id = $1 AND collection = 'started'", [id]);
     });
     attempts.inc({ provider: provider.name, outcome: result.outcome });
     n++;

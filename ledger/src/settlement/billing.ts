@@ -54,7 +54,7 @@ export function startBilling(opts: { pool: Pool; config: Config; usage?: UsageSo
     const scheduledPurchases = await runScheduledPurchases(pool, { now, limit });
     const topUps = await processTopUpIntents(pool, { now, limit });
     const settled = opts.usage ? (await settleDuePeriods(pool, opts.usage, { now, graceMs: config.ingestGraceMs, limit })).length : 0;
-    const collected = await collectPayments(pool, provider, { now, limit, log });
+    const collected = await collectPayments(pool, provider, { now, limit, retryAfterMs: config.billingCollectionRetryMs, log });
     return { allocations, scheduledPurchases, topUps, settled, collected };
   };
 

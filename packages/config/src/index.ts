@@ -61,6 +61,7 @@ export const SETTINGS = {
   billingRestrictOnUnpaidOverage: s('DRAWDOWN_BILLING_RESTRICT_ON_UNPAID_OVERAGE', 'bool', 'false', 'The access check denies a customer while an issued overage invoice of theirs is unpaid.'),
   billingTickMs: s('DRAWDOWN_BILLING_TICK_MS', 'duration_ms', '30000', 'How often the billing scheduler runs (settlement, allocations, scheduled purchases, top-up intents, collection).', { min: 100 }),
   billingBatchMax: s('DRAWDOWN_BILLING_BATCH_MAX', 'int', '100', 'Most items (top-up intents, periods, invoices to collect) one scheduler pass handles per kind.', { min: 1, max: 10_000 }),
+  billingCollectionRetryMs: s('DRAWDOWN_BILLING_COLLECTION_RETRY_MS', 'duration_ms', '600000', 'A collection claimed but not finished (a crash mid-call) is retried after this long; idempotency keys make the retry safe.', { min: 1000 }),
   paymentProvider: s('DRAWDOWN_PAYMENT_PROVIDER', 'string', 'manual', 'manual (invoices are marked paid through the API) or stripe.'),
   stripeApiKey: s('DRAWDOWN_STRIPE_API_KEY', 'secret', '', 'Stripe secret key (sk_test_... or sk_live_...), for DRAWDOWN_PAYMENT_PROVIDER=stripe.'),
   stripeWebhookSecret: s('DRAWDOWN_STRIPE_WEBHOOK_SECRET', 'secret', '', 'Signing secret (whsec_...) of the Stripe webhook endpoint POST /v1/payments/stripe/webhook.'),
