@@ -117,7 +117,7 @@ CREATE TABLE top_up_intents (
   currency text NOT NULL,
   balance_before numeric(38,12) NOT NULL,
   balance_after numeric(38,12) NOT NULL,
-  status text NOT NULL DEFAULT 'pending',  -- pending | done | failed
+  status text NOT NULL DEFAULT 'pending',  -- pending | done | cancelled (top-up deleted first)
   block_id text,
   invoice_id text,
   error text,

@@ -175,14 +175,20 @@ export async function processTopUpIntents(pool: Pool, opts: { limit: number; now
   let done = 0;
   for (; done < opts.limit; done++) {
     const handled = await withTx(pool, async (c: PoolClient) => {
-      const r = await c.query<{ intent_id: string } & TopUpRow & { external_customer_id: string | null }>(
-        `SELECT i.id AS intent_id, ${COLS.split(', ').map((x) => `u.${x}`).join(', ')}, cu.external_customer_id
+      const r = await c.query<{ intent_id: string; deleted_at: Date | null } & TopUpRow & { external_customer_id: string | null }>(
+        `SELECT i.id AS intent_id, ${COLS.split(', ').map((x) => `u.${x}`).join(', ')}, u.deleted_at, cu.external_customer_id
            FROM top_up_intents i JOIN top_ups u ON u.id = i.top_up_id JOIN customers cu ON cu.id = i.customer_id
           WHERE i.status = 'pending' ORDER BY i.created_at, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED`,
       );
       const row = r.rows[0];
       if (!row) return false;
       const now = opts.now ?? billingDefaults().now();
+      if (row.deleted_at !== null) {
+        // Deleted between the crossing and this pass: nothing to buy.
+        await c.query("UPDATE top_up_intents SET status = 'cancelled', processed_at = $2 WHERE id = $1", [row.intent_id, now]);
+        topUpsApplied.inc({ outcome: 'cancelled' });
+        return true;
+      }
       const entry = await incrementInTx(c, { id: row.customer_id, external_customer_id: row.external_customer_id }, {
         amount: toPicos(row.amount),
         currency: row.currency,

@@ -121,6 +121,21 @@ describe('billing scenarios', () => {
     await expect(await normalize(s.pool, { balances, intents, invoices, ledger: await ledgerOf(s.pool, c.id) })).toMatchFileSnapshot(join(SNAP, 'threshold-top-up.json'));
   });
 
+  it('a top-up deleted between the crossing and the worker buys nothing', async () => {
+    await s.setClock('2026-01-01T00:00:00Z');
+    const c = await customer(s.pool, 'topper-deleted');
+    const { priceIds } = await planWith(s.pool, 'credits', [{ name: 'API call', currency: 'credits', model_type: 'unit', config: { unit_config: { unit_amount: '1' } }, metric: { event_name: 'call', aggregation: 'count' } }]);
+    await increment(c, { amount: 100, per_unit_cost_basis: '0' });
+    const t = await createTopUp(s.pool, c.id, parseTopUp({ currency: 'credits', threshold: '50', amount: '500', per_unit_cost_basis: '0.01', invoice_settings: { auto_collection: false, net_terms: 0 } }, s.now()));
+    await debit(s.pool, c.id, priceIds[0]!, '2026-01-01', '60');
+    await s.pool.query('UPDATE top_ups SET deleted_at = now() WHERE id = $1', [t.id]);
+    await billing.tick();
+    const intents = await s.pool.query('SELECT status FROM top_up_intents WHERE customer_id = $1', [c.id]);
+    expect(intents.rows).toEqual([{ status: 'cancelled' }]);
+    expect(await balanceOf(s.pool, c.id)).toBe('40');
+    expect(await invoicesOf(s.pool, c.id)).toEqual([]);
+  });
+
   it('a plan allocation rolls over into the next period, then expires', async () => {
     await s.setClock('2026-01-01T00:00:00Z');
     const c = await customer(s.pool, 'alloc');
