@@ -141,14 +141,24 @@ CREATE TABLE scheduled_purchases (
   deleted_at timestamptz
 );
 
--- Recurring allocations granted, one per subscription, price and period start.
+-- Recurring allocations granted, one per subscription, price and period start; next_period_start
+-- lets the scheduler skip a subscription until its next period begins.
 CREATE TABLE allocation_grants (
   subscription_id text NOT NULL,
   price_id text NOT NULL,
   period_start timestamptz NOT NULL,
+  next_period_start timestamptz NOT NULL,
   block_id text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (subscription_id, price_id, period_start)
+);
+
+-- Per subscription, the end of its oldest unsettled period: the scheduler looks only at
+-- subscriptions whose next_period_end + grace has passed.
+CREATE TABLE settlement_cursors (
+  subscription_id text PRIMARY KEY REFERENCES subscriptions (id),
+  next_period_index int NOT NULL,
+  next_period_end timestamptz NOT NULL
 );
 
 -- Stripe webhook events processed, by event id (Stripe retries deliveries).

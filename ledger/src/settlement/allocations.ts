@@ -32,8 +32,9 @@ export async function grantAllocations(pool: Pool, opts: { now: Date; limit: num
        FROM subscriptions s JOIN prices pr ON pr.plan_id = s.plan_id
       WHERE s.start_date <= $1 AND (s.end_date IS NULL OR s.end_date > $1)
         AND (pr.model_type = 'allocation' OR pr.config ? 'allocation_config' OR pr.config ? 'credit_allocation')
-      ORDER BY s.id, pr.id`,
-    [opts.now],
+        AND NOT EXISTS (SELECT 1 FROM allocation_grants g WHERE g.subscription_id = s.id AND g.price_id = pr.id AND g.period_start <= $1 AND g.next_period_start > $1)
+      ORDER BY s.id, pr.id LIMIT $2`,
+    [opts.now, opts.limit],
   );
   let n = 0;
   for (const r of rows.rows) {
@@ -44,8 +45,8 @@ export async function grantAllocations(pool: Pool, opts: { now: Date; limit: num
     const period = currentPeriod(sub, opts.now);
     const done = await withTx(pool, async (c) => {
       const claim = await c.query(
-        'INSERT INTO allocation_grants (subscription_id, price_id, period_start, block_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-        [sub.id, r.price_id, period.start, ''],
+        'INSERT INTO allocation_grants (subscription_id, price_id, period_start, next_period_start, block_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        [sub.id, r.price_id, period.start, period.end, ''],
       );
       if (claim.rowCount === 0) return false;
       const expiry = alloc.rollover ? periodN(sub.start, sub.cadence, period.index + 1).end : period.end;

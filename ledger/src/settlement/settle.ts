@@ -11,7 +11,7 @@ import { newId } from '../ids';
 import { balanceKey, lockBalances, readBalances } from '../credits/balances';
 import { insertInvoice, lineDto, money, roundLines } from '../invoices/invoices';
 import { computePeriodInvoice, currentPeriod, isFiat, loadSubscription, type UsageSource } from './compute';
-import { periodAt, periodN, type Period } from './periods';
+import { periodN, type Period } from './periods';
 
 const periodsSettled = counter('drawdown_periods_settled_total', 'Subscription periods settled into invoices');
 
@@ -69,26 +69,38 @@ export async function settlePeriod(pool: Pool, usage: UsageSource, subscriptionI
   });
 }
 
-/** Settles every period whose end + grace is at or before `now`, oldest first, at most `limit`. */
+/**
+ * Settles every period whose end + grace is at or before `now`, oldest first, at most `limit`
+ * invoices. Only subscriptions whose cursor says a period is due are loaded.
+ */
 export async function settleDuePeriods(pool: Pool, usage: UsageSource, opts: { now: Date; graceMs: number; limit: number }): Promise<string[]> {
   const cutoff = new Date(opts.now.getTime() - opts.graceMs);
-  const subs = await pool.query<{ id: string; last: Date | null }>(
-    `SELECT s.id, (SELECT max(i.period_start) FROM invoices i WHERE i.subscription_id = s.id AND i.kind = 'settlement') AS last
-       FROM subscriptions s WHERE s.start_date < $1 ORDER BY s.id`,
-    [cutoff],
+  const subs = await pool.query<{ id: string; next_index: number | null }>(
+    `SELECT s.id, sc.next_period_index AS next_index
+       FROM subscriptions s LEFT JOIN settlement_cursors sc ON sc.subscription_id = s.id
+      WHERE s.start_date < $1 AND (sc.next_period_end IS NULL OR sc.next_period_end <= $1)
+      ORDER BY s.id LIMIT $2`,
+    [cutoff, opts.limit],
   );
   const out: string[] = [];
   for (const s of subs.rows) {
     const sub = await loadSubscription(pool, s.id);
-    let k = s.last ? periodAt(sub.start, sub.cadence, s.last).index + 1 : 0;
+    let k = s.next_index ?? 0;
     for (;;) {
-      if (out.length >= opts.limit) return out;
       const p = periodN(sub.start, sub.cadence, k);
-      if (p.end > cutoff) break;
-      if (sub.end && p.start >= sub.end) break;
+      if (p.end > cutoff || (sub.end && p.start >= sub.end) || out.length >= opts.limit) break;
       out.push(await settlePeriod(pool, usage, sub.id, p));
       k++;
     }
+    // An ended subscription with every period settled is never due again.
+    const next = periodN(sub.start, sub.cadence, k);
+    const dueAt = sub.end && next.start >= sub.end ? new Date('9999-12-31T00:00:00Z') : next.end;
+    await pool.query(
+      `INSERT INTO settlement_cursors (subscription_id, next_period_index, next_period_end) VALUES ($1, $2, $3)
+       ON CONFLICT (subscription_id) DO UPDATE SET next_period_index = excluded.next_period_index, next_period_end = excluded.next_period_end`,
+      [sub.id, k, dueAt],
+    );
+    if (out.length >= opts.limit) break;
   }
   return out;
 }
