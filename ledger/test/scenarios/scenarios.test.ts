@@ -197,6 +197,7 @@ describe('billing scenarios', () => {
       { name: 'Platform fee', currency: 'USD', model_type: 'unit', config: { unit_config: { unit_amount: '20' } } },
       { name: 'Peak seats', currency: 'USD', model_type: 'unit', config: { unit_config: { unit_amount: '2.5' } }, metric: { event_name: 'seats', aggregation: 'max', property: 'seats' } },
       { name: 'Storage GB', currency: 'USD', model_type: 'tiered', config: { tiered_config: { tiers: [{ first_unit: 0, last_unit: 10, unit_amount: '0' }, { first_unit: 10, unit_amount: '0.333' }] } }, metric: { event_name: 'storage', aggregation: 'sum', property: 'gb' } },
+      { name: 'Distinct users', currency: 'credits', model_type: 'unit', config: { unit_config: { unit_amount: '10' } }, metric: { event_name: 'login', aggregation: 'unique_count', property: 'user' } },
     ]);
     const sub = await subscribe(s.pool, c.id, planId, '2026-01-01T00:00:00Z');
     await increment(c, { amount: 100, per_unit_cost_basis: '0' });
@@ -215,6 +216,10 @@ describe('billing scenarios', () => {
       row(4, '2026-02-02T10:00:00Z', 'seats', priceIds[2]!, { seats: 40 }), // next period
       row(5, '2026-01-04T00:00:00Z', 'storage', priceIds[3]!, { gb: 12.5 }, '12.5'),
       row(6, '2026-01-25T00:00:00Z', 'storage', priceIds[3]!, { gb: 8 }, '8'),
+      // Distinct users are priced in credits (10 each) and, not being decomposable, invoiced at the credits' rate.
+      row(7, '2026-01-05T00:00:00Z', 'login', priceIds[4]!, { user: 'ann' }),
+      row(8, '2026-01-06T00:00:00Z', 'login', priceIds[4]!, { user: 'bob' }),
+      row(9, '2026-01-07T00:00:00Z', 'login', priceIds[4]!, { user: 'ann' }),
     ]);
 
     await s.setClock('2026-01-31T23:00:00Z');
@@ -228,11 +233,12 @@ describe('billing scenarios', () => {
     // The upcoming invoice said what settlement produced.
     expect(draft!.line_items).toEqual(upcoming.line_items);
     expect(draft!.total).toBe(upcoming.total);
-    // Overage 80.555 credits x 0.01 = 0.80555 -> 0.81; seats max 7 x 2.5 = 17.50; storage 20.5 GB: 10.5 x 0.333 = 3.4965 -> 3.50.
+    // Overage 80.555 credits x 0.01 = 0.80555 -> 0.81; seats max 7 x 2.5 = 17.50; storage 20.5 GB: 10.5 x 0.333 = 3.4965 -> 3.50;
+    // 2 distinct users x 10 credits x 0.01 = 0.20.
     expect((draft!.line_items as { name: string; amount: string }[]).map((l) => [l.name, l.amount])).toEqual([
-      ['Platform fee', '20.00'], ['Peak seats', '17.50'], ['Storage GB', '3.50'], ['Overage (credits)', '0.81'],
+      ['Platform fee', '20.00'], ['Peak seats', '17.50'], ['Storage GB', '3.50'], ['Distinct users', '0.20'], ['Overage (credits)', '0.81'],
     ]);
-    expect(draft!.total).toBe('41.81');
+    expect(draft!.total).toBe('42.01');
     const balances: Record<string, string> = { settled: await balanceOf(s.pool, c.id) };
 
     const flag = async () => (await s.pool.query('SELECT unpaid_overage FROM customers WHERE id = $1', [c.id])).rows[0].unpaid_overage as boolean;
