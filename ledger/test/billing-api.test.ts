@@ -149,6 +149,10 @@ describe('billing API through the orb-billing SDK', () => {
     const issued = await orb.invoices.issue(draft.id);
     expect(issued.status).toBe('issued');
     expect(Date.parse(issued.due_date!) - Date.parse(issued.issued_at!)).toBe(7 * DAY);
+    expect((await orb.invoices.list({ customer_id: customer.id, is_recurring: true, 'invoice_date[lt]': new Date().toISOString() })).data.map((i) => i.id)).toEqual([draft.id]);
+    expect((await orb.invoices.list({ customer_id: customer.id, is_recurring: false })).data).toHaveLength(0);
+    expect((await orb.invoices.list({ customer_id: customer.id, 'invoice_date[gt]': new Date().toISOString() })).data).toHaveLength(0);
+    await expect(orb.invoices.list({ 'due_date[lt]': 'tomorrow' })).rejects.toMatchObject({ status: 400 });
     // Settling again changes nothing.
     await billing.tick();
     expect((await orb.invoices.list({ subscription_id: sub.id })).data).toHaveLength(1);

@@ -15,6 +15,19 @@ export function invoiceRoutes(pool: Pool, usage: UsageSource | undefined): Route
     const statuses = [...req.query.getAll('status'), ...req.query.getAll('status[]')].flatMap((s) => s.split(','));
     for (const s of statuses) if (!STATUSES.has(s)) p.add('status', `"${s}" is not one of draft, issued, paid, void`);
     const cursor = decodeCursor(req.query.get('cursor'));
+    // Date filters: Orb's invoice_date[gt|gte|lt|lte] and due_date[gt|lt].
+    const ranges: { col: string; op: string; value: Date }[] = [];
+    for (const [param, col, op] of [
+      ['invoice_date[gt]', 'invoice_date', '>'], ['invoice_date[gte]', 'invoice_date', '>='], ['invoice_date[lt]', 'invoice_date', '<'], ['invoice_date[lte]', 'invoice_date', '<='],
+      ['due_date[gt]', 'due_date', '>'], ['due_date[lt]', 'due_date', '<'],
+    ] as const) {
+      const v = req.query.get(param);
+      if (v === null) continue;
+      if (Number.isNaN(Date.parse(v))) p.add(param, 'must be an ISO 8601 date or date-time');
+      else ranges.push({ col, op, value: new Date(v) });
+    }
+    const recurring = req.query.get('is_recurring');
+    if (recurring !== null && recurring !== 'true' && recurring !== 'false') p.add('is_recurring', 'must be true or false');
     p.throwIfAny('invoice list');
     let customerId = req.query.get('customer_id');
     const ext = req.query.get('external_customer_id');
@@ -28,8 +41,11 @@ export function invoiceRoutes(pool: Pool, usage: UsageSource | undefined): Route
         WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR subscription_id = $2)
           AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[]))
           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::text))
+          AND ($7::boolean IS NULL OR (kind = 'settlement') = $7)
+          ${ranges.map((r, i) => `AND ${r.col} ${r.op} $${8 + i}`).join(' ')}
         ORDER BY created_at DESC, id DESC LIMIT $6`,
-      [customerId, req.query.get('subscription_id'), statuses, cursor ? String(cursor[0]) : null, cursor ? String(cursor[1]) : null, limit + 1],
+      [customerId, req.query.get('subscription_id'), statuses, cursor ? String(cursor[0]) : null, cursor ? String(cursor[1]) : null, limit + 1,
+        recurring === null ? null : recurring === 'true', ...ranges.map((r) => r.value)],
     );
     const hasMore = r.rows.length > limit;
     const rows = hasMore ? r.rows.slice(0, limit) : r.rows;

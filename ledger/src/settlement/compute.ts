@@ -60,7 +60,7 @@ export async function loadSubscription(db: Queryable, id: string): Promise<Subsc
   const r = await db.query(
     `SELECT s.id, s.customer_id, cu.external_customer_id, s.plan_id, p.currency AS plan_currency, s.start_date, s.end_date,
             to_jsonb(s) AS s_json, to_jsonb(p) AS p_json, cu.net_terms AS customer_net_terms, p.net_terms AS plan_net_terms,
-            cu.auto_issuance, cu.auto_collection, cu.currency AS customer_currency
+            cu.auto_issuance, cu.auto_collection, cu.payment_provider_id, cu.currency AS customer_currency
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN customers cu ON cu.id = s.customer_id WHERE s.id = $1`,
     [id],
   );
@@ -80,7 +80,8 @@ export async function loadSubscription(db: Queryable, id: string): Promise<Subsc
     cadence,
     netTerms: row.customer_net_terms ?? row.plan_net_terms ?? d.netTerms,
     autoIssue: row.auto_issuance ?? d.autoIssue,
-    autoCollection: row.auto_collection ?? false,
+    // Collected automatically when the customer says so, else when a payment method is on file with a provider.
+    autoCollection: row.auto_collection ?? row.payment_provider_id !== null,
     customerCurrency: row.customer_currency,
   };
 }
