@@ -97,6 +97,7 @@ export async function createIncrement(pool: Pool, customer: { id: string; extern
 
 /** createIncrement inside the caller's transaction (top-ups, allocations, scheduled purchases). */
 export async function incrementInTx(c: Queryable, customer: { id: string; external_customer_id: string | null }, input: IncrementInput): Promise<LedgerEntryDto> {
+  // (The block keeps the old body's indentation, so the diff against the credits rework stays small.)
   {
     const pair = { customerId: customer.id, pricingUnit: input.currency };
     await lockBalances(c, [pair], true);
