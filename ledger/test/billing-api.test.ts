@@ -120,6 +120,25 @@ describe('billing API through the orb-billing SDK', () => {
     expect((bad as { error: { errors: { field: string }[] } }).error.errors.map((x) => x.field)).toEqual(['threshold', 'amount', 'invoice_settings.auto_collection']);
   });
 
+  it('scheduled purchases: create, list, delete; bad fields are named', async () => {
+    const call = (method: string, path: string, body?: unknown) => fetch(`${base}/v1${path}`, {
+      method, headers: { authorization: `Bearer ${orb.apiKey}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    await orb.customers.create({ name: 'Sched Co', email: 'sched@example.com', external_customer_id: 'sched-co' });
+    const created = await call('POST', '/customers/external_customer_id/sched-co/credits/scheduled_purchases', {
+      currency: 'credits', amount: '12000', per_unit_cost_basis: '0.009', every_months: 12, start_date: '2030-01-01T00:00:00Z', invoice_settings: { auto_collection: false, net_terms: 30 },
+    });
+    expect(created.status).toBe(201);
+    const sp = (await created.json()) as { id: string; every_months: number; next_run_at: string; amount: string };
+    expect([sp.every_months, sp.next_run_at, sp.amount]).toEqual([12, '2030-01-01T00:00:00.000Z', '12000']);
+    const list = (await (await call('GET', '/customers/external_customer_id/sched-co/credits/scheduled_purchases')).json()) as { data: { id: string }[] };
+    expect(list.data.map((x) => x.id)).toEqual([sp.id]);
+    expect((await call('DELETE', `/customers/external_customer_id/sched-co/credits/scheduled_purchases/${sp.id}`)).status).toBe(204);
+    const bad = await call('POST', '/customers/external_customer_id/sched-co/credits/scheduled_purchases', { currency: 'credits', amount: '0', per_unit_cost_basis: '1', every_months: 2 });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { errors: { field: string }[] }).errors.map((e) => e.field)).toEqual(['amount', 'every_months', 'invoice_settings']);
+  });
+
   it('upcoming invoice, period settlement into a draft, issue', async () => {
     const customer = await orb.customers.create({ name: 'Sub Co', email: 'sub@example.com', external_customer_id: 'sub-co' });
     await pool.query('UPDATE customers SET auto_issuance = false, net_terms = 7 WHERE id = $1', [customer.id]);
