@@ -14,6 +14,7 @@ import { collectProcessMetrics } from '@drawdown/metrics';
 import { connectNats, ensureStreams, jetstreamManager, names, type NatsConnection } from '@drawdown/nats';
 import { createPool, ensureDatabase, migrate, type Pool } from '@drawdown/pg';
 import { startRater, type Rater } from '@drawdown/rater';
+import { clickhouseUsageSource } from '@drawdown/reporter';
 
 export interface App {
   config: Config;
@@ -70,7 +71,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const adminKey = await bootstrapAdminKey(pool, config, log);
   const verifier = createKeyVerifier(pool);
 
-  const ledger = await startLedger({ config, pool, nc, log });
+  const ledger = await startLedger({ config, pool, nc, log, usage: clickhouseUsageSource(ch) });
   const rater = await startRater({ config, nc, ch, pool, log });
   const ingest = createIngest({ config, nc, log });
 

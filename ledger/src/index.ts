@@ -14,6 +14,8 @@ import { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispa
 import { startBalanceUpdatedCoalescer, type Coalescer } from './webhooks/coalescer';
 import { AccessCache } from './access/cache';
 import type { AccessMode } from './access/policies';
+import { startBilling, type Billing } from './settlement/billing';
+import type { UsageSource } from './settlement/compute';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/queries';
@@ -26,6 +28,11 @@ export { evaluateCrossings, recordSubscriptionUsage } from './alerts/evaluate';
 export { setUnpaidOverage } from './access/policies';
 export { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
 export { writeOutbox, startOutboxRelay } from './outbox/outbox';
+export type { UsageSource } from './settlement/compute';
+export type { Billing, TickResult } from './settlement/billing';
+export { startBilling } from './settlement/billing';
+export { unpaidOverageRestriction } from './invoices/invoices';
+export { setBillingDefaults, billingDefaults } from './invoices/defaults';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -38,10 +45,11 @@ export interface Ledger {
   webhooks: WebhookDispatcher | undefined;
   balanceUpdates: Coalescer;
   access: AccessCache;
+  billing: Billing;
   stop(): Promise<void>;
 }
 
-export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger }): Promise<Ledger> {
+export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger; usage?: UsageSource }): Promise<Ledger> {
   const n = names(opts.config.namespace);
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
@@ -59,6 +67,7 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const access = new AccessCache({ pool: opts.pool, log, pollMs: opts.config.accessPollMs, maxCustomers: opts.config.accessCacheMaxCustomers, catalogTtlMs: opts.config.accessCatalogTtlMs, defaultMode: opts.config.accessDefaultPolicy as AccessMode });
   await access.start();
   const catalogSub = opts.nc.subscribe(n.catalogSubject, { callback: () => access.catalogChanged() });
+  const billing = startBilling({ pool: opts.pool, config: opts.config, usage: opts.usage, log });
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => {
@@ -69,6 +78,7 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     access,
     webhookSecretGraceMs: opts.config.webhookSecretGraceMs,
     wakeWebhooks: () => webhooks?.wake(),
+    billing: { usage: opts.usage, stripe: billing.stripe, stripeWebhookSecret: opts.config.stripeWebhookSecret },
   });
   return {
     routes,
@@ -78,7 +88,9 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     webhooks,
     balanceUpdates,
     access,
+    billing,
     async stop() {
+      await billing.stop();
       await consumer.stop();
       await creditJobs.stop();
       await balanceUpdates.stop();

@@ -2,9 +2,11 @@
 // (customer, pricing unit, balance before, balance after) for each pair the transaction
 // locked, and runs the crossing hooks in the same transaction, so whatever they write
 // (outbox rows, alert state) commits or rolls back with the change itself.
-// Hooks: the built-in one below (alert evaluation); others add theirs with `addCrossingHook`.
+// Hooks: the built-in ones below (alert evaluation, threshold top-ups); others add theirs
+// with `addCrossingHook`.
 import type { Queryable } from '@drawdown/pg';
 import { evaluateCrossings } from '../alerts/evaluate';
+import { evaluateTopUps } from '../topups/topups';
 import { balanceKey, lockBalances, readBalances, type Balance } from './balances';
 
 export interface BalanceChange {
@@ -33,6 +35,19 @@ export function addCrossingHook(hook: CrossingHook): () => void {
  *  the balance state the access cache and `credit_balance.updated` read, in this transaction. */
 const alertHook: CrossingHook = async (db, changes) => {
   await evaluateCrossings(db, changes);
+};
+
+/** Built in: threshold top-ups (ledger/src/topups): one intent per top-up whose threshold a
+ *  balance crossed downwards in this transaction, decided under the balance row locks. */
+const topUpHook: CrossingHook = async (db, changes) => {
+  const before = new Map<string, Balance>();
+  const after = new Map<string, Balance>();
+  for (const x of changes) {
+    const key = balanceKey(x.customerId, x.pricingUnit);
+    before.set(key, { customerId: x.customerId, pricingUnit: x.pricingUnit, available: 0n, overage: 0n, balance: x.before });
+    after.set(key, { customerId: x.customerId, pricingUnit: x.pricingUnit, available: 0n, overage: 0n, balance: x.after });
+  }
+  await evaluateTopUps(db, before, after);
 };
 
 export interface Pair {
@@ -87,6 +102,7 @@ export class BalanceTracker {
     }
     if (changes.length > 0) {
       await alertHook(this.db, changes);
+      await topUpHook(this.db, changes);
       for (const h of hooks) await h(this.db, changes);
     }
     return after;

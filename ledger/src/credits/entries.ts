@@ -7,6 +7,7 @@ import { formatDecimal, min } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient, type Queryable } from '@drawdown/pg';
 import { newId } from '../ids';
 import { writeOutbox } from '../outbox/outbox';
+import { createPurchaseInvoice } from '../invoices/purchase';
 import { toPicos } from './balances';
 import { BalanceTracker, type Pair } from './crossings';
 import { DEFAULT_PRICING_UNIT, type BlockFilter, type LedgerEntryInput } from './parse';
@@ -109,13 +110,14 @@ export async function settleOverage(c: PoolClient, t: BalanceTracker, pair: Pair
 }
 
 export interface IncrementOptions {
-  source?: 'manual' | 'allocation' | 'top_up' | 'commitment';
+  source?: 'manual' | 'allocation' | 'top_up' | 'commitment' | 'scheduled_purchase';
   status?: 'active' | 'pending_payment';
 }
 
 /** An increment: always a new block. Exported for allocations and top-ups (same transaction rules). */
 export async function incrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair, input: Extract<LedgerEntryInput, { entryType: 'increment' }>, opts: IncrementOptions = {}): Promise<string[]> {
-  const status = opts.status ?? 'active';
+  // A purchase that requires payment waits, out of the balance, until its invoice is paid.
+  const status = opts.status ?? (input.invoiceSettings?.require_successful_payment ? 'pending_payment' : 'active');
   const now = (await c.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
   const effective = input.effectiveDate ?? now;
   const counts = status === 'active' && effective <= now;
@@ -132,6 +134,10 @@ export async function incrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair
   const ending = counts ? before.balance + input.amount : before.balance;
   const ids = await insertEntries(c, [{ pair, type: 'increment', blockId, amount: input.amount, starting: before.balance, ending, description: input.description, metadata: input.metadata }]);
   if (counts) await settleOverage(c, t, pair, blockId, input.amount, ending);
+  // A purchase: its invoice, in this transaction (ledger/src/invoices).
+  if (input.invoiceSettings) {
+    await createPurchaseInvoice(c, { customerId: pair.customerId, blockId, pricingUnit: pair.pricingUnit, amount: input.amount, perUnitCostBasis: input.perUnitCostBasis ?? '0', settings: input.invoiceSettings, source: opts.source ?? 'manual' });
+  }
   await writeOutbox(c, [{
     topic: 'credit_balance.created',
     customerId: pair.customerId,
@@ -274,7 +280,12 @@ export async function deleteBlock(pool: Pool, blockId: string): Promise<void> {
 /** A pending_payment block becomes active (its payment arrived: issue 8's top-ups). Its credits
  *  start to count, settle overage first, and the change goes through the crossing hooks. */
 export async function activateBlock(pool: Pool, blockId: string): Promise<void> {
-  await withTx(pool, async (c) => {
+  await withTx(pool, (c) => activateBlockInTx(c, blockId));
+}
+
+/** activateBlock inside the caller's transaction (an invoice paid). */
+export async function activateBlockInTx(c: PoolClient, blockId: string): Promise<void> {
+  {
     const r = await c.query<{ customer_id: string; pricing_unit: string }>('SELECT customer_id, pricing_unit FROM credit_blocks WHERE id = $1 AND deleted_at IS NULL', [blockId]);
     const row = r.rows[0];
     if (!row) throw new ApiError('not_found', `no credit block with id "${blockId}"`);
@@ -288,5 +299,5 @@ export async function activateBlock(pool: Pool, blockId: string): Promise<void> 
     const after = await t.current(pair);
     if (b.remaining > 0n && !later && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, after.balance);
     await t.finish();
-  });
+  }
 }

@@ -1,3 +1,4 @@
+import { parseInvoiceSettings, type InvoiceSettings } from '../invoices/purchase';
 // Input of POST .../credits/ledger_entry: one named input per entry type, validated here,
 // every problem reported at once (field names as in Orb's request).
 import { ApiError, Problems } from '@drawdown/http';
@@ -25,7 +26,7 @@ export interface IncrementInput extends Common {
   expiryDate: Date | null;
   perUnitCostBasis: string | null;
   filters: BlockFilter[];
-  invoiceSettings: Record<string, unknown> | null;
+  invoiceSettings: InvoiceSettings | null;
 }
 export interface DecrementInput extends Common {
   entryType: 'decrement';
@@ -159,14 +160,8 @@ export function parseLedgerEntry(body: unknown): LedgerEntryInput {
           p.add('per_unit_cost_basis', (err as Error).message.replace(/^per_unit_cost_basis: /, ''));
         }
       }
-      let invoiceSettings: Record<string, unknown> | null = null;
-      if (b.invoice_settings !== undefined && b.invoice_settings !== null) {
-        if (typeof b.invoice_settings !== 'object' || Array.isArray(b.invoice_settings)) p.add('invoice_settings', 'must be an object');
-        else {
-          invoiceSettings = b.invoice_settings as Record<string, unknown>;
-          if (typeof invoiceSettings.auto_collection !== 'boolean') p.add('invoice_settings.auto_collection', 'is required: true or false');
-        }
-      }
+      // Orb's invoice_settings make the increment a purchase, invoiced at per_unit_cost_basis (ledger/src/invoices).
+      const invoiceSettings = parseInvoiceSettings(p, b.invoice_settings, perUnitCostBasis);
       out = { ...common, entryType: 'increment', amount: amount ?? 0n, effectiveDate, expiryDate, perUnitCostBasis, filters: parseFilters(p, b.filters), invoiceSettings };
       break;
     }

@@ -10,6 +10,7 @@ import { alertRoutes } from '../alerts/routes';
 import { webhookRoutes } from '../webhooks/routes';
 import { accessRoutes } from '../access/routes';
 import type { AccessCache } from '../access/cache';
+import { billingRoutes, type BillingRouteDeps } from '../payments/routes';
 
 export interface LedgerRouteDeps {
   pool: Pool;
@@ -18,9 +19,11 @@ export interface LedgerRouteDeps {
   /** Idempotency-Key settings (see ./idempotency.ts). */
   idempotency?: IdempotencyOptions;
   /** Alerts, webhooks and access control (issue 7). */
-  access: AccessCache;
-  webhookSecretGraceMs: number;
+  access?: AccessCache;
+  webhookSecretGraceMs?: number;
   wakeWebhooks?: () => void;
+  /** Invoices, top-ups, payments (issue 8). */
+  billing?: BillingRouteDeps;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -36,7 +39,8 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
       ...alertRoutes(deps.pool),
     ], deps.idempotency),
     ...keyRoutes(deps.pool),
-    ...webhookRoutes(deps.pool, { secretGraceMs: deps.webhookSecretGraceMs, wake: deps.wakeWebhooks }),
-    ...accessRoutes(deps.pool, deps.access),
+    ...webhookRoutes(deps.pool, { secretGraceMs: deps.webhookSecretGraceMs ?? 86_400_000, wake: deps.wakeWebhooks }),
+    ...(deps.access ? accessRoutes(deps.pool, deps.access) : []),
+    ...billingRoutes(deps.pool, deps.billing),
   ];
 }

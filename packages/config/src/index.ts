@@ -78,6 +78,18 @@ export const SETTINGS = {
   accessCacheMaxCustomers: s('DRAWDOWN_ACCESS_CACHE_MAX_CUSTOMERS', 'int', '1000000', 'Most customers the access cache holds (the oldest loaded is dropped first).', { min: 1 }),
   accessCatalogTtlMs: s('DRAWDOWN_ACCESS_CATALOG_TTL_MS', 'duration_ms', '60000', 'How long the access cache trusts a customer\'s metric -> price mapping (catalog changes also clear it).', { min: 0 }),
   accessDefaultPolicy: s('DRAWDOWN_ACCESS_DEFAULT_POLICY', 'string', 'block_when_depleted', 'Access policy of customers without one: block_when_depleted, allow_overage or always_allow.'),
+  // billing (invoices, top-ups, payments, settlement)
+  billingDefaultCurrency: s('DRAWDOWN_BILLING_DEFAULT_CURRENCY', 'string', 'USD', 'Invoice currency of a credit purchase when neither the customer nor the pricing unit names one.'),
+  billingDefaultNetTerms: s('DRAWDOWN_BILLING_DEFAULT_NET_TERMS', 'int', '0', 'Days from invoice date to due date when neither the request, the customer nor the plan sets net terms.', { min: 0, max: 365 }),
+  billingAutoIssue: s('DRAWDOWN_BILLING_AUTO_ISSUE', 'bool', 'true', 'Settlement invoices are issued at once; false leaves them as drafts (a customer\'s auto_issuance overrides).'),
+  billingRestrictOnUnpaidOverage: s('DRAWDOWN_BILLING_RESTRICT_ON_UNPAID_OVERAGE', 'bool', 'false', 'The access check denies a customer while an issued overage invoice of theirs is unpaid.'),
+  billingTickMs: s('DRAWDOWN_BILLING_TICK_MS', 'duration_ms', '30000', 'How often the billing scheduler runs (settlement, allocations, scheduled purchases, top-up intents, collection).', { min: 100 }),
+  billingBatchMax: s('DRAWDOWN_BILLING_BATCH_MAX', 'int', '100', 'Most items (top-up intents, periods, invoices to collect) one scheduler pass handles per kind.', { min: 1, max: 10_000 }),
+  billingCollectionRetryMs: s('DRAWDOWN_BILLING_COLLECTION_RETRY_MS', 'duration_ms', '600000', 'A collection claimed but not finished (a crash mid-call) is retried after this long; idempotency keys make the retry safe.', { min: 1000 }),
+  paymentProvider: s('DRAWDOWN_PAYMENT_PROVIDER', 'string', 'manual', 'manual (invoices are marked paid through the API) or stripe.'),
+  stripeApiKey: s('DRAWDOWN_STRIPE_API_KEY', 'secret', '', 'Stripe secret key (sk_test_... or sk_live_...), for DRAWDOWN_PAYMENT_PROVIDER=stripe.'),
+  stripeWebhookSecret: s('DRAWDOWN_STRIPE_WEBHOOK_SECRET', 'secret', '', 'Signing secret (whsec_...) of the Stripe webhook endpoint POST /v1/payments/stripe/webhook.'),
+  stripeApiUrl: s('DRAWDOWN_STRIPE_API_URL', 'string', '', 'Stripe API base URL override (http://127.0.0.1:port for a local stand-in); empty for api.stripe.com.'),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;

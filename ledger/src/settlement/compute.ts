@@ -1,0 +1,182 @@
+// The invoice of one subscription period, computed from the data as it is now. Period
+// settlement stores what this returns; the upcoming invoice shows it without storing: one
+// function, so the two cannot disagree for the same data.
+//
+// Lines, in order:
+//  - fixed fees: plan prices without a metric (unit_amount x fixed_price_quantity, default 1);
+//  - usage in fiat: metered prices whose currency is fiat (three capitals), the period's
+//    quantity (count/sum from the rollups; max/unique_count/latest from ClickHouse) priced with
+//    the price model;
+//  - non-decomposable usage in a pricing unit (max/unique_count/latest cannot be debited per
+//    event): priced in the unit, then converted at the unit's rate;
+//  - overage: the customer's negative balance (credit_balances.overage) per pricing unit the
+//    plan uses, converted at the unit's conversion rate.
+// Each line is exact; the invoice rounds each line half-even to the currency's minor unit.
+import { mul, parseDecimal, type Picos } from '@drawdown/money';
+import type { Queryable } from '@drawdown/pg';
+import { ApiError } from '@drawdown/http';
+import { toPicos } from '../credits/balances';
+import type { LineInput } from '../invoices/invoices';
+import { billingDefaults } from '../invoices/defaults';
+import { asCadence, periodAt, periodN, type Cadence, type Period } from './periods';
+import { priceQuantity } from './pricing';
+
+/** Usage read from the analytics store (ClickHouse); implemented by the reporter. */
+export interface UsageSource {
+  /** Rated quantity and amount per price over [start, end) for the customer (count and sum metrics). */
+  sums(q: { customerId: string; priceIds: string[]; start: Date; end: Date }): Promise<Map<string, { quantity: Picos; amount: Picos }>>;
+  /** A non-decomposable metric's period quantity over [start, end). */
+  aggregate(q: { customerId: string; priceId: string; eventName: string; aggregation: 'max' | 'unique_count' | 'latest'; property: string; start: Date; end: Date }): Promise<Picos>;
+}
+
+export const isFiat = (currency: string) => /^[A-Z]{3}$/.test(currency);
+
+export interface SubscriptionInfo {
+  id: string;
+  customerId: string;
+  externalCustomerId: string | null;
+  planId: string;
+  planCurrency: string;
+  start: Date;
+  end: Date | null;
+  cadence: Cadence;
+  netTerms: number;
+  autoIssue: boolean;
+  autoCollection: boolean;
+  customerCurrency: string | null;
+}
+
+interface PriceRow {
+  id: string;
+  name: string;
+  metric_id: string | null;
+  model_type: string;
+  currency: string;
+  config: Record<string, unknown>;
+  definition: { event_name: string; aggregation: string; property?: string } | null;
+}
+
+export async function loadSubscription(db: Queryable, id: string): Promise<SubscriptionInfo> {
+  const r = await db.query(
+    `SELECT s.id, s.customer_id, cu.external_customer_id, s.plan_id, p.currency AS plan_currency, s.start_date, s.end_date,
+            to_jsonb(s) AS s_json, to_jsonb(p) AS p_json, cu.net_terms AS customer_net_terms, p.net_terms AS plan_net_terms,
+            cu.auto_issuance, cu.auto_collection, cu.payment_provider_id, cu.currency AS customer_currency
+       FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN customers cu ON cu.id = s.customer_id WHERE s.id = $1`,
+    [id],
+  );
+  const row = r.rows[0];
+  if (!row) throw new ApiError('not_found', `no subscription with id "${id}"`);
+  const d = billingDefaults();
+  // Cadence: the subscription's or plan's billing cadence where one is stored (issue 6), else monthly.
+  const cadence = asCadence(row.s_json.billing_cadence ?? row.p_json.billing_cadence ?? row.p_json.default_billing_cadence);
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    externalCustomerId: row.external_customer_id,
+    planId: row.plan_id,
+    planCurrency: row.plan_currency,
+    start: row.start_date,
+    end: row.end_date,
+    cadence,
+    netTerms: row.customer_net_terms ?? row.plan_net_terms ?? d.netTerms,
+    autoIssue: row.auto_issuance ?? d.autoIssue,
+    // Collected automatically when the customer says so, else when a payment method is on file with a provider.
+    autoCollection: row.auto_collection ?? row.payment_provider_id !== null,
+    customerCurrency: row.customer_currency,
+  };
+}
+
+export function currentPeriod(sub: SubscriptionInfo, at: Date): Period {
+  return at < sub.start ? periodN(sub.start, sub.cadence, 0) : periodAt(sub.start, sub.cadence, at);
+}
+
+async function conversion(db: Queryable, unit: string): Promise<{ currency: string; rate: Picos }> {
+  const r = await db.query<{ currency: string; rate: string }>('SELECT currency, conversion_rate::text AS rate FROM pricing_units WHERE name = $1', [unit]);
+  const row = r.rows[0];
+  if (!row) throw new ApiError('unprocessable', `pricing unit "${unit}" has no conversion rate to a currency; create it under /v1/pricing_units first`);
+  return { currency: row.currency, rate: toPicos(row.rate) };
+}
+
+export interface ComputedInvoice {
+  currency: string;
+  period: Period;
+  lines: LineInput[];
+  /** Overage quantities by pricing unit that the invoice charges (settlement clears them). */
+  overage: { pricingUnit: string; quantity: Picos; rate: Picos }[];
+}
+
+export async function computePeriodInvoice(db: Queryable, usage: UsageSource, sub: SubscriptionInfo, period: Period): Promise<ComputedInvoice> {
+  const prices = await db.query<PriceRow>(
+    `SELECT pr.id, pr.name, pr.metric_id, pr.model_type, pr.currency, pr.config, m.definition
+       FROM prices pr LEFT JOIN metrics m ON m.id = pr.metric_id WHERE pr.plan_id = $1 ORDER BY pr.created_at, pr.id`,
+    [sub.planId],
+  );
+  const units = [...new Set(prices.rows.map((p) => p.currency).filter((c) => !isFiat(c)))].sort();
+  const rates = new Map<string, { currency: string; rate: Picos }>();
+  for (const u of units) {
+    const r = await db.query<{ currency: string; rate: string }>('SELECT currency, conversion_rate::text AS rate FROM pricing_units WHERE name = $1', [u]);
+    if (r.rows[0]) rates.set(u, { currency: r.rows[0].currency, rate: toPicos(r.rows[0].rate) });
+  }
+  const currency = isFiat(sub.planCurrency) ? sub.planCurrency
+    : rates.get(sub.planCurrency)?.currency ?? (sub.customerCurrency && isFiat(sub.customerCurrency) ? sub.customerCurrency : billingDefaults().currency);
+  const rateOf = async (unit: string) => rates.get(unit) ?? conversion(db, unit);
+
+  const lines: LineInput[] = [];
+  const base = { start: period.start, end: period.end };
+  const isAllocation = (p: PriceRow) => p.model_type === 'allocation' || 'allocation_config' in p.config || 'credit_allocation' in p.config;
+
+  // Fixed fees.
+  for (const p of prices.rows) {
+    if (p.metric_id !== null || isAllocation(p)) continue;
+    const qty = parseDecimal((p.config.fixed_price_quantity as string | number | undefined) ?? 1, 'fixed_price_quantity');
+    let amount = priceQuantity(p.model_type, p.config, qty);
+    let unitAmount: Picos | null = qty === 0n ? null : p.model_type === 'unit' ? parseDecimal((p.config.unit_config as { unit_amount: string }).unit_amount) : null;
+    if (!isFiat(p.currency)) {
+      const { rate } = await rateOf(p.currency);
+      amount = mul(amount, rate);
+      unitAmount = unitAmount === null ? null : mul(unitAmount, rate);
+    }
+    lines.push({ kind: 'fixed_fee', name: p.name, priceId: p.id, quantity: qty, unitAmount, amount, ...base });
+  }
+
+  // Usage.
+  const metered = prices.rows.filter((p) => p.metric_id !== null && p.definition !== null);
+  const decomposable = (p: PriceRow) => p.definition!.aggregation === 'count' || p.definition!.aggregation === 'sum';
+  const fiatSums = metered.filter((p) => isFiat(p.currency) && decomposable(p));
+  const sums = fiatSums.length > 0 ? await usage.sums({ customerId: sub.customerId, priceIds: fiatSums.map((p) => p.id), start: period.start, end: period.end }) : new Map();
+  for (const p of metered) {
+    const def = p.definition!;
+    let qty: Picos;
+    if (decomposable(p)) {
+      if (!isFiat(p.currency)) continue; // debited from credits in real time
+      qty = sums.get(p.id)?.quantity ?? 0n;
+    } else {
+      qty = await usage.aggregate({ customerId: sub.customerId, priceId: p.id, eventName: def.event_name, aggregation: def.aggregation as 'max', property: def.property ?? '', start: period.start, end: period.end });
+    }
+    let amount = priceQuantity(p.model_type, p.config, qty);
+    let unitAmount: Picos | null = p.model_type === 'unit' ? parseDecimal((p.config.unit_config as { unit_amount: string }).unit_amount) : null;
+    const pricingUnit = isFiat(p.currency) ? null : p.currency;
+    if (pricingUnit) {
+      const { rate } = await rateOf(pricingUnit);
+      amount = mul(amount, rate);
+      unitAmount = unitAmount === null ? null : mul(unitAmount, rate);
+    }
+    lines.push({ kind: 'usage', name: p.name, priceId: p.id, pricingUnit, quantity: qty, unitAmount, amount, ...base });
+  }
+
+  // Overage: the negative balance in each pricing unit the plan uses.
+  const overage: ComputedInvoice['overage'] = [];
+  if (units.length > 0) {
+    const ov = await db.query<{ pricing_unit: string; overage: string }>(
+      'SELECT pricing_unit, overage::text FROM credit_balances WHERE customer_id = $1 AND pricing_unit = ANY($2::text[]) AND overage > 0 ORDER BY pricing_unit',
+      [sub.customerId, units],
+    );
+    for (const row of ov.rows) {
+      const qty = toPicos(row.overage);
+      const { rate } = await rateOf(row.pricing_unit);
+      overage.push({ pricingUnit: row.pricing_unit, quantity: qty, rate });
+      lines.push({ kind: 'overage', name: `Overage (${row.pricing_unit})`, pricingUnit: row.pricing_unit, quantity: qty, unitAmount: rate, amount: mul(qty, rate), ...base });
+    }
+  }
+  return { currency, period, lines, overage };
+}
