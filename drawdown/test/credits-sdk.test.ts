@@ -41,7 +41,7 @@ describe('credits through the orb-billing SDK', () => {
     expect(soon.credit_block.per_unit_cost_basis).toBe('0.1');
     expect(soon.metadata).toEqual({ campaign: 'spring' });
     const stored = await app.pool.query('SELECT invoice_settings FROM credit_blocks WHERE id = $1', [soon.credit_block.id]);
-    expect(stored.rows[0].invoice_settings).toEqual({ auto_collection: false, net_terms: 0 });
+    expect(stored.rows[0].invoice_settings).toEqual({ auto_collection: false, net_terms: 0, memo: null, require_successful_payment: false });
 
     const never = await orb.customers.credits.ledger.createEntryByExternalID('acme', { entry_type: 'increment', amount: 50, currency: 'credits' });
     expect(never.ending_balance).toBe(150);

@@ -32,6 +32,8 @@ interface NewEntry {
   voidAmount?: bigint;
   newBlockExpiry?: Date | null;
   settlesOverage?: boolean;
+  /** 'pending' for a purchase awaiting payment; committed otherwise. */
+  status?: 'committed' | 'pending';
 }
 
 /** Appends entries to one customer's ledger with its next sequence numbers. */
@@ -44,12 +46,12 @@ export async function insertEntries(db: Queryable, entries: NewEntry[]): Promise
          UPDATE credit_balances SET next_entry_seq = next_entry_seq + 1, updated_at = now()
           WHERE customer_id = $2 AND pricing_unit = $3 RETURNING next_entry_seq - 1 AS seq)
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance,
-                                   ending_balance, description, metadata, created_at, void_reason, void_amount, new_block_expiry_date, settles_overage)
-       SELECT $1, $2, $3, s.seq, $4, $5, $6, $7, $8, $9, $10, coalesce($11::timestamptz, now()), $12, $13, $14, $15 FROM s`,
+                                   ending_balance, description, metadata, created_at, void_reason, void_amount, new_block_expiry_date, settles_overage, entry_status)
+       SELECT $1, $2, $3, s.seq, $4, $5, $6, $7, $8, $9, $10, coalesce($11::timestamptz, now()), $12, $13, $14, $15, $16 FROM s`,
       [
         id, e.pair.customerId, e.pair.pricingUnit, e.type, e.blockId, formatDecimal(e.amount), formatDecimal(e.starting), formatDecimal(e.ending),
         e.description, JSON.stringify(e.metadata ?? {}), e.createdAt ?? null, e.voidReason ?? null,
-        e.voidAmount === undefined ? null : formatDecimal(e.voidAmount), e.newBlockExpiry ?? null, e.settlesOverage ?? false,
+        e.voidAmount === undefined ? null : formatDecimal(e.voidAmount), e.newBlockExpiry ?? null, e.settlesOverage ?? false, e.status ?? 'committed',
       ],
     );
     ids.push(id);
@@ -132,7 +134,7 @@ export async function incrementInTx(c: PoolClient, t: BalanceTracker, pair: Pair
   // A block not yet effective or not yet paid is not part of the balance: its entry shows the
   // amount with the balance unchanged.
   const ending = counts ? before.balance + input.amount : before.balance;
-  const ids = await insertEntries(c, [{ pair, type: 'increment', blockId, amount: input.amount, starting: before.balance, ending, description: input.description, metadata: input.metadata }]);
+  const ids = await insertEntries(c, [{ pair, type: 'increment', blockId, amount: input.amount, starting: before.balance, ending, description: input.description, metadata: input.metadata, status: status === 'pending_payment' ? 'pending' : 'committed' }]);
   if (counts) await settleOverage(c, t, pair, blockId, input.amount, ending);
   // A purchase: its invoice, in this transaction (ledger/src/invoices).
   if (input.invoiceSettings) {
@@ -296,6 +298,8 @@ export async function activateBlockInTx(c: PoolClient, blockId: string): Promise
     if (b.status === 'active') return;
     const later = (await c.query<{ later: boolean }>('SELECT $1::timestamptz > now() AS later', [b.effective_date])).rows[0]!.later;
     await c.query("UPDATE credit_blocks SET status = 'active', starts_pending = $2 WHERE id = $1", [blockId, later]);
+    // Its increment entry, pending while the block awaited payment, is committed now.
+    await c.query("UPDATE ledger_entries SET entry_status = 'committed' WHERE block_id = $1 AND entry_type = 'increment' AND entry_status = 'pending'", [blockId]);
     const after = await t.current(pair);
     if (b.remaining > 0n && !later && !b.expired) await settleOverage(c, t, pair, blockId, b.remaining, after.balance);
     await t.finish();

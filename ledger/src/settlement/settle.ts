@@ -34,8 +34,9 @@ async function clearOverage(c: Queryable, customerId: string, unit: string, qty:
   await c.query(
     `INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance, ending_balance, description, metadata)
      VALUES ($1, $2, $3, $4, 'increment', $5, $6, $7, $8, 'overage invoiced', $9),
-            ($10, $2, $3, $4 + 1, 'decrement', $5, $6, $8, $8, 'overage settled by invoice', $9)`,
-    [newId(), customerId, unit, s, blockId, formatDecimal(qty), formatDecimal(before.balance), formatDecimal(ending), JSON.stringify({ invoice_id: invoiceId }), newId()],
+            ($10, $2, $3, $4 + 1, 'decrement', $5, $11, $8, $8, 'overage settled by invoice', $9)`,
+    // Entry amounts are signed changes to the block (credits/README): the decrement is negative.
+    [newId(), customerId, unit, s, blockId, formatDecimal(qty), formatDecimal(before.balance), formatDecimal(ending), JSON.stringify({ invoice_id: invoiceId }), newId(), formatDecimal(-qty)],
   );
 }
 
