@@ -9,6 +9,7 @@ import type { Route } from '@drawdown/http';
 import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
+import { announceRevocation } from '@drawdown/auth';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/grants';
@@ -31,6 +32,7 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    keyRevoked: (keyId) => announceRevocation(opts.nc, opts.config.namespace, keyId),
   });
   return {
     routes,

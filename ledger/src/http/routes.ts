@@ -10,6 +10,8 @@ export interface LedgerRouteDeps {
   pool: Pool;
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
+  /** Called after an API key revocation is committed (edges drop the key at once). */
+  keyRevoked?: (keyId: string) => void;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -18,6 +20,6 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
     ...customerRoutes(deps.pool),
     ...creditRoutes(deps.pool),
     ...catalogRoutes(deps.pool, deps.catalogChanged),
-    ...keyRoutes(deps.pool),
+    ...keyRoutes(deps.pool, { keyRevoked: deps.keyRevoked }),
   ];
 }
