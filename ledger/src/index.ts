@@ -32,7 +32,12 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
-    keyRevoked: (keyId) => announceRevocation(opts.nc, opts.config.namespace, keyId),
+    // The flush returns after the server has delivered the announcement back to this
+    // connection's subscribers, so this process's edge has dropped the key before the reply.
+    keyRevoked: async (keyId) => {
+      announceRevocation(opts.nc, opts.config.namespace, keyId);
+      await opts.nc.flush().catch(() => {});
+    },
   });
   return {
     routes,

@@ -11,7 +11,7 @@ export interface LedgerRouteDeps {
   /** Called after a committed catalog change (raters reload). */
   catalogChanged: () => void;
   /** Called after an API key revocation is committed (edges drop the key at once). */
-  keyRevoked?: (keyId: string) => void;
+  keyRevoked?: (keyId: string) => void | Promise<void>;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {

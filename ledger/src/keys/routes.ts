@@ -7,14 +7,14 @@ const MAX_NAME_LENGTH = 200;
 
 export interface KeyRouteDeps {
   /** Called after a revocation is committed: tells every edge to drop the key at once. */
-  keyRevoked?: (keyId: string) => void;
+  keyRevoked?: (keyId: string) => void | Promise<void>;
 }
 
 export function keyRoutes(pool: Pool, deps: KeyRouteDeps = {}): Route[] {
   const revoke = async (id: string) => {
     const info = await revokeApiKey(pool, id);
     if (!info) throw new ApiError('not_found', `no API key with id ${id}`);
-    deps.keyRevoked?.(info.id);
+    await deps.keyRevoked?.(info.id);
     return { status: 200, body: info };
   };
   return [
