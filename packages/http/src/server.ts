@@ -186,10 +186,10 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
     const started = performance.now();
     const state = { aborted: false };
     // uWS keeps one abort handler per response: later stages hook in through onAbort.
-    let onAbort: (() => void) | undefined;
+    const hooks: { onAbort?: () => void } = {};
     res.onAborted(() => {
       state.aborted = true;
-      onAbort?.();
+      hooks.onAbort?.();
     });
     // Copy everything from req now: it is invalid after this callback returns.
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -252,8 +252,8 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
       counted = false;
       done();
     };
-    onAbort = () => {
-      if (!running) {
+    hooks.onAbort = () => {
+      if (!running && counted) {
         requests.inc({ route: name, status: 'aborted' });
         settle();
       }
