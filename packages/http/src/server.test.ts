@@ -18,7 +18,7 @@ function loadInChild(env: Record<string, string>): Promise<{ code: number | null
   });
 }
 
-describe('loadNativeUws', () => {
+describe('loadNativeUws', { timeout: 60_000 }, () => {
   it('loads the native binary', async () => {
     expect(typeof loadNativeUws().App).toBe('function');
     const r = await loadInChild({});
@@ -56,7 +56,7 @@ function rawRequest(port: number, head: string, bodyParts: string[], opts: { han
   });
 }
 
-describe('startHttpServer', () => {
+describe('startHttpServer', { timeout: 30_000 }, () => {
   it('reassembles chunked bodies, limits size while reading, and does not leak in-flight requests on abort', async () => {
     let handled = 0;
     const routes: Route[] = [
