@@ -114,7 +114,7 @@ describe('ingest durability and back-pressure', () => {
     config = loadConfig({
       NATS_URL: `nats://127.0.0.1:${nats.port}`,
       DRAWDOWN_NAMESPACE: ns,
-      DRAWDOWN_INGEST_PUBLISH_TIMEOUT_MS: '500',
+      DRAWDOWN_INGEST_PUBLISH_TIMEOUT_MS: '1500',
       DRAWDOWN_INGEST_MAX_INFLIGHT_BYTES: '4096',
       DRAWDOWN_INGEST_RETRY_AFTER_SECONDS: '3',
     });
@@ -180,7 +180,7 @@ describe('ingest durability and back-pressure', () => {
       const timedOut = await slow;
       expect(timedOut.status).toBe(503);
       expect(timedOut.retryAfter).toBe('3');
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(450);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(1400);
       expect(edge.inflight()).toBe(0);
     } finally {
       nats.resume();
