@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '@drawdown/config';
-import { silentLogger } from '@drawdown/log';
+import { createLogger, type Logger } from '@drawdown/log';
 import { startHttpServer, type HttpServer } from '@drawdown/http';
 import { createIngest } from '@drawdown/ingest';
 import { unpack } from 'msgpackr';
@@ -70,15 +70,19 @@ interface Edge {
   inflight: () => number;
 }
 
+/** Every log line of the edges and connections under test. */
+const lines: string[] = [];
+const log: Logger = createLogger({ test: 'durability' }, { level: 'debug', write: (l) => lines.push(l) });
+
 async function startEdge(config: Config, nc: NatsConnection): Promise<Edge> {
-  const ingest = createIngest({ config, nc, log: silentLogger });
+  const ingest = createIngest({ config, nc, log });
   const http = await startHttpServer({
     host: '127.0.0.1',
     port: 0,
     routes: ingest.routes,
     // Auth is not under test here (see api-keys.test.ts): every caller may ingest.
     authenticate: async () => ({ keyId: 'test', scopes: ['ingest'] }),
-    log: silentLogger,
+    log,
     ready: () => true,
   });
   return { http, url: `http://127.0.0.1:${http.port}/v1/ingest?debug=true`, inflight: ingest.inflightBytes };
@@ -118,7 +122,7 @@ describe('ingest durability and back-pressure', () => {
       DRAWDOWN_INGEST_MAX_INFLIGHT_BYTES: '4096',
       DRAWDOWN_INGEST_RETRY_AFTER_SECONDS: '3',
     });
-    nc = await connectNats(config.natsUrl, 'durability-test', silentLogger);
+    nc = await connectNats(config.natsUrl, 'durability-test', log);
     await ensureStreams(nc, names(ns));
     edge = await startEdge(config, nc);
   });
@@ -221,5 +225,22 @@ describe('ingest durability and back-pressure', () => {
     const d = r!.body.debug as { ingested: string[]; duplicate: string[] };
     expect(d.ingested.length + d.duplicate.length).toBe(5);
     expect(await storedCount(await jetstreamManager(nc), 'down-0-')).toBe(5);
+  });
+
+  it('logs the failures without payloads or keys, and counts them in /metrics', async () => {
+    expect(lines.some((l) => l.includes('publish to JetStream failed'))).toBe(true);
+    for (const l of lines) {
+      expect(l).not.toMatch(/(slow|down|ok|excess|nostream|deleted)-\d/);
+      expect(l).not.toContain('api_call');
+      expect(l).not.toContain('"pad"');
+    }
+    const m = await (await fetch(edge.url.replace(/\/v1\/ingest.*$/, '/metrics'))).text();
+    const value = (re: RegExp) => Number(re.exec(m)?.[1] ?? 'NaN');
+    expect(value(/^drawdown_ingest_publish_failures_total (\d+)/m)).toBeGreaterThanOrEqual(4);
+    expect(value(/^drawdown_ingest_requests_rejected_total\{reason="backpressure"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^drawdown_ingest_requests_rejected_total\{reason="publish_failed"\} (\d+)/m)).toBeGreaterThanOrEqual(4);
+    expect(value(/^drawdown_ingest_events_total\{outcome="accepted"\} (\d+)/m)).toBeGreaterThanOrEqual(10);
+    expect(value(/^drawdown_http_requests_total\{route="ingest",status="503"\} (\d+)/m)).toBeGreaterThanOrEqual(5);
+    expect(m).toMatch(/^drawdown_ingest_publish_seconds_count \d+/m);
   });
 });
