@@ -106,6 +106,8 @@ describe('ingest edge', () => {
       const many = Array.from({ length: MAX_EVENTS + 1 }, (_, i) => ev(`many-${i}`));
       await expect(admin.events.ingest({ events: many })).rejects.toBeInstanceOf(Orb.BadRequestError);
       await expect(admin.events.ingest({ events: [ev('bf')], backfill_id: 'bf_1' })).rejects.toBeInstanceOf(Orb.BadRequestError);
+      // backfill_id: null is the absence of a backfill.
+      expect(await admin.events.ingest({ events: [ev('bf-null')], backfill_id: null })).toEqual({ validation_failed: [], debug: null });
     });
   });
 

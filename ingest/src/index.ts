@@ -60,7 +60,9 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       rejectedRequests.inc({ reason: 'backpressure' });
       throw new ApiError('unavailable', `ingest has ${inflight} bytes awaiting JetStream acks, over its limit of ${config.ingestMaxInflightBytes}; retry shortly`, [], retryAfter);
     }
-    if (req.query.has('backfill_id')) {
+    // The SDK sends `backfill_id=` for null: only a real id asks for a backfill.
+    const backfill = req.query.get('backfill_id');
+    if (backfill !== null && backfill !== '') {
       rejectedRequests.inc({ reason: 'backfill' });
       throw new ApiError('validation_failed', 'backfill_id: backfills are not supported; send events inside the accept window', [{ field: 'backfill_id', message: 'backfills are not supported' }]);
     }
