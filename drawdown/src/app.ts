@@ -69,7 +69,12 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   await migrateClickHouse(ch);
 
   const adminKey = await bootstrapAdminKey(pool, config, log);
-  const verifier = createKeyVerifier(pool);
+  const verifier = createKeyVerifier(pool, {
+    cacheTtlMs: config.apiKeyCacheTtlMs,
+    maxEntries: config.apiKeyCacheMaxEntries,
+    bus: nc,
+    namespace: config.namespace,
+  });
 
   const ledger = await startLedger({ config, pool, nc, log, usage: clickhouseUsageSource(ch) });
   const rater = await startRater({ config, nc, ch, pool, log });

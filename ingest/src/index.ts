@@ -4,21 +4,38 @@
 import type { Config } from '@drawdown/config';
 import {
   decodeBody, validateEvents, encodeBatch, partitionOf, batchMessageId, RequestError,
-  type AcceptedEvent, type IngestLimits, DEFAULT_INGEST_LIMITS,
+  type AcceptedEvent, type IngestLimits, type ValidationResult,
 } from '@drawdown/events';
 import { ApiError, type Route, type Request, type Reply } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
-import { counter, histogram } from '@drawdown/metrics';
+import { counter, gauge, histogram } from '@drawdown/metrics';
 import { jetstream, names, type NatsConnection } from '@drawdown/nats';
+import { reasonsOf } from './reasons';
 
-const eventsTotal = counter('drawdown_ingest_events_total', 'Events received by outcome', ['outcome']);
-const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one partition batch');
-const rejected = counter('drawdown_ingest_requests_rejected_total', 'Requests refused as a whole, by reason', ['reason']);
+export { reasonOf, reasonsOf, type RejectReason } from './reasons';
+
+const eventsTotal = counter('drawdown_ingest_events_total', 'Events received, by outcome (accepted, duplicate, rejected)', ['outcome']);
+const rejectedEvents = counter('drawdown_ingest_events_rejected_total', 'Rejected events by reason (an event with several problems counts once per reason)', ['reason']);
+const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one partition batch, until its ack');
+const publishFailures = counter('drawdown_ingest_publish_failures_total', 'Partition batches JetStream did not acknowledge (timeout, no stream, disconnected)');
+const requestEvents = histogram('drawdown_ingest_request_events', 'Events per ingest request', [], [1, 10, 50, 100, 250, 500, 1000, 5000]);
+const rejectedRequests = counter('drawdown_ingest_requests_rejected_total', 'Requests refused as a whole, by reason', ['reason']);
+const inflightGauge = gauge('drawdown_ingest_inflight_bytes', 'Request bytes awaiting JetStream acks');
 
 export interface Ingest {
   routes: Route[];
   /** Bytes currently awaiting JetStream acks. */
   inflightBytes(): number;
+}
+
+export function ingestLimits(config: Config): IngestLimits {
+  return {
+    maxEventsPerRequest: config.ingestMaxEvents,
+    maxKeyLength: config.ingestMaxKeyLength,
+    maxPropertyKeyLength: config.ingestMaxPropertyKeyLength,
+    maxStringValueLength: config.ingestMaxStringValueLength,
+    maxProperties: config.ingestMaxProperties,
+  };
 }
 
 export function createIngest(opts: { config: Config; nc: NatsConnection; log: Logger; now?: () => number }): Ingest {
@@ -27,36 +44,38 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
   const js = jetstream(opts.nc);
   const n = names(config.namespace);
   const now = opts.now ?? Date.now;
-  const limits: IngestLimits = { ...DEFAULT_INGEST_LIMITS, maxEventsPerRequest: config.ingestMaxEvents };
+  const limits = ingestLimits(config);
+  const retryAfter = { 'retry-after': String(config.ingestRetryAfterSeconds) };
   let inflight = 0;
+
+  const refuse = (err: RequestError): never => {
+    rejectedRequests.inc({ reason: err.code });
+    throw new ApiError(err.code, err.message);
+  };
 
   const handler = async (req: Request): Promise<Reply> => {
     const size = req.body.length;
-    if (inflight + size > config.ingestMaxInflightBytes) {
-      rejected.inc({ reason: 'backpressure' });
-      throw new ApiError('unavailable', 'ingest is over its in-flight limit while JetStream catches up; retry shortly', [], { 'retry-after': '1' });
+    // A lone request may always go (so a body under the size limit is never refused forever).
+    if (inflight > 0 && inflight + size > config.ingestMaxInflightBytes) {
+      rejectedRequests.inc({ reason: 'backpressure' });
+      throw new ApiError('unavailable', `ingest has ${inflight} bytes awaiting JetStream acks, over its limit of ${config.ingestMaxInflightBytes}; retry shortly`, [], retryAfter);
     }
-    let decoded: unknown;
-    try {
-      decoded = decodeBody(req.headers['content-type'], req.body);
-    } catch (err) {
-      if (err instanceof RequestError) {
-        rejected.inc({ reason: err.code });
-        throw new ApiError(err.code, err.message);
-      }
-      throw err;
+    // The SDK sends `backfill_id=` for null: only a real id asks for a backfill.
+    const backfill = req.query.get('backfill_id');
+    if (backfill !== null && backfill !== '') {
+      rejectedRequests.inc({ reason: 'backfill' });
+      throw new ApiError('validation_failed', 'backfill_id: backfills are not supported; send events inside the accept window', [{ field: 'backfill_id', message: 'backfills are not supported' }]);
     }
+    let result: ValidationResult & { duplicates: string[] };
     const receivedAt = now();
-    let result;
     try {
+      const decoded = decodeBody(req.headers['content-type'], req.body);
       result = validateEvents(decoded, { nowMs: receivedAt, graceMs: config.ingestGraceMs, futureMs: config.ingestFutureMs }, limits);
     } catch (err) {
-      if (err instanceof RequestError) {
-        rejected.inc({ reason: err.code });
-        throw new ApiError(err.code, err.message);
-      }
+      if (err instanceof RequestError) return refuse(err);
       throw err;
     }
+    requestEvents.observe(result.accepted.length + result.failed.length + result.duplicates.length);
     const groups = new Map<number, AcceptedEvent[]>();
     for (const e of result.accepted) {
       const p = partitionOf(e.c, config.partitions);
@@ -67,8 +86,11 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
     const duplicates = [...result.duplicates];
     const ingested: string[] = [];
     inflight += size;
+    inflightGauge.set(inflight);
     try {
-      await Promise.all(
+      // Every batch is awaited (allSettled, not all): the answer waits until JetStream has
+      // settled each one, so a 503 never races a batch still in flight.
+      const outcomes = await Promise.allSettled(
         [...groups].map(async ([p, events]) => {
           const t0 = performance.now();
           const ack = await js.publish(`${n.eventsSubjectPrefix}.${p}`, encodeBatch(events), {
@@ -76,20 +98,34 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
             timeout: config.ingestPublishTimeoutMs,
           });
           publishSeconds.observe((performance.now() - t0) / 1000);
-          for (const e of events) (ack.duplicate ? duplicates : ingested).push(e.k);
+          return { events, duplicate: ack.duplicate };
         }),
       );
-    } catch (err) {
-      rejected.inc({ reason: 'publish_failed' });
-      log.warn('publish to JetStream failed', { err: (err as Error).message, events: result.accepted.length });
-      throw new ApiError('unavailable', 'events could not be stored durably (JetStream unavailable or slow); nothing in this request is acknowledged, retry it', [], { 'retry-after': '2' }, { cause: err });
+      const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failures.length > 0) {
+        publishFailures.inc(failures.length);
+        rejectedRequests.inc({ reason: 'publish_failed' });
+        const first = failures[0]!.reason as Error;
+        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed: failures.length, events: result.accepted.length });
+        throw new ApiError(
+          'unavailable',
+          'events could not be stored durably (JetStream unavailable or slow); nothing in this request is acknowledged, retry it whole',
+          [], retryAfter, { cause: first },
+        );
+      }
+      for (const o of outcomes) {
+        if (o.status === 'fulfilled') for (const e of o.value.events) (o.value.duplicate ? duplicates : ingested).push(e.k);
+      }
     } finally {
       inflight -= size;
+      inflightGauge.set(inflight);
     }
     eventsTotal.inc({ outcome: 'accepted' }, ingested.length);
     eventsTotal.inc({ outcome: 'duplicate' }, duplicates.length);
     eventsTotal.inc({ outcome: 'rejected' }, result.failed.length);
-    const debug = req.query.get('debug') === 'true' ? { duplicate: duplicates, ingested } : null;
+    for (const f of result.failed) for (const reason of reasonsOf(f.validation_errors)) rejectedEvents.inc({ reason });
+    const debugAsked = req.query.get('debug');
+    const debug = debugAsked === 'true' || debugAsked === '1' ? { duplicate: duplicates, ingested } : null;
     return { status: 200, body: { validation_failed: result.failed, debug } };
   };
 

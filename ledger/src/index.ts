@@ -16,6 +16,7 @@ import { AccessCache } from './access/cache';
 import type { AccessMode } from './access/policies';
 import { startBilling, type Billing } from './settlement/billing';
 import type { UsageSource } from './settlement/compute';
+import { announceRevocation } from '@drawdown/auth';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/queries';
@@ -79,6 +80,12 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     webhookSecretGraceMs: opts.config.webhookSecretGraceMs,
     wakeWebhooks: () => webhooks?.wake(),
     billing: { usage: opts.usage, stripe: billing.stripe, stripeWebhookSecret: opts.config.stripeWebhookSecret },
+    // The flush returns after the server has delivered the announcement back to this
+    // connection's subscribers, so this process's edge has dropped the key before the reply.
+    keyRevoked: async (keyId) => {
+      announceRevocation(opts.nc, opts.config.namespace, keyId);
+      await opts.nc.flush().catch(() => {});
+    },
   });
   return {
     routes,

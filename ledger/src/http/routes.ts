@@ -24,6 +24,8 @@ export interface LedgerRouteDeps {
   wakeWebhooks?: () => void;
   /** Invoices, top-ups, payments (issue 8). */
   billing?: BillingRouteDeps;
+  /** Called after an API key revocation is committed (edges drop the key at once). */
+  keyRevoked?: (keyId: string) => void | Promise<void>;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -38,7 +40,7 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
       ...catalogRoutes(deps.pool, deps.catalogChanged),
       ...alertRoutes(deps.pool),
     ], deps.idempotency),
-    ...keyRoutes(deps.pool),
+    ...keyRoutes(deps.pool, { keyRevoked: deps.keyRevoked }),
     ...webhookRoutes(deps.pool, { secretGraceMs: deps.webhookSecretGraceMs ?? 86_400_000, wake: deps.wakeWebhooks }),
     ...(deps.access ? accessRoutes(deps.pool, deps.access) : []),
     ...billingRoutes(deps.pool, deps.billing),

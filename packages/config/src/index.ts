@@ -47,6 +47,13 @@ export const SETTINGS = {
   ingestMaxEvents: s('DRAWDOWN_INGEST_MAX_EVENTS', 'int', '500', 'Most events in one request.', { min: 1, max: 100_000 }),
   ingestMaxInflightBytes: s('DRAWDOWN_INGEST_MAX_INFLIGHT_BYTES', 'int', String(64 * 1024 * 1024), 'Bytes awaiting a JetStream ack before ingest answers 503 with Retry-After.', { min: 1024 }),
   ingestPublishTimeoutMs: s('DRAWDOWN_INGEST_PUBLISH_TIMEOUT_MS', 'duration_ms', '5000', 'Longest wait for a JetStream ack before the request fails with 503.', { min: 100 }),
+  ingestMaxKeyLength: s('DRAWDOWN_INGEST_MAX_KEY_LENGTH', 'int', '256', 'Longest idempotency_key, customer_id, external_customer_id and event_name (UTF-16 code units); longer is a validation error of that event.', { min: 16, max: 65_536 }),
+  ingestMaxPropertyKeyLength: s('DRAWDOWN_INGEST_MAX_PROPERTY_KEY_LENGTH', 'int', '128', 'Longest property name of an event (UTF-16 code units).', { min: 8, max: 65_536 }),
+  ingestMaxStringValueLength: s('DRAWDOWN_INGEST_MAX_STRING_VALUE_LENGTH', 'int', '1024', 'Longest string property value of an event (UTF-16 code units).', { min: 16, max: 1_048_576 }),
+  ingestMaxProperties: s('DRAWDOWN_INGEST_MAX_PROPERTIES', 'int', '100', 'Most properties on one event. Properties must be flat (string, number, boolean, null): nested objects and arrays are always refused.', { min: 1, max: 10_000 }),
+  ingestRetryAfterSeconds: s('DRAWDOWN_INGEST_RETRY_AFTER_SECONDS', 'int', '1', 'Retry-After sent with a 503 when ingest is over its in-flight limit or JetStream did not acknowledge.', { min: 1, max: 3600 }),
+  apiKeyCacheTtlMs: s('DRAWDOWN_API_KEY_CACHE_TTL_MS', 'duration_ms', '2000', 'How long an edge trusts a cached API key lookup. Revocations are also announced over NATS and drop the cache at once; this bounds the delay if an announcement is lost.', { min: 0, max: 600_000 }),
+  apiKeyCacheMaxEntries: s('DRAWDOWN_API_KEY_CACHE_MAX_ENTRIES', 'int', '10000', 'Most API keys (valid or not) an edge caches; the cache is cleared when full.', { min: 1 }),
   // rater
   raterBatchMaxEvents: s('DRAWDOWN_RATER_BATCH_MAX_EVENTS', 'int', '20000', 'Most events a rater processes as one batch (one ClickHouse insert, one debit batch).', { min: 1, max: 500_000 }),
   raterBatchMaxWaitMs: s('DRAWDOWN_RATER_BATCH_MAX_WAIT_MS', 'duration_ms', '100', 'Longest a rater waits to fill a batch before processing what it has.', { min: 1 }),

@@ -111,7 +111,8 @@ function run(ct: string | undefined, bytes: Uint8Array): void {
   expect(decodeBatch(encodeBatch(result.accepted))).toEqual(result.accepted);
 }
 
-describe('decodeBody + validateEvents never fail with anything but RequestError', () => {
+// Thousands of runs each: generous timeouts, the machine may be busy.
+describe('decodeBody + validateEvents never fail with anything but RequestError', { timeout: 60_000 }, () => {
   it('on plausible bodies, whole, truncated or damaged', () => {
     fc.assert(
       fc.property(body, ({ ct, bytes }) => run(ct, bytes)),

@@ -78,15 +78,15 @@ type Uws = typeof import('uWebSockets.js');
  * server when the binary does not load; we refuse to run on that fallback.
  */
 export function loadNativeUws(): Uws {
-  if (process.env.UWS_USE_FALLBACK && process.env.UWS_USE_FALLBACK !== '0' && process.env.UWS_USE_FALLBACK.toLowerCase() !== 'false') {
-    throw new Error('UWS_USE_FALLBACK is set: Drawdown needs the native uWebSockets.js binary; unset it');
-  }
+  // The package itself switches to the fallback when UWS_USE_FALLBACK is set, or when the
+  // binary for this Node ABI fails to load: detect the result, whatever the cause.
   const uws = require('uWebSockets.js') as Uws & { getParts?: unknown; SSLApp?: unknown };
-  // The fallback exports only App, us_listen_socket_close and _cfg.
+  // The fallback exports only App, us_listen_socket_close, us_socket_local_port and _cfg.
   if (typeof uws.getParts !== 'function' || typeof uws.SSLApp !== 'function') {
+    const flag = process.env.UWS_USE_FALLBACK;
     throw new Error(
-      `uWebSockets.js loaded its pure-JS fallback, not the native binary (node ABI ${process.versions.modules}, ${process.platform}-${process.arch}). ` +
-        'Install @trufflesuite/uws-js-unofficial@20.30.0-unofficial.0 under the alias uWebSockets.js on Node 20.',
+      `uWebSockets.js loaded its pure-JS fallback, not the native binary (node ABI ${process.versions.modules}, ${process.platform}-${process.arch}); refusing to start. ` +
+        (flag ? `UWS_USE_FALLBACK=${flag} is set: unset it.` : 'Install @trufflesuite/uws-js-unofficial@20.30.0-unofficial.0 under the alias uWebSockets.js on Node 20.'),
     );
   }
   return uws;
@@ -151,7 +151,11 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
   let drained: (() => void) | undefined;
 
   const write = (res: HttpResponse, state: { aborted: boolean }, reply: Reply, route: string, started: number) => {
-    if (state.aborted) return;
+    if (state.aborted) {
+      // The client went away while the handler ran: nothing may touch res any more.
+      requests.inc({ route, status: 'aborted' });
+      return;
+    }
     const status = reply.status ?? 200;
     let body: string | Uint8Array = '';
     let contentType: string | undefined;
@@ -181,8 +185,11 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
     const started = performance.now();
     const state = { aborted: false };
+    // uWS keeps one abort handler per response: later stages hook in through onAbort.
+    const hooks: { onAbort?: () => void } = {};
     res.onAborted(() => {
       state.aborted = true;
+      hooks.onAbort?.();
     });
     // Copy everything from req now: it is invalid after this callback returns.
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -236,17 +243,33 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
     }
 
     inflight++;
+    // Exactly one done() per counted request, whether it ends normally, is aborted by the
+    // client mid-body, or is refused for size.
+    let counted = true;
+    let running = false;
+    const settle = () => {
+      if (!counted) return;
+      counted = false;
+      done();
+    };
+    hooks.onAbort = () => {
+      if (!running && counted) {
+        requests.inc({ route: name, status: 'aborted' });
+        settle();
+      }
+    };
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
     const run = async () => {
+      running = true;
       try {
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
         let principal: Principal | undefined;
         if (route.scope !== 'public') {
           principal = await opts.authenticate(headers['authorization']);
           if (!allows(principal, route.scope)) {
-            throw new ApiError('forbidden', `this API key lacks the "${route.scope}" scope needed for ${method} ${route.path}`);
+            throw new ApiError('forbidden', `this API key lacks the "${route.scope}" scope needed for ${method} ${route.path} (it has: ${principal.scopes.join(', ')})`);
           }
         }
         const request: Request = {
@@ -264,7 +287,7 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
       } catch (err) {
         fail(res, state, err, name, started);
       } finally {
-        done();
+        settle();
       }
     };
     if (method === 'GET' || method === 'DELETE' || method === 'HEAD') {
@@ -273,19 +296,17 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
       return;
     }
     res.onData((ab, isLast) => {
-      if (tooLarge) return;
+      if (tooLarge || state.aborted) return;
       size += ab.byteLength;
       if (size > maxBody) {
         tooLarge = true;
-        done();
-        if (!state.aborted) {
-          const p = problemFor(new ApiError('body_too_large', `request body is over the limit of ${maxBody} bytes`));
-          res.cork(() => {
-            res.writeStatus(`413 ${statusText(413)}`).writeHeader('content-type', 'application/problem+json').end(stringifyJson(p.body), true);
-          });
-          state.aborted = true;
-        }
+        const p = problemFor(new ApiError('body_too_large', `request body is over the limit of ${maxBody} bytes`));
+        res.cork(() => {
+          res.writeStatus(`413 ${statusText(413)}`).writeHeader('content-type', 'application/problem+json').end(stringifyJson(p.body), true);
+        });
+        state.aborted = true;
         requests.inc({ route: name, status: '413' });
+        settle();
         return;
       }
       // The ArrayBuffer is neutered after this callback: copy it.
