@@ -5,10 +5,10 @@ import { join, resolve } from 'node:path';
 import type { Config } from '@drawdown/config';
 import { redacted } from '@drawdown/config';
 import { createApiKey, createKeyVerifier, hashKey } from '@drawdown/auth';
-import { openClickHouse, migrateClickHouse, type Ch } from '@drawdown/clickhouse';
+import { openClickHouse, migrateClickHouse, queryRows, type Ch } from '@drawdown/clickhouse';
 import { startHttpServer, type HttpServer } from '@drawdown/http';
 import { createIngest } from '@drawdown/ingest';
-import { startLedger, LEDGER_MIGRATIONS, type Ledger } from '@drawdown/ledger';
+import { startLedger, LEDGER_MIGRATIONS, type Ledger, type UsageSource } from '@drawdown/ledger';
 import type { Logger } from '@drawdown/log';
 import { collectProcessMetrics } from '@drawdown/metrics';
 import { connectNats, ensureStreams, jetstreamManager, names, type NatsConnection } from '@drawdown/nats';
@@ -54,6 +54,24 @@ async function bootstrapAdminKey(pool: Pool, config: Config, log: Logger): Promi
   return created.key;
 }
 
+/** Subscription usage per metric and local day, from rated events (one row per event and metric). */
+function subscriptionUsage(ch: Ch): UsageSource {
+  return async (q) => {
+    const rows = await queryRows<{ metric_id: string; day: string; quantity: string }>(
+      ch,
+      `SELECT metric_id, toString(day) AS day, toString(sum(q)) AS quantity FROM (
+         SELECT metric_id, idempotency_key, any(quantity) AS q, toUnixTimestamp(toStartOfDay(any(timestamp), {tz:String})) AS day
+           FROM rated_events
+          WHERE subscription_id = {sid:String} AND metric_id IN {mids:Array(String)} AND status = 'rated'
+            AND timestamp >= fromUnixTimestamp64Milli({from:Int64}) AND timestamp < fromUnixTimestamp64Milli({to:Int64})
+          GROUP BY metric_id, idempotency_key)
+       GROUP BY metric_id, day`,
+      { sid: q.subscriptionId, mids: q.metricIds, from: q.fromMs, to: q.toMs, tz: q.timezone },
+    );
+    return rows.map((r) => ({ metricId: r.metric_id, startMs: Number(r.day) * 1000, quantity: r.quantity }));
+  };
+}
+
 export async function startApp(config: Config, log: Logger): Promise<App> {
   collectProcessMetrics();
   log.info('starting drawdown (all-in-one)', { config: redacted(config) });
@@ -70,7 +88,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const adminKey = await bootstrapAdminKey(pool, config, log);
   const verifier = createKeyVerifier(pool);
 
-  const ledger = await startLedger({ config, pool, nc, log });
+  const ledger = await startLedger({ config, pool, nc, log, usage: subscriptionUsage(ch) });
   const rater = await startRater({ config, nc, ch, pool, log });
   const ingest = createIngest({ config, nc, log });
 

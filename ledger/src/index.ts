@@ -7,12 +7,14 @@ import { jetstream, names, type NatsConnection } from '@drawdown/nats';
 import type { MigrationSet, Pool } from '@drawdown/pg';
 import type { Route } from '@drawdown/http';
 import { ledgerRoutes } from './http/routes';
+import type { UsageSource } from './catalog/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
 
 export { applyDebitBatches } from './credits/debits';
 export { balancesOf } from './credits/grants';
 export { parseMetricSql } from './sql-metric';
+export type { UsageSource } from './catalog/routes';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -23,7 +25,7 @@ export interface Ledger {
   stop(): Promise<void>;
 }
 
-export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger }): Promise<Ledger> {
+export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger; usage?: UsageSource }): Promise<Ledger> {
   const n = names(opts.config.namespace);
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
@@ -31,6 +33,7 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
   const routes = ledgerRoutes({
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
+    usage: opts.usage,
   });
   return {
     routes,
