@@ -246,8 +246,8 @@ export interface InsertPrice {
 export async function insertPrice(db: Queryable, id: string, price: PriceInput, where: InsertPrice, creditAllocation: Json | null = null): Promise<void> {
   await db.query(
     `INSERT INTO prices (id, plan_id, subscription_id, item_id, metric_id, name, model_type, cadence, currency, config, price_type,
-       fixed_price_quantity, billed_in_advance, external_price_id, metadata, lineage_id, replaces_price_id, replaces_lineage_id, effective_from, credit_allocation)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+       fixed_price_quantity, billed_in_advance, external_price_id, metadata, lineage_id, replaces_price_id, replaces_lineage_id, effective_from, credit_allocation, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, clock_timestamp())`, // clock_timestamp: prices keep the order given
     [id, where.planId, where.subscriptionId ?? null, price.itemId, price.metricId, price.name, price.modelType, price.cadence, price.currency,
       JSON.stringify(price.config), price.priceType, price.fixedQuantity, price.billedInAdvance, price.externalPriceId, JSON.stringify(price.metadata),
       where.lineageId ?? id, where.replacesPriceId ?? null, where.replacesLineageId ?? null, where.effectiveFrom ?? null, creditAllocation ? JSON.stringify(creditAllocation) : null],
