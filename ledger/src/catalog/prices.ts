@@ -43,6 +43,7 @@ export interface AllocationInput {
 function cadence(p: Problems, v: unknown, at: string): PriceCadence | undefined {
   if (typeof v === 'string' && (PRICE_CADENCES as readonly string[]).includes(v)) return v as PriceCadence;
   if (v === 'semi_annual' || v === 'custom') p.add(at, `"${v}" is not supported; use ${PRICE_CADENCES.join(', ')}`);
+  else if (given(v)) p.add(at, `must be one of ${PRICE_CADENCES.join(', ')}`);
   else p.add(at, `is required: one of ${PRICE_CADENCES.join(', ')}`);
   return undefined;
 }
