@@ -14,7 +14,8 @@ describe('bad input gets a clear error naming the field', () => {
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    env = testEnv();
+    // Small limits, so the rows below prove the settings reach the checks.
+    env = testEnv({ DRAWDOWN_CUSTOMER_MAX_ADDITIONAL_EMAILS: '2', DRAWDOWN_CATALOG_MAX_PRICE_ENTRIES: '3', DRAWDOWN_CATALOG_MAX_PRICES_PER_PLAN: '2' });
     app = await startApp(env.config, createLogger({ test: 'catalog-errors' }, { level: env.config.logLevel as 'error' }));
     call = api(app.baseUrl, app.adminKey);
     const item = await call('POST', '/v1/items', { name: 'API' });
@@ -56,6 +57,7 @@ describe('bad input gets a clear error naming the field', () => {
     ['customer: net terms', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', net_terms: 400 }, 400, [['net_terms', 'must be an integer from 0 to 365']]],
     ['customer: payment provider', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', payment_provider: 'paypal' }, 400, [['payment_provider', 'must be one of quickbooks, bill.com, stripe_charge, stripe_invoice, netsuite, adyen']]],
     ['customer: invoicing emails', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', additional_emails: ['ok@b.co', 'x'] }, 400, [['additional_emails[1]', 'must be an email address']]],
+    ['customer: too many invoicing emails', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', additional_emails: ['a@b.co', 'b@b.co', 'c@b.co'] }, 400, [['additional_emails', 'must hold at most 2 addresses']]],
     ['customer: address', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', billing_address: { country: 'France', zip: '1' } }, 400, [['billing_address.zip', 'is not an address field; use city, country, line1, line2, postal_code, state'], ['billing_address.country', 'must be an ISO 3166-1 alpha-2 code, e.g. US']]],
     ['customer: tax id', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', tax_id: { country: 'FR', type: 'vat', value: '' } }, 400, [['tax_id.type', 'must be a tax id type such as eu_vat or us_ein'], ['tax_id.value', 'must be a non-empty string']]],
     ['customer: tax exemption', 'POST', '/v1/customers', { name: 'A', email: 'a@b.co', tax_configuration: { tax_provider: 'irs' } }, 400, [['tax_configuration.tax_exempt', 'is required: true or false'], ['tax_configuration.tax_provider', 'must be one of avalara, taxjar, sphere, numeral, anrok, stripe']]],
@@ -104,6 +106,8 @@ describe('bad input gets a clear error naming the field', () => {
     ['plan: tiers not contiguous', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'tiered', tiered_config: { tiers: [{ first_unit: 0, last_unit: 100, unit_amount: '1' }, { first_unit: 50, unit_amount: '0.5' }] } })), 400, [['prices[0].price.tiered_config.tiers[1].first_unit', "must equal the previous tier's last_unit (100): tiers are contiguous"]]],
     ['plan: tiers start', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'tiered', tiered_config: { tiers: [{ first_unit: 5, last_unit: 1, unit_amount: '1' }] } })), 400, [['prices[0].price.tiered_config.tiers[0].first_unit', 'the first tier must start at 0'], ['prices[0].price.tiered_config.tiers[0].last_unit', 'must be greater than first_unit']]],
     ['plan: open tier in the middle', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'tiered', tiered_config: { tiers: [{ first_unit: 0, unit_amount: '1' }, { first_unit: 10, unit_amount: '1' }] } })), 400, [['prices[0].price.tiered_config.tiers[1].first_unit', 'only the last tier may be open-ended (last_unit null)']]],
+    ['plan: too many tiers', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'tiered', tiered_config: { tiers: [0, 1, 2, 3].map((i) => ({ first_unit: i, last_unit: i + 1, unit_amount: '1' })) } })), 400, [['prices[0].price.tiered_config.tiers', 'must hold at most 3 tiers']]],
+    ['plan: too many prices', 'POST', '/v1/plans', { name: 'A', currency: 'credits', prices: [{ price: unitPrice() }, { price: unitPrice() }, { price: unitPrice() }] }, 400, [['prices', 'must hold at most 2 prices']]],
     ['plan: package size', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'package', package_config: { package_amount: '5', package_size: 1.5 } })), 400, [['prices[0].price.package_config.package_size', 'must be an integer']]],
     ['plan: matrix values', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'matrix', matrix_config: { dimensions: ['region'], default_unit_amount: '1', matrix_values: [{ dimension_values: ['eu', 'x'], unit_amount: '2' }, { dimension_values: ['us'] }] } })), 400, [['prices[0].price.matrix_config.matrix_values[0].dimension_values', 'must be an array of 1 value(s), one per dimension (region)'], ['prices[0].price.matrix_config.matrix_values[1].unit_amount', 'is required: a decimal string such as "0.25"']]],
     ['plan: matrix dimensions', 'POST', '/v1/plans', plan(unitPrice({ model_type: 'matrix', matrix_config: { dimensions: ['a', 'b', 'c'], default_unit_amount: '1', matrix_values: [] } })), 400, [['prices[0].price.matrix_config.dimensions', 'is required: one or two event property names']]],

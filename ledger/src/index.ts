@@ -34,6 +34,11 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     pool: opts.pool,
     catalogChanged: () => opts.nc.publish(n.catalogSubject, ''),
     usage: opts.usage,
+    limits: {
+      maxPricesPerPlan: opts.config.catalogMaxPricesPerPlan,
+      maxPriceEntries: opts.config.catalogMaxPriceEntries,
+      maxAdditionalEmails: opts.config.customerMaxAdditionalEmails,
+    },
   });
   return {
     routes,

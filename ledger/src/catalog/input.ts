@@ -6,6 +6,15 @@ import type { Queryable } from '@drawdown/pg';
 
 export type Json = Record<string, unknown>;
 
+/** Size limits of catalog inputs (settings DRAWDOWN_CATALOG_* and DRAWDOWN_CUSTOMER_*). */
+export interface CatalogLimits {
+  maxPricesPerPlan: number;
+  maxPriceEntries: number;
+  maxAdditionalEmails: number;
+}
+
+export const DEFAULT_LIMITS: CatalogLimits = { maxPricesPerPlan: 100, maxPriceEntries: 1000, maxAdditionalEmails: 50 };
+
 export function obj(body: unknown): Json {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('invalid_body', 'request body must be a JSON object');
   return body as Json;

@@ -8,7 +8,7 @@ import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type Queryable } from '@drawdown/pg';
 import { newId } from '../ids';
 import {
-  checkCurrency, cleanMetadata, date, decimal, given, int, isFiat, mergeMetadata, metadata, notFound, obj, pageFilters, pageKey, pageQuery, str, toPage, type Json,
+  checkCurrency, cleanMetadata, date, decimal, DEFAULT_LIMITS, type CatalogLimits, given, int, isFiat, mergeMetadata, metadata, notFound, obj, pageFilters, pageKey, pageQuery, str, toPage, type Json,
 } from './input';
 import {
   checkAllocationRefs, checkPriceRefs, insertAllocation, insertPrice, modelConfig, parseAllocation, parsePrice, priceDto, PRICE_SELECT,
@@ -104,7 +104,7 @@ interface PlanEntry {
   allocation?: AllocationInput;
 }
 
-export async function createPlan(pool: Pool, body: unknown): Promise<Json> {
+export async function createPlan(pool: Pool, body: unknown, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
   const b = obj(body);
   const p = new Problems();
   const name = str(p, b, 'name', { required: true, max: 500 });
@@ -125,12 +125,13 @@ export async function createPlan(pool: Pool, body: unknown): Promise<Json> {
   for (const k of ['adjustments', 'plan_phases']) if (Array.isArray(b[k]) && (b[k] as unknown[]).length > 0) p.add(k, 'is not supported');
   const entries: PlanEntry[] = [];
   if (!Array.isArray(b.prices)) p.add('prices', 'is required: an array of {price} or {allocation_price}');
+  else if (b.prices.length > limits.maxPricesPerPlan) p.add('prices', `must hold at most ${limits.maxPricesPerPlan} prices`);
   else {
     (b.prices as unknown[]).forEach((e, i) => {
       const at = `prices[${i}]`;
       const entry = (e ?? {}) as Json;
       if (given(entry.price) && given(entry.allocation_price)) p.add(at, 'give price or allocation_price, not both');
-      else if (given(entry.price)) entries.push({ price: parsePrice(p, entry.price, `${at}.price`, currency ?? '') });
+      else if (given(entry.price)) entries.push({ price: parsePrice(p, entry.price, `${at}.price`, currency ?? '', limits) });
       else if (given(entry.allocation_price)) entries.push({ allocation: parseAllocation(p, entry.allocation_price, `${at}.allocation_price`) });
       else p.add(at, 'must hold price or allocation_price');
     });
@@ -201,10 +202,10 @@ export async function updatePlan(pool: Pool, ref: { id?: string; externalId?: st
  * in force from `effective_from` (default now, never in the past). The version it follows is
  * closed at that instant. Subscriptions of the plan pick it up; their overrides stay.
  */
-export async function createPriceVersion(pool: Pool, planId: string, priceId: string, body: unknown): Promise<Json> {
+export async function createPriceVersion(pool: Pool, planId: string, priceId: string, body: unknown, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
   const b = obj(body);
   const p = new Problems();
-  const config = modelConfig(p, b, 'price');
+  const config = modelConfig(p, b, 'price', limits);
   const from = given(b.effective_from) ? date(p, b.effective_from, 'effective_from') : undefined;
   const name = given(b.name) ? str(p, b, 'name', { max: 500 }) : undefined;
   p.throwIfAny('price');

@@ -4,7 +4,7 @@
 import { Problems } from '@drawdown/http';
 import { parseDecimal } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
-import { badRef, bool, checkCurrency, cleanMetadata, decimal, given, isFiat, metadata, str, type Json } from './input';
+import { badRef, bool, checkCurrency, cleanMetadata, decimal, DEFAULT_LIMITS, given, isFiat, metadata, str, type CatalogLimits, type Json } from './input';
 
 export const PRICE_CADENCES = ['monthly', 'quarterly', 'annual', 'one_time'] as const;
 export type PriceCadence = (typeof PRICE_CADENCES)[number];
@@ -76,7 +76,7 @@ function configObject(p: Problems, price: Json, key: string, at: string): Json |
 }
 
 /** Validates the model config; returns {<model>_config: normalized}. */
-export function modelConfig(p: Problems, price: Json, at: string): Json | undefined {
+export function modelConfig(p: Problems, price: Json, at: string, limits: CatalogLimits = DEFAULT_LIMITS): Json | undefined {
   switch (price.model_type) {
     case 'unit': {
       const c = configObject(p, price, 'unit_config', at);
@@ -100,6 +100,10 @@ export function modelConfig(p: Problems, price: Json, at: string): Json | undefi
       const tat = `${at}.tiered_config.tiers`;
       if (!Array.isArray(tiers) || tiers.length === 0) {
         p.add(tat, 'is required: a non-empty array of {first_unit, last_unit, unit_amount}');
+        return undefined;
+      }
+      if (tiers.length > limits.maxPriceEntries) {
+        p.add(tat, `must hold at most ${limits.maxPriceEntries} tiers`);
         return undefined;
       }
       const out: Json[] = [];
@@ -140,6 +144,10 @@ export function modelConfig(p: Problems, price: Json, at: string): Json | undefi
         p.add(`${mat}.matrix_values`, 'is required: an array of {dimension_values, unit_amount}');
         return undefined;
       }
+      if (c.matrix_values.length > limits.maxPriceEntries) {
+        p.add(`${mat}.matrix_values`, `must hold at most ${limits.maxPriceEntries} values`);
+        return undefined;
+      }
       const seen = new Set<string>();
       const values = (c.matrix_values as Json[]).map((v, i) => {
         const vat = `${mat}.matrix_values[${i}]`;
@@ -163,7 +171,7 @@ export function modelConfig(p: Problems, price: Json, at: string): Json | undefi
 }
 
 /** Checks a price body (shape only); `references` collects the ids to check in the database. */
-export function parsePrice(p: Problems, price: unknown, at: string, defaultCurrency: string): PriceInput | undefined {
+export function parsePrice(p: Problems, price: unknown, at: string, defaultCurrency: string, limits: CatalogLimits = DEFAULT_LIMITS): PriceInput | undefined {
   if (!price || typeof price !== 'object' || Array.isArray(price)) {
     p.add(at, 'must be a price object');
     return undefined;
@@ -174,7 +182,7 @@ export function parsePrice(p: Problems, price: unknown, at: string, defaultCurre
   const itemId = str(p, b, 'item_id', { required: true, at: `${at}.item_id` });
   const metricId = given(b.billable_metric_id) ? str(p, b, 'billable_metric_id', { at: `${at}.billable_metric_id` }) ?? null : null;
   const cad = cadence(p, b.cadence, `${at}.cadence`);
-  const config = modelConfig(p, b, at);
+  const config = modelConfig(p, b, at, limits);
   if (given(b.currency) && (typeof b.currency !== 'string' || b.currency === '')) p.add(`${at}.currency`, 'must be a currency code or a pricing unit');
   const currency = typeof b.currency === 'string' && b.currency !== '' ? b.currency : defaultCurrency;
   const priceType = metricId ? 'usage_price' : 'fixed_price';

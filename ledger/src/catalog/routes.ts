@@ -10,9 +10,11 @@ import {
 import { createPlan, createPriceVersion, fetchPlan, listPlans, updatePlan } from './plans';
 import { cancelSubscription, createSubscription, fetchUsage, findSubscription, listSubscriptions, subscriptionView, type UsageSource } from './subscriptions';
 
-export type { UsageSource };
+import { DEFAULT_LIMITS, type CatalogLimits } from './input';
 
-export function catalogRoutes(pool: Pool, catalogChanged: () => void, usage?: UsageSource): Route[] {
+export type { UsageSource, CatalogLimits };
+
+export function catalogRoutes(pool: Pool, catalogChanged: () => void, usage?: UsageSource, limits: CatalogLimits = DEFAULT_LIMITS): Route[] {
   const write = (status: number, fn: (req: Request) => Promise<Record<string, unknown>>) => async (req: Request): Promise<Reply> => {
     const body = await fn(req);
     catalogChanged();
@@ -36,15 +38,15 @@ export function catalogRoutes(pool: Pool, catalogChanged: () => void, usage?: Us
     { method: 'GET', path: '/v1/pricing_units/:name', scope: 'read', handler: read((r) => fetchPricingUnit(pool, r.params.name!)) },
     { method: 'PUT', path: '/v1/pricing_units/:name', scope: 'admin', handler: write(200, (r) => updatePricingUnit(pool, r.params.name!, r.json())) },
 
-    { method: 'POST', path: '/v1/plans', scope: 'admin', handler: write(201, (r) => createPlan(pool, r.json())) },
+    { method: 'POST', path: '/v1/plans', scope: 'admin', handler: write(201, (r) => createPlan(pool, r.json(), limits)) },
     { method: 'GET', path: '/v1/plans', scope: 'read', handler: read((r) => listPlans(pool, r.query)) },
     { method: 'GET', path: '/v1/plans/:id', scope: 'read', handler: read((r) => fetchPlan(pool, planRef(r))) },
     { method: 'PUT', path: '/v1/plans/:id', scope: 'admin', handler: write(200, (r) => updatePlan(pool, planRef(r), r.json())) },
     { method: 'GET', path: '/v1/plans/external_plan_id/:externalPlanId', scope: 'read', handler: read((r) => fetchPlan(pool, planRef(r))) },
     { method: 'PUT', path: '/v1/plans/external_plan_id/:externalPlanId', scope: 'admin', handler: write(200, (r) => updatePlan(pool, planRef(r), r.json())) },
-    { method: 'POST', path: '/v1/plans/:id/prices/:priceId/versions', scope: 'admin', handler: write(201, (r) => createPriceVersion(pool, r.params.id!, r.params.priceId!, r.json())) },
+    { method: 'POST', path: '/v1/plans/:id/prices/:priceId/versions', scope: 'admin', handler: write(201, (r) => createPriceVersion(pool, r.params.id!, r.params.priceId!, r.json(), limits)) },
 
-    { method: 'POST', path: '/v1/subscriptions', scope: 'admin', handler: write(201, (r) => createSubscription(pool, r.json())) },
+    { method: 'POST', path: '/v1/subscriptions', scope: 'admin', handler: write(201, (r) => createSubscription(pool, r.json(), limits)) },
     { method: 'GET', path: '/v1/subscriptions', scope: 'read', handler: read((r) => listSubscriptions(pool, r.query)) },
     { method: 'GET', path: '/v1/subscriptions/:id', scope: 'read', handler: read(async (r) => subscriptionView(pool, await findSubscription(pool, r.params.id!))) },
     { method: 'POST', path: '/v1/subscriptions/:id/cancel', scope: 'admin', handler: write(200, (r) => cancelSubscription(pool, r.params.id!, r.json())) },

@@ -9,7 +9,7 @@ import { withTx, type Pool, type Queryable } from '@drawdown/pg';
 import { newId } from '../ids';
 import { customerView, findCustomer } from '../customers/customers';
 import {
-  bool, cleanMetadata, date, decimal, given, int, metadata, notFound, obj, pageFilters, pageKey, pageQuery, str, toPage, type Json,
+  bool, cleanMetadata, date, decimal, DEFAULT_LIMITS, type CatalogLimits, given, int, metadata, notFound, obj, pageFilters, pageKey, pageQuery, str, toPage, type Json,
 } from './input';
 import { findPlan, invoicingCurrency, planDto, planPrices } from './plans';
 import {
@@ -140,7 +140,7 @@ interface Replacement {
 
 const UNSUPPORTED = ['add_prices', 'remove_prices', 'add_adjustments', 'remove_adjustments', 'replace_adjustments', 'usage_customer_ids'];
 
-export async function createSubscription(pool: Pool, body: unknown): Promise<Json> {
+export async function createSubscription(pool: Pool, body: unknown, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
   const b = obj(body);
   const p = new Problems();
   if (given(b.customer_id) === given(b.external_customer_id)) p.add('customer_id', 'give exactly one of customer_id and external_customer_id');
@@ -166,6 +166,7 @@ export async function createSubscription(pool: Pool, body: unknown): Promise<Jso
   const replacements: Replacement[] = [];
   if (given(b.replace_prices)) {
     if (!Array.isArray(b.replace_prices)) p.add('replace_prices', 'must be an array of {replaces_price_id, price | allocation_price}');
+    else if (b.replace_prices.length > limits.maxPricesPerPlan) p.add('replace_prices', `must hold at most ${limits.maxPricesPerPlan} entries`);
     else {
       (b.replace_prices as Json[]).forEach((r, i) => {
         const at = `replace_prices[${i}]`;
@@ -174,7 +175,7 @@ export async function createSubscription(pool: Pool, body: unknown): Promise<Jso
         if (given(r.price_id)) p.add(`${at}.price_id`, 'is not supported; give the new price in price');
         if (given(r.price) === given(r.allocation_price)) p.add(at, 'give exactly one of price and allocation_price');
         // The price's currency defaults to the replaced price's: resolved after the lookup.
-        const price = given(r.price) ? parsePrice(p, r.price, `${at}.price`, '') : undefined;
+        const price = given(r.price) ? parsePrice(p, r.price, `${at}.price`, '', limits) : undefined;
         const allocation = given(r.allocation_price) ? parseAllocation(p, r.allocation_price, `${at}.allocation_price`) : undefined;
         if (replaces) replacements.push({ at, replacesPriceId: replaces, price, allocation });
       });
@@ -182,12 +183,13 @@ export async function createSubscription(pool: Pool, body: unknown): Promise<Jso
   }
   if (given(b.price_overrides)) {
     if (!Array.isArray(b.price_overrides)) p.add('price_overrides', 'must be an array of {id, model_type, <model>_config}');
+    else if (b.price_overrides.length > limits.maxPricesPerPlan) p.add('price_overrides', `must hold at most ${limits.maxPricesPerPlan} entries`);
     else {
       (b.price_overrides as Json[]).forEach((o, i) => {
         const at = `price_overrides[${i}]`;
         if (!o || typeof o !== 'object') return p.add(at, 'must be an object {id, model_type, <model>_config}');
         const id = str(p, o, 'id', { required: true, at: `${at}.id` });
-        const config = modelConfig(p, o, at);
+        const config = modelConfig(p, o, at, limits);
         if (id && config) replacements.push({ at, replacesPriceId: id, override: { modelType: o.model_type as PriceInput['modelType'], config } });
       });
     }

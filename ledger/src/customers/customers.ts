@@ -7,7 +7,7 @@ import { bumpCatalogVersion, isTimeZone } from '@drawdown/catalog';
 import { ApiError, Problems } from '@drawdown/http';
 import { newId } from '../ids';
 import {
-  bool, cleanMetadata, given, int, mergeMetadata, metadata, obj, pageFilters, pageKey, pageQuery, str, toPage, type Json,
+  bool, cleanMetadata, DEFAULT_LIMITS, given, int, mergeMetadata, metadata, obj, pageFilters, pageKey, pageQuery, str, toPage, type CatalogLimits, type Json,
 } from '../catalog/input';
 
 export interface CustomerRow {
@@ -43,8 +43,6 @@ export const PAYMENT_PROVIDERS = ['quickbooks', 'bill.com', 'stripe_charge', 'st
 const TAX_PROVIDERS = ['avalara', 'taxjar', 'sphere', 'numeral', 'anrok', 'stripe'];
 const ADDRESS_FIELDS = ['city', 'country', 'line1', 'line2', 'postal_code', 'state'] as const;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
-/** Orb's documented limit on invoicing emails. */
-export const MAX_ADDITIONAL_EMAILS = 50;
 
 interface Minified {
   id: string;
@@ -114,7 +112,7 @@ interface Parsed {
 }
 
 /** Validates a create (all required fields) or an update (every field optional) body. */
-function parseCustomer(body: unknown, mode: 'create' | 'update'): Parsed {
+function parseCustomer(body: unknown, mode: 'create' | 'update', limits: CatalogLimits): Parsed {
   const b = obj(body);
   const p = new Problems();
   const cols: Record<string, unknown> = {};
@@ -139,7 +137,7 @@ function parseCustomer(body: unknown, mode: 'create' | 'update'): Parsed {
     const v = b.additional_emails;
     if (v === null) set('additional_emails', []);
     else if (!Array.isArray(v)) p.add('additional_emails', 'must be an array of email addresses');
-    else if (v.length > MAX_ADDITIONAL_EMAILS) p.add('additional_emails', `must hold at most ${MAX_ADDITIONAL_EMAILS} addresses`);
+    else if (v.length > limits.maxAdditionalEmails) p.add('additional_emails', `must hold at most ${limits.maxAdditionalEmails} addresses`);
     else {
       v.forEach((e, i) => {
         if (typeof e !== 'string' || !EMAIL.test(e)) p.add(`additional_emails[${i}]`, 'must be an email address');
@@ -274,8 +272,8 @@ function conflict(err: unknown, ext: unknown): never {
   throw err;
 }
 
-export async function createCustomer(pool: Pool, body: unknown): Promise<Json> {
-  const input = parseCustomer(body, 'create');
+export async function createCustomer(pool: Pool, body: unknown, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
+  const input = parseCustomer(body, 'create', limits);
   return withTx(pool, async (db) => {
     const cols = { ...input.cols, id: newId(), metadata: JSON.stringify(cleanMetadata(input.metadata)), attrs: JSON.stringify(input.attrs) };
     const names = Object.keys(cols);
@@ -290,8 +288,8 @@ export async function createCustomer(pool: Pool, body: unknown): Promise<Json> {
   });
 }
 
-export async function updateCustomer(pool: Pool, ref: { id?: string; externalId?: string }, body: unknown): Promise<Json> {
-  const input = parseCustomer(body, 'update');
+export async function updateCustomer(pool: Pool, ref: { id?: string; externalId?: string }, body: unknown, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
+  const input = parseCustomer(body, 'update', limits);
   return withTx(pool, async (db) => {
     const current = await findCustomer(db, ref, true);
     const p = new Problems();

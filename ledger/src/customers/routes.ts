@@ -2,23 +2,24 @@
 import type { Pool } from '@drawdown/pg';
 import type { Route, Request } from '@drawdown/http';
 import { createCustomer, customerView, findCustomer, listCustomers, updateCustomer } from './customers';
+import { DEFAULT_LIMITS, type CatalogLimits } from '../catalog/input';
 
 export function customerRef(req: Request): { id?: string; externalId?: string } {
   if (req.params.externalId !== undefined) return { externalId: req.params.externalId };
   return { id: req.params.id! };
 }
 
-export function customerRoutes(pool: Pool, catalogChanged: () => void = () => {}): Route[] {
+export function customerRoutes(pool: Pool, catalogChanged: () => void = () => {}, limits: CatalogLimits = DEFAULT_LIMITS): Route[] {
   const fetch = async (req: Request) => ({ body: await customerView(pool, await findCustomer(pool, customerRef(req))) });
   const update = async (req: Request) => {
-    const body = await updateCustomer(pool, customerRef(req), req.json());
+    const body = await updateCustomer(pool, customerRef(req), req.json(), limits);
     catalogChanged();
     return { body };
   };
   return [
     {
       method: 'POST', path: '/v1/customers', scope: 'admin', handler: async (req) => {
-        const body = await createCustomer(pool, req.json());
+        const body = await createCustomer(pool, req.json(), limits);
         catalogChanged();
         return { status: 201, body };
       },

@@ -54,6 +54,10 @@ export const SETTINGS = {
   raterDedupMemoryEvents: s('DRAWDOWN_RATER_DEDUP_MEMORY_EVENTS', 'int', '2000000', 'Fingerprints held in memory per rater process for exact dedup; older copies are checked against ClickHouse.', { min: 1000 }),
   // ledger
   ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction.', { min: 1, max: 10_000 }),
+  // catalog (billing API)
+  catalogMaxPricesPerPlan: s('DRAWDOWN_CATALOG_MAX_PRICES_PER_PLAN', 'int', '100', 'Most prices (allocations included) in one plan, and most price replacements in one subscription.', { min: 1, max: 10_000 }),
+  catalogMaxPriceEntries: s('DRAWDOWN_CATALOG_MAX_PRICE_ENTRIES', 'int', '1000', 'Most tiers of a tiered price, and most matrix values of a matrix price.', { min: 1, max: 100_000 }),
+  customerMaxAdditionalEmails: s('DRAWDOWN_CUSTOMER_MAX_ADDITIONAL_EMAILS', 'int', '50', 'Most invoicing emails (additional_emails) of one customer; Orb allows 50.', { min: 0, max: 1000 }),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
