@@ -149,6 +149,13 @@ describe('bad input gets a clear error naming the field', () => {
     if (errors.length > 0) expect(res.body.detail).toContain(errors[0]![0]);
   });
 
+  it('a number a double cannot hold exactly is refused, not rounded', async () => {
+    const body = `{"name":"X","currency":"credits","prices":[{"price":{"name":"p","item_id":"${ids.item}","billable_metric_id":"${ids.metric}","cadence":"monthly","model_type":"unit","unit_config":{"unit_amount":0.12345678901234567}}}]}`;
+    const res = await call('POST', '/v1/plans', body);
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toBe(`the number 0.12345678901234567 at position ${body.indexOf('0.1234')} has 17 significant digits; a JSON number keeps at most 15 exactly, so send this value as a string ("0.12345678901234567")`);
+  });
+
   it('a body that is not an object', async () => {
     const res = await call('POST', '/v1/customers', [1, 2]);
     expect(res.status).toBe(400);

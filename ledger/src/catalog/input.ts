@@ -1,7 +1,7 @@
 // Input checks and list pages shared by the catalog and customer endpoints: every check adds
 // to a Problems collector under the field's JSON path, so one request reports every problem.
-import { ApiError, Problems, decodeCursor, encodeCursor, parseLimit } from '@drawdown/http';
-import { formatDecimal, parseDecimal } from '@drawdown/money';
+import { ApiError, Problems, decodeCursor, encodeCursor, parseLimit, type Request } from '@drawdown/http';
+import { assertExactJsonNumbers, formatDecimal, parseDecimal } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
 
 export type Json = Record<string, unknown>;
@@ -18,6 +18,12 @@ export const DEFAULT_LIMITS: CatalogLimits = { maxPricesPerPlan: 100, maxPriceEn
 export function obj(body: unknown): Json {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('invalid_body', 'request body must be a JSON object');
   return body as Json;
+}
+
+/** The JSON body, refusing numbers a double cannot hold exactly (send those as strings). */
+export function exactJson(req: Request): unknown {
+  assertExactJsonNumbers(req.body.toString('utf8'));
+  return req.json();
 }
 
 export const given = (v: unknown): boolean => v !== undefined && v !== null;

@@ -2,7 +2,7 @@
 import type { Pool } from '@drawdown/pg';
 import type { Route, Request } from '@drawdown/http';
 import { createCustomer, customerView, findCustomer, listCustomers, updateCustomer } from './customers';
-import { DEFAULT_LIMITS, type CatalogLimits } from '../catalog/input';
+import { DEFAULT_LIMITS, exactJson, type CatalogLimits } from '../catalog/input';
 
 export function customerRef(req: Request): { id?: string; externalId?: string } {
   if (req.params.externalId !== undefined) return { externalId: req.params.externalId };
@@ -12,14 +12,14 @@ export function customerRef(req: Request): { id?: string; externalId?: string } 
 export function customerRoutes(pool: Pool, catalogChanged: () => void = () => {}, limits: CatalogLimits = DEFAULT_LIMITS): Route[] {
   const fetch = async (req: Request) => ({ body: await customerView(pool, await findCustomer(pool, customerRef(req))) });
   const update = async (req: Request) => {
-    const body = await updateCustomer(pool, customerRef(req), req.json(), limits);
+    const body = await updateCustomer(pool, customerRef(req), exactJson(req), limits);
     catalogChanged();
     return { body };
   };
   return [
     {
       method: 'POST', path: '/v1/customers', scope: 'admin', handler: async (req) => {
-        const body = await createCustomer(pool, req.json(), limits);
+        const body = await createCustomer(pool, exactJson(req), limits);
         catalogChanged();
         return { status: 201, body };
       },
