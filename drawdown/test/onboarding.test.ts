@@ -152,7 +152,7 @@ describe('onboarding through the orb-billing SDK', () => {
       metadata: { deal: 'Q1' },
     });
     expect(sub).toMatchObject({
-      status: 'active', start_date: start.toISOString(), end_date: null, net_terms: 30, metadata: { deal: 'Q1' },
+      status: 'active', start_date: start.toISOString(), end_date: null, net_terms: 60, metadata: { deal: 'Q1' },
       customer: { id: customer.id }, plan: { id: plan.id }, trial_info: { end_date: null }, adjustment_intervals: [],
     });
     const intervalPrices = sub.price_intervals.map((pi) => pi.price as unknown as { id: string; name: string; unit_config?: { unit_amount: string } });
@@ -223,8 +223,21 @@ describe('onboarding through the orb-billing SDK', () => {
     const ended = await orb.subscriptions.cancel(second.id, { cancel_option: 'immediate' });
     expect(ended.status).toBe('ended');
     await expect(orb.subscriptions.cancel(second.id, { cancel_option: 'immediate' })).rejects.toMatchObject({ status: 409 });
-    // The parent took the plan's invoicing currency.
+    // The parent took the plan's invoicing currency; with no terms of its own, the plan's apply.
     expect((await orb.customers.fetch(parent.id)).currency).toBe('USD');
+    expect(second.net_terms).toBe(30);
+
+    // Orb's legacy price_overrides, and a negotiated allocation in place of the plan's.
+    const third = await orb.subscriptions.create({
+      customer_id: parent.id, plan_id: plan.id,
+      price_overrides: [{ id: unitP!.id, model_type: 'unit', unit_config: { unit_amount: '0.1' } }],
+      replace_prices: [{ replaces_price_id: allocP!.id as string, allocation_price: { amount: '25000', cadence: 'annual', currency: 'compute_credits', per_unit_cost_basis: '0.008' } }],
+    });
+    const thirdPrices = third.price_intervals.map((pi) => pi.price as unknown as Record<string, unknown>);
+    expect(thirdPrices.find((x) => x.name === 'API call')).toMatchObject({ unit_config: { unit_amount: '0.1' }, replaces_price_id: unitP!.id, billable_metric: { id: calls.id } });
+    expect(thirdPrices.map((x) => x.id)).not.toContain(allocP!.id);
+    const thirdAllocs = await app.pool.query('SELECT amount::text, cadence, expires_at_end_of_cadence, per_unit_cost_basis::text FROM subscription_credit_allocations WHERE subscription_id = $1', [third.id]);
+    expect(thirdAllocs.rows).toEqual([{ amount: '25000.000000000000', cadence: 'annual', expires_at_end_of_cadence: false, per_unit_cost_basis: '0.008000000000' }]);
 
     await new Promise((r) => setTimeout(r, 200));
     expect(announced).toBeGreaterThanOrEqual(20);

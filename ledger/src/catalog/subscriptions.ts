@@ -84,7 +84,8 @@ export async function subscriptionView(db: Queryable, s: SubscriptionRow): Promi
     customer: await customerView(db, customer),
     plan: planDto(plan, await planPrices(db, plan.id)),
     metadata: s.metadata,
-    net_terms: s.net_terms ?? plan.net_terms ?? customer.net_terms ?? 0,
+    // The most specific terms win: the subscription's, the customer's contract, the plan's.
+    net_terms: s.net_terms ?? customer.net_terms ?? plan.net_terms ?? 0,
     auto_collection: s.auto_collection,
     auto_issuance: s.auto_issuance,
     billing_cadence: s.billing_cadence,
