@@ -54,21 +54,36 @@ async function bootstrapAdminKey(pool: Pool, config: Config, log: Logger): Promi
   return created.key;
 }
 
-/** Subscription usage per metric and local day, from rated events (one row per event and metric). */
+/**
+ * Subscription usage of one metric per bucket, from rated events (deduplicated per event):
+ * count and sum add the rated quantities; max, unique_count and latest read the property.
+ */
 function subscriptionUsage(ch: Ch): UsageSource {
+  const value = `toDecimal128OrNull(replaceAll(JSONExtractRaw(properties, {prop:String}), '"', ''), 12)`;
+  const AGG = {
+    count: 'sum(quantity)',
+    sum: 'sum(quantity)',
+    max: `ifNull(max(${value}), toDecimal128(0, 12))`,
+    latest: `ifNull(argMax(${value}, ts), toDecimal128(0, 12))`,
+    unique_count: `uniqExactIf(JSONExtractRaw(properties, {prop:String}), JSONExtractRaw(properties, {prop:String}) != '')`,
+  } as const;
   return async (q) => {
-    const rows = await queryRows<{ metric_id: string; day: string; quantity: string }>(
+    const ends = q.bucketEndsMs;
+    if (ends.length === 0) return [];
+    const rows = await queryRows<{ b: string; q: string }>(
       ch,
-      `SELECT metric_id, toString(day) AS day, toString(sum(q)) AS quantity FROM (
-         SELECT metric_id, idempotency_key, any(quantity) AS q, toUnixTimestamp(toStartOfDay(any(timestamp), {tz:String})) AS day
+      `SELECT arrayFirstIndex(e -> toUnixTimestamp64Milli(ts) < e, {ends:Array(Int64)}) AS b, toString(${AGG[q.metric.aggregation]}) AS q FROM (
+         SELECT idempotency_key, any(timestamp) AS ts, any(quantity) AS quantity, any(properties) AS properties
            FROM rated_events
-          WHERE subscription_id = {sid:String} AND metric_id IN {mids:Array(String)} AND status = 'rated'
+          WHERE subscription_id = {sid:String} AND metric_id = {mid:String} AND status = 'rated'
             AND timestamp >= fromUnixTimestamp64Milli({from:Int64}) AND timestamp < fromUnixTimestamp64Milli({to:Int64})
-          GROUP BY metric_id, idempotency_key)
-       GROUP BY metric_id, day`,
-      { sid: q.subscriptionId, mids: q.metricIds, from: q.fromMs, to: q.toMs, tz: q.timezone },
+          GROUP BY idempotency_key)
+       GROUP BY b`,
+      { sid: q.subscriptionId, mid: q.metric.id, prop: q.metric.property ?? '', from: q.fromMs, to: ends[ends.length - 1]!, ends },
     );
-    return rows.map((r) => ({ metricId: r.metric_id, startMs: Number(r.day) * 1000, quantity: r.quantity }));
+    const out = ends.map(() => '0');
+    for (const r of rows) if (Number(r.b) >= 1) out[Number(r.b) - 1] = r.q;
+    return out;
   };
 }
 

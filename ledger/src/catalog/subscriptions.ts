@@ -2,7 +2,7 @@
 // (Orb's replace_prices / price_overrides) stored as subscription prices that replace the plan
 // price's lineage for this subscription only. Billing periods are computed in the customer's
 // time zone at the plan's billing cadence.
-import { billingPeriods, bumpCatalogVersion, periodAt, zonedTimeToUtc, type BillingCadence } from '@drawdown/catalog';
+import { billingPeriods, bumpCatalogVersion, periodAt, zonedTimeToUtc, type Aggregation, type BillingCadence, type MetricDefinition } from '@drawdown/catalog';
 import { ApiError, Problems } from '@drawdown/http';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type Queryable } from '@drawdown/pg';
@@ -40,9 +40,17 @@ export interface SubscriptionRow {
 
 const SUB_SELECT = `SELECT s.*, s.per_credit_overage_amount::text AS per_credit_overage_amount, s.invoicing_threshold::text AS invoicing_threshold FROM subscriptions s`;
 
-/** Usage per metric from the analytics store (ClickHouse), when the process has one. */
-export type UsageSource = (q: { subscriptionId: string; metricIds: string[]; fromMs: number; toMs: number; byDay: boolean; timezone: string }) =>
-  Promise<{ metricId: string; startMs: number; quantity: string }[]>;
+/**
+ * A metric's usage by a subscription from the analytics store (ClickHouse), when the process has
+ * one: the metric's aggregation over the subscription's rated events in each bucket
+ * [previous end (or fromMs), bucketEndsMs[i]); one decimal string per bucket.
+ */
+export type UsageSource = (q: {
+  subscriptionId: string;
+  metric: { id: string; aggregation: Aggregation; property?: string };
+  fromMs: number;
+  bucketEndsMs: number[];
+}) => Promise<string[]>;
 
 export function statusOf(s: Pick<SubscriptionRow, 'start_date' | 'end_date'>, nowMs: number): 'active' | 'ended' | 'upcoming' {
   if (s.start_date.getTime() > nowMs) return 'upcoming';
@@ -378,7 +386,7 @@ export async function fetchUsage(db: Queryable, id: string, query: URLSearchPara
   const metricFilter = query.get('billable_metric_id');
   const prices = (await subscriptionPrices(db, s)).filter((pr) => pr.metric_id && (!metricFilter || pr.metric_id === metricFilter));
   const metricIds = [...new Set(prices.map((pr) => pr.metric_id!))];
-  const names = metricIds.length ? (await db.query<{ id: string; name: string }>('SELECT id, name FROM metrics WHERE id = ANY($1)', [metricIds])).rows : [];
+  const metrics = metricIds.length ? (await db.query<{ id: string; name: string; definition: MetricDefinition }>('SELECT id, name, definition FROM metrics WHERE id = ANY($1)', [metricIds])).rows : [];
   // Buckets: days (local midnights) or billing periods, clipped to the timeframe.
   const buckets: { startMs: number; endMs: number }[] = [];
   if (granularity === 'day') {
@@ -395,21 +403,20 @@ export async function fetchUsage(db: Queryable, id: string, query: URLSearchPara
     }
     if (buckets.length === 0) buckets.push({ startMs: fromMs, endMs: toMs });
   }
-  const rows = usage && metricIds.length ? await usage({ subscriptionId: s.id, metricIds, fromMs, toMs, byDay: true, timezone: customer.timezone }) : [];
-  const data = metricIds.map((mid) => {
+  const data = [];
+  for (const m of metrics.sort((a, b) => metricIds.indexOf(a.id) - metricIds.indexOf(b.id))) {
+    const quantities = usage
+      ? await usage({ subscriptionId: s.id, metric: { id: m.id, aggregation: m.definition.aggregation, property: m.definition.property }, fromMs, bucketEndsMs: buckets.map((bk) => bk.endMs) })
+      : buckets.map(() => '0');
     let running = 0n;
-    const series = buckets.map((bk) => {
-      let q = 0n;
-      for (const r of rows) {
-        // A day row counts in the bucket holding its first instant inside the timeframe.
-        const t = Math.max(r.startMs, fromMs);
-        if (r.metricId === mid && t >= bk.startMs && t < bk.endMs) q += parseDecimal(r.quantity);
-      }
+    const series = buckets.map((bk, i) => {
+      // bigint picos: written as exact JSON numbers.
+      const q = parseDecimal(quantities[i] ?? '0');
       running += q;
       return { timeframe_start: new Date(bk.startMs).toISOString(), timeframe_end: new Date(bk.endMs).toISOString(), quantity: viewMode === 'cumulative' ? running : q };
     });
-    return { billable_metric: { id: mid, name: names.find((n) => n.id === mid)?.name ?? '' }, usage: series, view_mode: viewMode };
-  });
+    data.push({ billable_metric: { id: m.id, name: m.name }, usage: series, view_mode: viewMode });
+  }
   return { data };
 }
 
