@@ -238,7 +238,8 @@ async function applyHierarchy(db: Queryable, id: string, h: NonNullable<Parsed['
   const p = new Problems();
   if (h.parent !== undefined) {
     if (h.parent !== null) {
-      const r = await db.query<{ parent_id: string | null }>('SELECT parent_id FROM customers WHERE id = $1', [h.parent]);
+      // Locked: a concurrent change of the parent's own parent waits, then sees this child.
+      const r = await db.query<{ parent_id: string | null }>('SELECT parent_id FROM customers WHERE id = $1 FOR UPDATE', [h.parent]);
       if (h.parent === id) p.add('hierarchy.parent_customer_id', 'a customer cannot be its own parent');
       else if (r.rowCount === 0) p.add('hierarchy.parent_customer_id', `no customer with id "${h.parent}"`);
       else if (r.rows[0]!.parent_id !== null) p.add('hierarchy.parent_customer_id', 'that customer has a parent itself; hierarchies are one level deep');
@@ -252,7 +253,7 @@ async function applyHierarchy(db: Queryable, id: string, h: NonNullable<Parsed['
     const self = await db.query<{ parent_id: string | null }>('SELECT parent_id FROM customers WHERE id = $1', [id]);
     if (self.rows[0]?.parent_id) p.add('hierarchy.child_customer_ids', 'this customer has a parent; hierarchies are one level deep');
     for (const [i, child] of h.children.entries()) {
-      const r = await db.query<{ id: string }>('SELECT id FROM customers WHERE id = $1', [child]);
+      const r = await db.query<{ id: string }>('SELECT id FROM customers WHERE id = $1 FOR UPDATE', [child]);
       const hasKids = await db.query('SELECT 1 FROM customers WHERE parent_id = $1 LIMIT 1', [child]);
       if (child === id) p.add(`hierarchy.child_customer_ids[${i}]`, 'a customer cannot be its own child');
       else if (r.rowCount === 0) p.add(`hierarchy.child_customer_ids[${i}]`, `no customer with id "${child}"`);
