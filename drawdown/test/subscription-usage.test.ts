@@ -14,6 +14,8 @@ describe('subscription usage', () => {
   let orb: Orb;
   const metric: Record<string, string> = {};
   let subId = '';
+  let customerId = '';
+  let planId = '';
 
   beforeAll(async () => {
     env = testEnv();
@@ -35,6 +37,8 @@ describe('subscription usage', () => {
     });
     const customer = await call('POST', '/v1/customers', { name: 'Tokyo', email: 't@example.jp', timezone: 'Asia/Tokyo' });
     // Midnight of Jan 10 in Tokyo: periods end at Tokyo midnight on the 10th.
+    customerId = customer.body.id as string;
+    planId = plan.id;
     const sub = await orb.subscriptions.create({ customer_id: customer.body.id as string, plan_id: plan.id, start_date: '2026-01-10T00:00:00+09:00' });
     subId = sub.id;
 
@@ -101,5 +105,12 @@ describe('subscription usage', () => {
       { timeframe_start: '2026-02-09T00:00:00.000Z', timeframe_end: '2026-02-09T15:00:00.000Z', quantity: 1 },
       { timeframe_start: '2026-02-09T15:00:00.000Z', timeframe_end: '2026-02-10T00:00:00.000Z', quantity: 1 },
     ]);
+  });
+
+  it('a bare date is midnight in the customer time zone', async () => {
+    const sub = await orb.subscriptions.create({ customer_id: customerId, plan_id: planId, start_date: '2026-04-01' });
+    expect(sub.start_date).toBe('2026-03-31T15:00:00.000Z');
+    const cancelled = await orb.subscriptions.cancel(sub.id, { cancel_option: 'requested_date', cancellation_date: '2099-01-05' });
+    expect(cancelled.end_date).toBe('2099-01-04T15:00:00.000Z');
   });
 });

@@ -244,15 +244,17 @@ export async function createSubscription(pool: Pool, body: unknown, limits: Cata
     q.throwIfAny('subscription');
 
     const nowRow = await c.query<{ now: Date }>('SELECT now() AS now');
-    const startDate = start ?? nowRow.rows[0]!.now;
-    if (end && end.getTime() <= startDate.getTime()) throw new ApiError('validation_failed', 'end_date: must be after start_date', [{ field: 'end_date', message: 'must be after start_date' }]);
+    // A bare date is midnight in the customer's time zone (where its periods are anchored).
+    const startDate = start ? inZone(b.start_date, start, customer.timezone) : nowRow.rows[0]!.now;
+    const endDate = end ? inZone(b.end_date, end, customer.timezone) : undefined;
+    if (endDate && endDate.getTime() <= startDate.getTime()) throw new ApiError('validation_failed', 'end_date: must be after start_date', [{ field: 'end_date', message: 'must be after start_date' }]);
     if (!customer.currency) await c.query('UPDATE customers SET currency = $2, updated_at = now() WHERE id = $1', [customer.id, invoicing]);
     const id = newId();
     await c.query(
       `INSERT INTO subscriptions (id, customer_id, plan_id, name, start_date, end_date, metadata, net_terms, auto_collection, auto_issuance,
          billing_cadence, per_credit_overage_amount, invoicing_threshold, default_invoice_memo)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-      [id, customer.id, plan.id, name ?? null, startDate, end ?? null, JSON.stringify(cleanMetadata(meta)), netTerms ?? null, autoCollection ?? null,
+      [id, customer.id, plan.id, name ?? null, startDate, endDate ?? null, JSON.stringify(cleanMetadata(meta)), netTerms ?? null, autoCollection ?? null,
         autoIssuance ?? null, plan.billing_cadence, overage ?? null, threshold ?? null, b.default_invoice_memo ?? null],
     );
     for (const { r, old } of resolved) {
@@ -273,6 +275,12 @@ export async function createSubscription(pool: Pool, body: unknown, limits: Cata
     await bumpCatalogVersion(c);
     return subscriptionView(c, await findSubscription(c, id));
   });
+}
+
+/** A bare date (YYYY-MM-DD) means its midnight in `timeZone`; a date-time is taken as given. */
+function inZone(raw: unknown, parsed: Date, timeZone: string): Date {
+  const m = typeof raw === 'string' ? /^(\d{4})-(\d{2})-(\d{2})$/.exec(raw) : null;
+  return m ? new Date(zonedTimeToUtc(Number(m[1]), Number(m[2]), Number(m[3]), 0, 0, 0, timeZone)) : parsed;
 }
 
 /** A missing customer or plan named in the body is a 400 naming the field, not a 404. */
@@ -302,7 +310,7 @@ export async function cancelSubscription(pool: Pool, id: string, body: unknown):
       const period = periodAt(s.start_date.getTime(), s.billing_cadence, customer.timezone, at, s.end_date?.getTime());
       end = new Date(period ? period.endMs : at);
     } else {
-      end = requested!;
+      end = inZone(b.cancellation_date, requested!, customer.timezone);
       const q = new Problems();
       if (end.getTime() < now.getTime() - 1000) q.add('cancellation_date', 'must not be in the past: usage already priced stays priced');
       if (end.getTime() < s.start_date.getTime()) q.add('cancellation_date', 'must not be before the start_date');
