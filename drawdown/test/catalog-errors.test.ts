@@ -15,7 +15,7 @@ describe('bad input gets a clear error naming the field', () => {
 
   beforeAll(async () => {
     // Small limits, so the rows below prove the settings reach the checks.
-    env = testEnv({ DRAWDOWN_CUSTOMER_MAX_ADDITIONAL_EMAILS: '2', DRAWDOWN_CATALOG_MAX_PRICE_ENTRIES: '3', DRAWDOWN_CATALOG_MAX_PRICES_PER_PLAN: '2' });
+    env = testEnv({ DRAWDOWN_CUSTOMER_MAX_ADDITIONAL_EMAILS: '2', DRAWDOWN_CATALOG_MAX_PRICE_ENTRIES: '3', DRAWDOWN_CATALOG_MAX_PRICES_PER_PLAN: '2', DRAWDOWN_USAGE_MAX_BUCKETS: '10' });
     app = await startApp(env.config, createLogger({ test: 'catalog-errors' }, { level: env.config.logLevel as 'error' }));
     call = api(app.baseUrl, app.adminKey);
     const item = await call('POST', '/v1/items', { name: 'API' });
@@ -138,6 +138,7 @@ describe('bad input gets a clear error naming the field', () => {
     ['subscription: cancel in the past', 'POST', '/v1/subscriptions/{sub}/cancel', { cancel_option: 'requested_date', cancellation_date: '2020-01-01' }, 400, [['cancellation_date', 'must not be in the past: usage already priced stays priced'], ['cancellation_date', 'must not be before the start_date']]],
     ['subscription: list status', 'GET', '/v1/subscriptions?status=gone', undefined, 400, [['status', 'must be active, ended or upcoming']]],
     ['subscription: usage granularity', 'GET', '/v1/subscriptions/{sub}/usage?granularity=hour', undefined, 400, [['granularity', 'must be day']]],
+    ['subscription: usage timeframe', 'GET', '/v1/subscriptions/{sub}/usage?granularity=day&timeframe_start=2026-01-01&timeframe_end=2026-01-12', undefined, 400, [['timeframe_start', 'the timeframe spans more than 10 days']]],
     ['subscription: unknown', 'GET', '/v1/subscriptions/nope', undefined, 404, []],
   ];
 

@@ -38,6 +38,7 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
       maxPricesPerPlan: opts.config.catalogMaxPricesPerPlan,
       maxPriceEntries: opts.config.catalogMaxPriceEntries,
       maxAdditionalEmails: opts.config.customerMaxAdditionalEmails,
+      maxUsageBuckets: opts.config.usageMaxBuckets,
     },
   });
   return {

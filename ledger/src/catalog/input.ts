@@ -11,9 +11,10 @@ export interface CatalogLimits {
   maxPricesPerPlan: number;
   maxPriceEntries: number;
   maxAdditionalEmails: number;
+  maxUsageBuckets: number;
 }
 
-export const DEFAULT_LIMITS: CatalogLimits = { maxPricesPerPlan: 100, maxPriceEntries: 1000, maxAdditionalEmails: 50 };
+export const DEFAULT_LIMITS: CatalogLimits = { maxPricesPerPlan: 100, maxPriceEntries: 1000, maxAdditionalEmails: 50, maxUsageBuckets: 1000 };
 
 export function obj(body: unknown): Json {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('invalid_body', 'request body must be a JSON object');

@@ -50,6 +50,6 @@ export function catalogRoutes(pool: Pool, catalogChanged: () => void, usage?: Us
     { method: 'GET', path: '/v1/subscriptions', scope: 'read', handler: read((r) => listSubscriptions(pool, r.query)) },
     { method: 'GET', path: '/v1/subscriptions/:id', scope: 'read', handler: read(async (r) => subscriptionView(pool, await findSubscription(pool, r.params.id!))) },
     { method: 'POST', path: '/v1/subscriptions/:id/cancel', scope: 'admin', handler: write(200, (r) => cancelSubscription(pool, r.params.id!, exactJson(r))) },
-    { method: 'GET', path: '/v1/subscriptions/:id/usage', scope: 'read', handler: read((r) => fetchUsage(pool, r.params.id!, r.query, usage)) },
+    { method: 'GET', path: '/v1/subscriptions/:id/usage', scope: 'read', handler: read((r) => fetchUsage(pool, r.params.id!, r.query, usage, limits)) },
   ];
 }

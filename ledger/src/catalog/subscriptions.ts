@@ -374,7 +374,7 @@ export async function listSubscriptions(db: Queryable, query: URLSearchParams): 
  * timeframe_end), default the current period. Quantities come from `usage` (ClickHouse) when
  * the process has it, else they are 0.
  */
-export async function fetchUsage(db: Queryable, id: string, query: URLSearchParams, usage?: UsageSource): Promise<Json> {
+export async function fetchUsage(db: Queryable, id: string, query: URLSearchParams, usage?: UsageSource, limits: CatalogLimits = DEFAULT_LIMITS): Promise<Json> {
   const s = await findSubscription(db, id);
   const customer = await findCustomer(db, { id: s.customer_id });
   const p = new Problems();
@@ -399,17 +399,20 @@ export async function fetchUsage(db: Queryable, id: string, query: URLSearchPara
   const buckets: { startMs: number; endMs: number }[] = [];
   if (granularity === 'day') {
     let t = fromMs;
-    while (t < toMs && buckets.length < 400) {
+    while (t < toMs && buckets.length <= limits.maxUsageBuckets) {
       const next = Math.min(toMs, nextLocalMidnight(t, customer.timezone));
       buckets.push({ startMs: t, endMs: next });
       t = next;
     }
   } else {
-    for (const per of billingPeriods(s.start_date.getTime(), s.billing_cadence, customer.timezone, { untilMs: toMs, endMs: s.end_date?.getTime(), maxPeriods: 1000 })) {
+    for (const per of billingPeriods(s.start_date.getTime(), s.billing_cadence, customer.timezone, { untilMs: toMs, endMs: s.end_date?.getTime(), maxPeriods: limits.maxUsageBuckets + 1 })) {
       if (per.endMs <= fromMs) continue;
       buckets.push({ startMs: Math.max(per.startMs, fromMs), endMs: Math.min(per.endMs, toMs) });
     }
     if (buckets.length === 0) buckets.push({ startMs: fromMs, endMs: toMs });
+  }
+  if (buckets.length > limits.maxUsageBuckets) {
+    throw new ApiError('validation_failed', `timeframe_start: the timeframe spans more than ${limits.maxUsageBuckets} ${granularity === 'day' ? 'days' : 'billing periods'}; ask for a shorter one`, [{ field: 'timeframe_start', message: `the timeframe spans more than ${limits.maxUsageBuckets} ${granularity === 'day' ? 'days' : 'billing periods'}` }]);
   }
   const data = [];
   for (const m of metrics.sort((a, b) => metricIds.indexOf(a.id) - metricIds.indexOf(b.id))) {
