@@ -5,10 +5,10 @@ import { join, resolve } from 'node:path';
 import type { Config } from '@drawdown/config';
 import { redacted } from '@drawdown/config';
 import { createApiKey, createKeyVerifier, hashKey } from '@drawdown/auth';
-import { openClickHouse, migrateClickHouse, type Ch } from '@drawdown/clickhouse';
+import { openClickHouse, migrateClickHouse, queryRows, type Ch } from '@drawdown/clickhouse';
 import { startHttpServer, type HttpServer } from '@drawdown/http';
 import { createIngest } from '@drawdown/ingest';
-import { startLedger, LEDGER_MIGRATIONS, type Ledger } from '@drawdown/ledger';
+import { startLedger, LEDGER_MIGRATIONS, type Ledger, type SubscriptionUsageSource } from '@drawdown/ledger';
 import type { Logger } from '@drawdown/log';
 import { collectProcessMetrics } from '@drawdown/metrics';
 import { connectNats, ensureStreams, jetstreamManager, names, type NatsConnection } from '@drawdown/nats';
@@ -55,6 +55,39 @@ async function bootstrapAdminKey(pool: Pool, config: Config, log: Logger): Promi
   return created.key;
 }
 
+/**
+ * Subscription usage of one metric per bucket, from rated events (deduplicated per event):
+ * count and sum add the rated quantities; max, unique_count and latest read the property.
+ */
+function subscriptionUsage(ch: Ch): SubscriptionUsageSource {
+  const value = `toDecimal128OrNull(replaceAll(JSONExtractRaw(properties, {prop:String}), '"', ''), 12)`;
+  const AGG = {
+    count: 'sum(quantity)',
+    sum: 'sum(quantity)',
+    max: `ifNull(max(${value}), toDecimal128(0, 12))`,
+    latest: `ifNull(argMax(${value}, ts), toDecimal128(0, 12))`,
+    unique_count: `uniqExactIf(JSONExtractRaw(properties, {prop:String}), JSONExtractRaw(properties, {prop:String}) != '')`,
+  } as const;
+  return async (q) => {
+    const ends = q.bucketEndsMs;
+    if (ends.length === 0) return [];
+    const rows = await queryRows<{ b: string; q: string }>(
+      ch,
+      `SELECT arrayFirstIndex(e -> toUnixTimestamp64Milli(ts) < e, {ends:Array(Int64)}) AS b, toString(${AGG[q.metric.aggregation]}) AS q FROM (
+         SELECT idempotency_key, any(timestamp) AS ts, any(quantity) AS quantity, any(properties) AS properties
+           FROM rated_events
+          WHERE subscription_id = {sid:String} AND metric_id = {mid:String} AND status = 'rated'
+            AND timestamp >= fromUnixTimestamp64Milli({from:Int64}) AND timestamp < fromUnixTimestamp64Milli({to:Int64})
+          GROUP BY idempotency_key)
+       GROUP BY b`,
+      { sid: q.subscriptionId, mid: q.metric.id, prop: q.metric.property ?? '', from: q.fromMs, to: ends[ends.length - 1]!, ends },
+    );
+    const out = ends.map(() => '0');
+    for (const r of rows) if (Number(r.b) >= 1) out[Number(r.b) - 1] = r.q;
+    return out;
+  };
+}
+
 export async function startApp(config: Config, log: Logger): Promise<App> {
   collectProcessMetrics();
   log.info('starting drawdown (all-in-one)', { config: redacted(config) });
@@ -76,7 +109,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     namespace: config.namespace,
   });
 
-  const ledger = await startLedger({ config, pool, nc, log, usage: clickhouseUsageSource(ch) });
+  const ledger = await startLedger({ config, pool, nc, log, usage: clickhouseUsageSource(ch), subscriptionUsage: subscriptionUsage(ch) });
   const rater = await startRater({ config, nc, ch, pool, log });
   const ingest = createIngest({ config, nc, log });
 

@@ -34,6 +34,8 @@ export type { Billing, TickResult } from './settlement/billing';
 export { startBilling } from './settlement/billing';
 export { unpaidOverageRestriction } from './invoices/invoices';
 export { setBillingDefaults, billingDefaults } from './invoices/defaults';
+export type { UsageSource as SubscriptionUsageSource } from './catalog/routes';
+import type { UsageSource as SubscriptionUsage } from './catalog/routes';
 
 export const LEDGER_MIGRATIONS: MigrationSet = { service: 'ledger', dir: fileURLToPath(new URL('../migrations', import.meta.url)) };
 
@@ -50,7 +52,13 @@ export interface Ledger {
   stop(): Promise<void>;
 }
 
-export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsConnection; log: Logger; usage?: UsageSource }): Promise<Ledger> {
+export async function startLedger(opts: {
+  config: Config; pool: Pool; nc: NatsConnection; log: Logger;
+  /** Period usage for settlement and upcoming invoices (reporter). */
+  usage?: UsageSource;
+  /** Subscription usage for subscriptions.fetchUsage. */
+  subscriptionUsage?: SubscriptionUsage;
+}): Promise<Ledger> {
   const n = names(opts.config.namespace);
   const log = opts.log.child({ service: 'ledger' });
   const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
@@ -85,6 +93,13 @@ export async function startLedger(opts: { config: Config; pool: Pool; nc: NatsCo
     keyRevoked: async (keyId) => {
       announceRevocation(opts.nc, opts.config.namespace, keyId);
       await opts.nc.flush().catch(() => {});
+    },
+    usage: opts.subscriptionUsage,
+    limits: {
+      maxPricesPerPlan: opts.config.catalogMaxPricesPerPlan,
+      maxPriceEntries: opts.config.catalogMaxPriceEntries,
+      maxAdditionalEmails: opts.config.customerMaxAdditionalEmails,
+      maxUsageBuckets: opts.config.usageMaxBuckets,
     },
   });
   return {

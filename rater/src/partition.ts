@@ -212,8 +212,10 @@ export class PartitionRunner {
         bufEvents = 0;
       }
     }
-    // What is buffered and not processed is simply re-read by the next owner.
-    await messages.close().catch(() => {});
+    // What is buffered and not processed is simply re-read by the next owner. close() was
+    // already called by stop(); a second close of a consumer holding unread messages can
+    // wait for ever, so the wait is bounded.
+    await Promise.race([messages.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 
   /**

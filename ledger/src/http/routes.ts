@@ -3,7 +3,7 @@ import type { Pool } from '@drawdown/pg';
 import type { Route } from '@drawdown/http';
 import { customerRoutes } from '../customers/routes';
 import { creditRoutes } from '../credits/routes';
-import { catalogRoutes } from '../catalog/routes';
+import { catalogRoutes, type CatalogLimits, type UsageSource } from '../catalog/routes';
 import { keyRoutes } from '../keys/routes';
 import { idempotentRoutes, type IdempotencyOptions } from './idempotency';
 import { alertRoutes } from '../alerts/routes';
@@ -26,6 +26,10 @@ export interface LedgerRouteDeps {
   billing?: BillingRouteDeps;
   /** Called after an API key revocation is committed (edges drop the key at once). */
   keyRevoked?: (keyId: string) => void | Promise<void>;
+  /** Subscription usage quantities from the analytics store (absent: fetchUsage answers zeros). */
+  usage?: UsageSource;
+  /** Catalog input limits (settings); defaults when absent. */
+  limits?: CatalogLimits;
 }
 
 export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
@@ -35,9 +39,9 @@ export function ledgerRoutes(deps: LedgerRouteDeps): Route[] {
   return [
     { method: 'GET', path: '/v1/ping', scope: 'read', handler: () => ({ body: { response: 'Orb is alive and well' } }) },
     ...idempotentRoutes(deps.pool, [
-      ...customerRoutes(deps.pool),
+      ...customerRoutes(deps.pool, deps.catalogChanged, deps.limits),
       ...creditRoutes(deps.pool),
-      ...catalogRoutes(deps.pool, deps.catalogChanged),
+      ...catalogRoutes(deps.pool, deps.catalogChanged, deps.usage, deps.limits),
       ...alertRoutes(deps.pool),
     ], deps.idempotency),
     ...keyRoutes(deps.pool, { keyRevoked: deps.keyRevoked }),

@@ -97,6 +97,11 @@ export const SETTINGS = {
   stripeApiKey: s('DRAWDOWN_STRIPE_API_KEY', 'secret', '', 'Stripe secret key (sk_test_... or sk_live_...), for DRAWDOWN_PAYMENT_PROVIDER=stripe.'),
   stripeWebhookSecret: s('DRAWDOWN_STRIPE_WEBHOOK_SECRET', 'secret', '', 'Signing secret (whsec_...) of the Stripe webhook endpoint POST /v1/payments/stripe/webhook.'),
   stripeApiUrl: s('DRAWDOWN_STRIPE_API_URL', 'string', '', 'Stripe API base URL override (http://127.0.0.1:port for a local stand-in); empty for api.stripe.com.'),
+  // catalog (billing API)
+  catalogMaxPricesPerPlan: s('DRAWDOWN_CATALOG_MAX_PRICES_PER_PLAN', 'int', '100', 'Most prices (allocations included) in one plan, and most price replacements in one subscription.', { min: 1, max: 10_000 }),
+  catalogMaxPriceEntries: s('DRAWDOWN_CATALOG_MAX_PRICE_ENTRIES', 'int', '1000', 'Most tiers of a tiered price, and most matrix values of a matrix price.', { min: 1, max: 100_000 }),
+  usageMaxBuckets: s('DRAWDOWN_USAGE_MAX_BUCKETS', 'int', '1000', 'Most buckets (days or billing periods) one subscription usage request answers.', { min: 1, max: 100_000 }),
+  customerMaxAdditionalEmails: s('DRAWDOWN_CUSTOMER_MAX_ADDITIONAL_EMAILS', 'int', '50', 'Most invoicing emails (additional_emails) of one customer; Orb allows 50.', { min: 0, max: 1000 }),
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
