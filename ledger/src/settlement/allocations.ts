@@ -33,7 +33,16 @@ export async function grantAllocations(pool: Pool, opts: { now: Date; limit: num
       WHERE s.start_date <= $1 AND (s.end_date IS NULL OR s.end_date > $1)
         AND (pr.model_type = 'allocation' OR pr.config ? 'allocation_config' OR pr.config ? 'credit_allocation')
         AND NOT EXISTS (SELECT 1 FROM allocation_grants g WHERE g.subscription_id = s.id AND g.price_id = pr.id AND g.period_start <= $1 AND g.next_period_start > $1)
-      ORDER BY s.id, pr.id LIMIT $2`,
+     UNION ALL
+     -- Allocations set up with the plan's allocation_price (catalog: credit_allocations, with
+     -- a subscription's negotiated replacements in its place).
+     SELECT a.subscription_id, a.price_id, 'allocation', a.currency,
+            jsonb_build_object('allocation_config', jsonb_build_object('amount', a.amount::text, 'currency', a.currency,
+              'expires_at_end_of_cadence', a.expires_at_end_of_cadence, 'allows_rollover', NOT a.expires_at_end_of_cadence))
+       FROM subscription_credit_allocations a JOIN subscriptions s ON s.id = a.subscription_id
+      WHERE s.start_date <= $1 AND (s.end_date IS NULL OR s.end_date > $1) AND a.cadence <> 'one_time'
+        AND NOT EXISTS (SELECT 1 FROM allocation_grants g WHERE g.subscription_id = s.id AND g.price_id = a.price_id AND g.period_start <= $1 AND g.next_period_start > $1)
+      ORDER BY 1, 2 LIMIT $2`,
     [opts.now, opts.limit],
   );
   let n = 0;
