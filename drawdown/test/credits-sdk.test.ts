@@ -207,8 +207,8 @@ describe('credits through the orb-billing SDK', () => {
   it('draws usage only from blocks whose item filters admit the price', async () => {
     const customer = await orb.customers.create({ name: 'Filters', email: 'f@x.test' });
     await app.pool.query("INSERT INTO items (id, name) VALUES ('item-gpu', 'GPU'), ('item-cpu', 'CPU')");
-    await app.pool.query(`INSERT INTO prices (id, item_id, name, model_type, cadence, currency, config)
-      VALUES ('price-gpu', 'item-gpu', 'GPU', 'unit', 'monthly', 'credits', '{}'), ('price-cpu', 'item-cpu', 'CPU', 'unit', 'monthly', 'credits', '{}')`);
+    await app.pool.query(`INSERT INTO prices (id, lineage_id, item_id, name, model_type, cadence, currency, config)
+      VALUES ('price-gpu', 'price-gpu', 'item-gpu', 'GPU', 'unit', 'monthly', 'credits', '{}'), ('price-cpu', 'price-cpu', 'item-cpu', 'CPU', 'unit', 'monthly', 'credits', '{}')`);
     const gpuOnly = await orb.customers.credits.ledger.createEntry(customer.id, {
       entry_type: 'increment', amount: 10, expiry_date: day(5), filters: [{ field: 'item_id', operator: 'includes', values: ['item-gpu'] }],
     });

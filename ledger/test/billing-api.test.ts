@@ -147,9 +147,9 @@ describe('billing API through the orb-billing SDK', () => {
     const plan = await orb.plans.create({
       name: 'Pro', currency: 'credits',
       prices: [
-        { name: 'call', item_id: item.id, billable_metric_id: metric.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: '1' } },
-        { name: 'Platform fee', item_id: item.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: '49' }, currency: 'USD' },
-      ] as never,
+        { price: { name: 'call', item_id: item.id, billable_metric_id: metric.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: '1' } } },
+        { price: { name: 'Platform fee', item_id: item.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: '49' }, currency: 'USD' } },
+      ],
     });
     const start = new Date(Date.now() - 40 * DAY);
     const sub = await orb.subscriptions.create({ customer_id: customer.id, plan_id: plan.id, start_date: start.toISOString() });

@@ -27,7 +27,7 @@ describe('parseLedgerEntry', () => {
     expect(fields({ entry_type: 'void', amount: 1, void_reason: 'oops' })).toEqual(['block_id', 'void_reason']);
     expect(fields({ entry_type: 'amendment', amount: 0, block_id: 'b' })).toEqual(['amount']);
     expect(fields({ entry_type: 'expiration_change', target_expiry_date: '2000-01-01' })).toEqual(['block_id', 'target_expiry_date']);
-    expect(fields({ entry_type: 'increment', amount: 1, invoice_settings: { net_terms: 3 }, metadata: { k: 1 } })).toEqual(['invoice_settings.auto_collection', 'metadata.k']);
+    expect(fields({ entry_type: 'increment', amount: 1, invoice_settings: { net_terms: 3 }, metadata: { k: 1 } })).toEqual(['invoice_settings.auto_collection', 'metadata.k', 'per_unit_cost_basis']);
     expect(fields({ entry_type: 'decrement', amount: '1.0000000000001' })).toEqual(['amount']);
   });
 });

@@ -59,7 +59,8 @@ export async function openScenario(overrides: Record<string, string> = {}): Prom
 export async function customer(pool: Pool, ext: string, extra: { auto_issuance?: boolean; net_terms?: number; auto_collection?: boolean } = {}): Promise<{ id: string; external_customer_id: string }> {
   const id = newId();
   await pool.query(
-    'INSERT INTO customers (id, external_customer_id, name, email, auto_issuance, net_terms, auto_collection) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    // auto_collection is NOT NULL (default true, catalog migration): an absent choice means off here, as the scenarios were written.
+    'INSERT INTO customers (id, external_customer_id, name, email, auto_issuance, net_terms, auto_collection) VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, false))',
     [id, ext, `Customer ${ext}`, `${ext}@example.com`, extra.auto_issuance ?? null, extra.net_terms ?? null, extra.auto_collection ?? null],
   );
   return { id, external_customer_id: ext };
@@ -87,7 +88,7 @@ export async function planWith(pool: Pool, currency: string, prices: PriceSpec[]
         [metricId, p.name, item, '-- scenario', JSON.stringify({ ...p.metric, filters: [] })]);
     }
     const id = newId();
-    await pool.query('INSERT INTO prices (id, plan_id, item_id, metric_id, name, model_type, cadence, currency, config) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+    await pool.query('INSERT INTO prices (id, lineage_id, plan_id, item_id, metric_id, name, model_type, cadence, currency, config) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9)',
       [id, planId, item, metricId, p.name, p.model_type, 'monthly', p.currency, JSON.stringify(p.config)]);
     priceIds.push(id);
   }

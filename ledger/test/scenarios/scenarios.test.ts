@@ -29,7 +29,8 @@ describe('billing scenarios', () => {
     s = await openScenario();
     ch = await openClickHouse({ url: '', dataDir: join(s.env.config.dataDir, 'chdb') }, silentLogger);
     await migrateClickHouse(ch);
-    await s.pool.query("INSERT INTO pricing_units (name, currency, conversion_rate) VALUES ('credits', 'USD', '0.01')");
+    await s.pool.query(`INSERT INTO pricing_units (name, display_name, currency, conversion_rate) VALUES ('credits', 'Credits', 'USD', '0.01')
+      ON CONFLICT (name) DO UPDATE SET currency = excluded.currency, conversion_rate = excluded.conversion_rate`);
     // Grace of the ingest window: settlement waits this long after a period ends.
     billing = startBilling({ pool: s.pool, config: { ...s.env.config, ingestGraceMs: 12 * HOUR }, usage: clickhouseUsageSource(ch), log: silentLogger, timer: false });
   });
