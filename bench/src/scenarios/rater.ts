@@ -1,0 +1,114 @@
+// The rater alone: a pre-filled EVENTS stream (published as the edge publishes: 100-event
+// requests split per partition), then startRater in this process until every partition's
+// position reaches the stream's end: events/s into ClickHouse and DEBITS. Also the memory of
+// one dedup fingerprint, measured on a DedupMemory of real keys with the heap before/after.
+import { join } from 'node:path';
+import { migrateClickHouse, openClickHouse, queryRows } from '@drawdown/clickhouse';
+import { encodeBatch, groupByPartition } from '@drawdown/events';
+import { jetstream, jetstreamManager, names } from '@drawdown/nats';
+import { startRater, DedupMemory } from '@drawdown/rater';
+import { acceptedEvents } from '../workload';
+import { benchEnv, createCatalog, createCustomers, log, openStores } from '../setup';
+import type { ScenarioResult } from './common';
+import { MB, procSample, round, sleep } from '../util';
+
+export interface RaterOpts {
+  events: number;
+  customers: number;
+  dedupSample: number;
+}
+
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+function dedupBytesPerKey(count: number): { bytesPerFingerprint: number; keys: number } {
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const d = new DedupMemory(count);
+  const now = Date.now();
+  for (let i = 0; i < count; i++) d.add(`x:ext-${i % 10_000}\u0000req${String(i).padStart(12, '0')}-${i % 100}`, now + i);
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  const bytes = (after - before) / count;
+  if (d.size !== count) throw new Error('dedup sample lost keys');
+  return { bytesPerFingerprint: Math.round(bytes), keys: count };
+}
+
+export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
+  const env = benchEnv({ DRAWDOWN_RATER_WORKERS: '1' });
+  const s = await openStores(env);
+  try {
+    const { planId } = await createCatalog(s);
+    await createCustomers(s.pool, { count: opts.customers, planId });
+    const n = names(s.config.namespace);
+    const js = jetstream(s.nc);
+    const P = s.config.partitions;
+    // Pre-fill: 100-event requests, split per partition as the edge does.
+    const t0 = performance.now();
+    const inflight = new Set<Promise<unknown>>();
+    for (let i = 0; i < opts.events; i += 10_000) {
+      const chunk = acceptedEvents({ count: Math.min(10_000, opts.events - i), customers: opts.customers, shape: 'uniform', seed: 11 + i, tag: 'rt', timestampMs: Date.now() - 60_000, first: i });
+      for (let r = 0; r < chunk.length; r += 100) {
+        for (const [p, group] of groupByPartition(chunk.slice(r, r + 100), P)) {
+          const pr = js.publish(`${n.eventsSubjectPrefix}.${p}`, encodeBatch(group));
+          inflight.add(pr);
+          void pr.finally(() => inflight.delete(pr));
+          if (inflight.size >= 256) await Promise.race(inflight);
+        }
+      }
+    }
+    await Promise.all(inflight);
+    const prefillS = (performance.now() - t0) / 1000;
+    const jsm = await jetstreamManager(s.nc);
+    const lastSeq: number[] = [];
+    for (let p = 0; p < P; p++) lastSeq.push((await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${p}` }))?.seq ?? 0);
+
+    const ch = await openClickHouse({ url: '', dataDir: join(s.config.dataDir, 'chdb') }, log);
+    await migrateClickHouse(ch);
+    gc();
+    const rssBefore = procSample(process.pid)!.rssBytes;
+    const cpuBefore = process.cpuUsage();
+    const start = performance.now();
+    const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
+    let rssMax = rssBefore;
+    for (;;) {
+      rssMax = Math.max(rssMax, procSample(process.pid)!.rssBytes);
+      if (rater.runners.every((r) => r.position >= lastSeq[r.partition]!)) break;
+      if (performance.now() - start > 600_000) throw new Error('rater bench: not done in 10 minutes');
+      await sleep(20);
+    }
+    const secs = (performance.now() - start) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    await rater.stop();
+    const rows = await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM rated_events WHERE status = 'rated'");
+    const debits = await jsm.streams.info(n.debitsStream);
+    await ch.close();
+    const rated = Number(rows[0]?.n ?? 0);
+    const dedup = dedupBytesPerKey(opts.dedupSample);
+    return [{
+      name: 'rater',
+      title: 'Rater alone: pre-filled EVENTS stream to ClickHouse (chDB) and DEBITS',
+      figures: {
+        events: opts.events,
+        eventsPerS: Math.round(opts.events / secs),
+        seconds: round(secs, 2),
+        ratedRows: rated,
+        debitBatches: debits.state.messages,
+        partitions: P,
+        pricingWorkers: s.config.raterWorkers,
+        batchMaxEvents: s.config.raterBatchMaxEvents,
+        processCpuS: round((cpu.user + cpu.system) / 1e6, 2),
+        processCpuShare: round(((cpu.user + cpu.system) / 1e6) / secs, 2),
+        rssBeforeMB: round(rssBefore / MB),
+        rssMaxMB: round(rssMax / MB),
+        prefillSeconds: round(prefillS, 1),
+        dedupBytesPerFingerprint: dedup.bytesPerFingerprint,
+        dedupSampleKeys: dedup.keys,
+        dedupMemoryForDefaultCapacityMB: round((dedup.bytesPerFingerprint * s.config.raterDedupMemoryEvents) / MB),
+      },
+      notes: rated === opts.events ? [] : [`rated rows ${rated} differ from events ${opts.events}`],
+    }];
+  } finally {
+    await s.close();
+    await env.cleanup();
+  }
+}
