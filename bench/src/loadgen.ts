@@ -59,6 +59,8 @@ export interface LoadResult {
   cpuS: number;
   series: SecondStats[];
   firstBody: string;
+  /** The first non-2xx answer, if any. */
+  errorSample: string;
 }
 
 const templatesCache = new Map<string, { bytes: Buffer; slots: number[]; events: number }[]>();
@@ -142,6 +144,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
   let socketErrors = 0;
   let dropped = 0;
   let firstBody = '';
+  let errorSample = '';
   let running = true;
   const t0 = performance.now();
   const warmupEnd = t0 + (spec.warmupMs ?? 0);
@@ -172,7 +175,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
       if (!firstBody) firstBody = body.toString('utf8').slice(0, 300);
     } else {
       cur.errors++;
-      if (!firstBody) firstBody = `${status} ${body.toString('utf8').slice(0, 300)}`;
+      if (!errorSample) errorSample = `${status} ${body.toString('utf8').slice(0, 300)}`;
     }
     if (c.startedAt >= warmupEnd) latencies.push(now - c.startedAt);
     if (!running) return;
@@ -252,6 +255,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     cpuS: r2((cpu.user + cpu.system) / 1e6),
     series,
     firstBody,
+    errorSample,
   };
 }
 

@@ -86,7 +86,7 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
       out.push({
         name: 'ceiling_chdb',
         title: 'Ceiling: chDB bulk insert of the same rated rows (JSONEachRow, 20,000 rows per insert)',
-        figures: { rowsPerS: Math.round(inserted / secs), inserts: k, rowsPerInsert: rows.length, seconds: round(secs, 1) },
+        figures: { engineVersion: ch.version, rowsPerS: Math.round(inserted / secs), inserts: k, rowsPerInsert: rows.length, seconds: round(secs, 1) },
       });
     }
     await ch.close();
