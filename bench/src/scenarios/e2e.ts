@@ -133,6 +133,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
   const out: ScenarioResult[] = [];
   const startedAt = Date.now();
   const tl: Timeline = { t: [], offered: [], achieved: [], backlog: [], debitsPending: [], label: [] };
+  const current = { offered: 0, acked: 0, label: 'set-up' };
+  let timeline: NodeJS.Timeout | undefined;
   try {
     const setup0 = performance.now();
     const { planId } = await createCatalog(s, { baseUrl, adminKey: app.adminKey });
@@ -179,14 +181,15 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, f()?.cpuS ?? 0]));
       const rssMax: Record<string, number> = {};
       const backlogs: number[] = [];
-      let lastStats: AppStats | undefined;
       const first = system === 'drawdown' ? await stats() : undefined;
       const t0 = Date.now();
       const sampler = setInterval(() => {
         for (const [k, f] of Object.entries(procs)) rssMax[k] = Math.max(rssMax[k] ?? 0, f()?.rssBytes ?? 0);
-        if (system === 'drawdown') void stats().then((st) => { lastStats = st; backlogs.push(st.eventsBacklog); });
+        if (system === 'drawdown') void stats().then((st) => backlogs.push(st.eventsBacklog), () => {});
       }, 1000);
       const rps = eventsPerS / 100;
+      current.offered = eventsPerS;
+      current.label = label;
       const result = await gen!.run(
         {
           host: '127.0.0.1', port: server.port, path: '/v1/ingest', authorization: `Bearer ${server.adminKey}`,
@@ -194,15 +197,11 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           connections: opts.connections, mode: 'open', rateRps: rps, durationMs: seconds * 1000, warmupMs: 500, maxQueue: Math.max(50, Math.round(rps * 2)),
         },
         (sec) => {
-          const st = lastStats;
-          tl.t.push(round((Date.now() - startedAt) / 1000, 1));
-          tl.offered.push(eventsPerS);
-          tl.achieved.push(sec.okEvents);
-          tl.backlog.push(st ? st.eventsBacklog : 0);
-          tl.debitsPending.push(st ? st.debitsPending : 0);
-          tl.label.push(label);
+          current.acked += sec.okEvents;
         },
       );
+      current.offered = 0;
+      current.label = `${system} idle`;
       clearInterval(sampler);
       const wall = (Date.now() - t0) / 1000;
       const end = system === 'drawdown' ? await stats() : undefined;
@@ -240,6 +239,21 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
 
     const markers = new Markers(baseUrl, app.adminKey, opts.customers);
     markers.start();
+    // The timeline: one sample a second for the whole scenario (steps and drains alike).
+    timeline = setInterval(() => {
+      void stats().then(
+        (st) => {
+          tl.t.push(round((Date.now() - startedAt) / 1000, 1));
+          tl.offered.push(current.offered);
+          tl.achieved.push(current.acked);
+          current.acked = 0;
+          tl.backlog.push(st.eventsBacklog);
+          tl.debitsPending.push(st.debitsPending);
+          tl.label.push(current.label);
+        },
+        () => {},
+      );
+    }, 1000);
     if (opts.long) {
       for (const system of opts.systems) {
         for (const shape of opts.shapes) {
@@ -304,6 +318,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       }
     }
     await markers.stop();
+    clearInterval(timeline);
     const verify = await app.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
     const accepted = (await stats()).eventsAccepted;
     out.push({
@@ -324,6 +339,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     });
     return out;
   } finally {
+    clearInterval(timeline);
     await gen?.stop();
     await baseline?.stop();
     await app.stop();
