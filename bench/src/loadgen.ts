@@ -63,18 +63,21 @@ export interface LoadResult {
   errorSample: string;
 }
 
-const templatesCache = new Map<string, { bytes: Buffer; slots: number[]; events: number }[]>();
+// Templates carry a fixed timestamp; rebuilt after 30 minutes so long runs stay inside the accept window.
+const TEMPLATE_MAX_AGE_MS = 30 * 60_000;
+const templatesCache = new Map<string, { at: number; list: { bytes: Buffer; slots: number[]; events: number }[] }>();
 // One tag per generator process: keys never repeat across phases or runs.
 const TAG = randomBytes(4).toString('hex');
 let requestNo = 0;
 
 function requestsFor(spec: LoadSpec) {
   const key = JSON.stringify(spec.templates);
-  let t = templatesCache.get(key);
-  if (!t) {
-    t = buildTemplates({ ...spec.templates, tag: TAG, timestampMs: Date.now() - 1000 });
-    templatesCache.set(key, t);
+  let cached = templatesCache.get(key);
+  if (!cached || Date.now() - cached.at > TEMPLATE_MAX_AGE_MS) {
+    cached = { at: Date.now(), list: buildTemplates({ ...spec.templates, tag: TAG, timestampMs: Date.now() - 1000 }) };
+    templatesCache.set(key, cached);
   }
+  const t = cached.list;
   const ctype = spec.templates.format === 'json' ? 'application/json' : 'application/msgpack';
   return t.map((tpl) => {
     const head = Buffer.from(

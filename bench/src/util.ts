@@ -116,3 +116,11 @@ export function machineFacts(postgresVersion: string, chdbVersion: string): Mach
 }
 
 export const MB = 1024 * 1024;
+
+/** The promise's value, or undefined when it takes longer than `ms` (the work goes on unobserved). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([p, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms)))]);
+  clearTimeout(timer);
+  return r;
+}

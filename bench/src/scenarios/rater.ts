@@ -11,7 +11,7 @@ import { registry } from '@drawdown/metrics';
 import { acceptedEvents } from '../workload';
 import { benchEnv, createCatalog, createCustomers, log, openStores } from '../setup';
 import type { ScenarioResult } from './common';
-import { MB, procSample, round, sleep } from '../util';
+import { MB, procSample, round, sleep, within } from '../util';
 
 export interface RaterOpts {
   events: number;
@@ -35,6 +35,8 @@ function dedupBytesPerKey(count: number): { bytesPerFingerprint: number; keys: n
   if (d.size !== count) throw new Error('dedup sample lost keys');
   return { bytesPerFingerprint: Math.round(bytes), keys: count };
 }
+
+const progress = (msg: string) => process.stderr.write(`  rater ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
 export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
   const env = benchEnv({ DRAWDOWN_RATER_WORKERS: '1' });
@@ -61,6 +63,7 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     }
     await Promise.all(inflight);
     const prefillS = (performance.now() - t0) / 1000;
+    progress(`pre-filled ${opts.events} events in ${round(prefillS, 1)} s`);
     const jsm = await jetstreamManager(s.nc);
     const lastSeq: number[] = [];
     for (let p = 0; p < P; p++) lastSeq.push((await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${p}` }))?.seq ?? 0);
@@ -70,6 +73,7 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     gc();
     const rssBefore = procSample(process.pid)!.rssBytes;
     const cpuBefore = process.cpuUsage();
+    progress('starting the rater');
     const start = performance.now();
     const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
     let rssMax = rssBefore;
@@ -85,14 +89,20 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     }
     const secs = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    progress(`rater ${timedOut ? 'stopped at the time limit' : 'done'} after ${round(secs, 1)} s; stopping`);
     const counted = await registry.getSingleMetric('drawdown_rater_events_total')?.get();
     const processed = timedOut ? (counted?.values ?? []).filter((v) => v.labels.outcome !== 'undecodable_message').reduce((a, v) => a + v.value, 0) : opts.events;
-    await rater.stop();
-    const rows = await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM rated_events WHERE status = 'rated'");
-    const debits = await jsm.streams.info(n.debitsStream);
-    await ch.close();
-    const rated = Number(rows[0]?.n ?? 0);
     const dedup = dedupBytesPerKey(opts.dedupSample);
+    const notes: string[] = [];
+    // A stop or a count that does not return is reported, not waited for forever.
+    const stoppedOk = await within(rater.stop().then(() => true), 30_000);
+    if (!stoppedOk) notes.push('rater.stop() did not return within 30 s (a batch in flight did not finish)');
+    progress(stoppedOk ? 'rater stopped' : 'rater.stop() timed out');
+    const rows = stoppedOk ? await within(queryRows<{ n: string }>(ch, "SELECT count() AS n FROM rated_events WHERE status = 'rated'"), 30_000) : undefined;
+    const debits = await jsm.streams.info(n.debitsStream);
+    if (stoppedOk) await within(ch.close(), 10_000);
+    const rated = rows ? Number(rows[0]?.n ?? 0) : -1;
+    if (rated >= 0 && rated !== processed) notes.push(`rated rows ${rated} differ from events processed ${processed}${timedOut ? ' (stopped at the time limit: batches in flight were not committed)' : ''}`);
     return [{
       name: 'rater',
       title: 'Rater alone: pre-filled EVENTS stream to ClickHouse (chDB) and DEBITS',
@@ -116,10 +126,10 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
         dedupSampleKeys: dedup.keys,
         dedupMemoryForDefaultCapacityMB: round((dedup.bytesPerFingerprint * s.config.raterDedupMemoryEvents) / MB),
       },
-      notes: rated === processed ? [] : [`rated rows ${rated} differ from events processed ${processed}${timedOut ? ' (stopped at the time limit: batches in flight were not committed)' : ''}`],
+      notes,
     }];
   } finally {
-    await s.close();
-    await env.cleanup();
+    await within(s.close(), 10_000);
+    await within(env.cleanup(), 30_000);
   }
 }
