@@ -100,7 +100,7 @@ export interface ChartSeries {
   axis: 'left' | 'right';
 }
 
-const fmt = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e3 ? `${Math.round(v / 1e3)}K` : String(Math.round(v)));
+const fmt = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e4 ? `${Math.round(v / 1e3)}K` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}K` : String(Math.round(v)));
 
 /** Line chart of series over x (seconds), two y axes, phase labels along the top. */
 export function lineChart(opts: { title: string; x: number[]; series: ChartSeries[]; leftLabel: string; rightLabel: string; xLabel?: string; marks?: { x: number; label: string }[] }): Buffer {
