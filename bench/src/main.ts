@@ -30,7 +30,7 @@ const PLAN = {
   ceilings: { seconds: Q ? 1.5 : 5, customers: 10_000 },
   ingest: { seconds: Q ? 1.5 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 30_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
-  ledger: { seconds: Q ? 1.5 : 5, customerCounts: Q ? [10_000] : [10_000, 100_000], batchesPerTx: 8 },
+  ledger: { seconds: Q ? 1.5 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
   e2e: {
     customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10,
     connections: 64, drainSeconds: Q ? 10 : 120, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
@@ -150,7 +150,7 @@ function headline(r: ScenarioResult): string {
   return parts.join(' ') || 'done';
 }
 
-const num = (x: unknown) => (typeof x === 'number' ? x.toLocaleString('en') : String(x));
+const num = (x: unknown) => (typeof x === 'number' ? x.toLocaleString('en') : x === undefined || x === null ? 'n/a' : String(x));
 
 function flatten(o: unknown, prefix = '', out: [string, string][] = []): [string, string][] {
   if (o && typeof o === 'object' && !Array.isArray(o)) {
