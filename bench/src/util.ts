@@ -124,3 +124,20 @@ export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefine
   clearTimeout(timer);
   return r;
 }
+
+/** CPU seconds per process of a group, to measure a group whose members come and go (Postgres backends). */
+export function cpuByPid(comm: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pidsByComm(comm)) {
+    const s = procSample(pid);
+    if (s) out.set(pid, s.cpuS);
+  }
+  return out;
+}
+
+/** CPU seconds the group used between two cpuByPid readings (processes that exited in between are missed). */
+export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, cpu] of after) total += Math.max(0, cpu - (before.get(pid) ?? 0));
+  return total;
+}

@@ -14,7 +14,7 @@ import type { AppStats } from '../server';
 import type { LoadResult } from '../loadgen';
 import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE } from '../setup';
 import type { ScenarioResult } from './common';
-import { groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
+import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
 
 export interface E2eOpts {
@@ -174,11 +174,11 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         [system === 'drawdown' ? 'allInOne' : 'baseline']: () => procSample(server.pid),
         loadgen: () => procSample(gen!.pid),
         benchOrchestrator: () => procSample(process.pid),
-        // Postgres backends come and go: summed over the processes alive at each read, clamped at 0 below.
-        postgres: () => groupSample(pidsByComm('postgres')),
         natsServer: () => groupSample(natsPids),
       };
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, f()?.cpuS ?? 0]));
+      // Postgres backends come and go: per-backend deltas (a backend that exits mid-step is missed).
+      const pg0 = cpuByPid('postgres');
       const rssMax: Record<string, number> = {};
       const backlogs: number[] = [];
       const first = system === 'drawdown' ? await stats() : undefined;
@@ -205,7 +205,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       clearInterval(sampler);
       const wall = (Date.now() - t0) / 1000;
       const end = system === 'drawdown' ? await stats() : undefined;
-      const cpuShare = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, Math.max(0, round(((f()?.cpuS ?? 0) - cpu0[k]!) / wall, 2))]));
+      const cpuShare: Record<string, number> = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, Math.max(0, round(((f()?.cpuS ?? 0) - cpu0[k]!) / wall, 2))]));
+      cpuShare.postgres = round(cpuBetween(pg0, cpuByPid('postgres')) / wall, 2);
+      rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
       const errors = result.requests - result.okRequests + result.socketErrors; // non-2xx, socket errors and requests unanswered 5 s after the step
       let ok = achieved >= 0.95 * eventsPerS && errors === 0 && result.dropped === 0;
