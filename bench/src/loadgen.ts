@@ -1,0 +1,277 @@
+// The load generator: a separate process speaking HTTP/1.1 over raw keep-alive sockets, so it
+// stays light on the shared cores. Bodies are pre-encoded templates; each request is a byte
+// copy with its request number stamped into the idempotency keys. Two modes:
+// - closed: every connection sends its next request when the previous one is answered (peak);
+// - open: requests are scheduled at a fixed rate whatever the answers (steady load); latency
+//   counts from the scheduled time, so a stalled server cannot hide queueing (no coordinated
+//   omission). Requests that would queue beyond maxQueue are counted as dropped.
+// Run by the bench through child_process.fork; talks over IPC.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { buildTemplates, stamp, type Format, type Shape } from './workload';
+
+export interface TemplateSpec {
+  count: number;
+  eventsPerRequest: number;
+  customers: number;
+  shape: Shape;
+  format: Format;
+  seed: number;
+  firstCustomer?: number;
+}
+
+export interface LoadSpec {
+  host: string;
+  port: number;
+  path: string;
+  authorization?: string;
+  templates: TemplateSpec;
+  connections: number;
+  mode: 'closed' | 'open';
+  /** Requests per second (open mode). */
+  rateRps?: number;
+  durationMs: number;
+  /** Requests excluded from latency figures at the start (warm-up), in ms. */
+  warmupMs?: number;
+  /** Open mode: most requests waiting for a free connection before new ones are dropped. */
+  maxQueue?: number;
+}
+
+export interface SecondStats {
+  /** Seconds since the phase started. */
+  t: number;
+  okRequests: number;
+  okEvents: number;
+  errors: number;
+}
+
+export interface LoadResult {
+  durationS: number;
+  requests: number;
+  okRequests: number;
+  okEvents: number;
+  byStatus: Record<string, number>;
+  socketErrors: number;
+  dropped: number;
+  eventsPerS: number;
+  requestsPerS: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
+  cpuS: number;
+  series: SecondStats[];
+  firstBody: string;
+  /** The first non-2xx answer, if any. */
+  errorSample: string;
+}
+
+// Templates carry a fixed timestamp; rebuilt after 30 minutes so long runs stay inside the accept window.
+const TEMPLATE_MAX_AGE_MS = 30 * 60_000;
+const templatesCache = new Map<string, { at: number; list: { bytes: Buffer; slots: number[]; events: number }[] }>();
+// One tag per generator process: keys never repeat across phases or runs.
+const TAG = randomBytes(4).toString('hex');
+let requestNo = 0;
+
+function requestsFor(spec: LoadSpec) {
+  const key = JSON.stringify(spec.templates);
+  let cached = templatesCache.get(key);
+  if (!cached || Date.now() - cached.at > TEMPLATE_MAX_AGE_MS) {
+    cached = { at: Date.now(), list: buildTemplates({ ...spec.templates, tag: TAG, timestampMs: Date.now() - 1000 }) };
+    templatesCache.set(key, cached);
+  }
+  const t = cached.list;
+  const ctype = spec.templates.format === 'json' ? 'application/json' : 'application/msgpack';
+  return t.map((tpl) => {
+    const head = Buffer.from(
+      `POST ${spec.path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n` +
+        (spec.authorization ? `Authorization: ${spec.authorization}\r\n` : '') +
+        `Content-Type: ${ctype}\r\nContent-Length: ${tpl.bytes.length}\r\n\r\n`,
+      'latin1',
+    );
+    return { bytes: Buffer.concat([head, tpl.bytes]), slots: tpl.slots.map((s) => s + head.length), events: tpl.events };
+  });
+}
+
+class Conn {
+  private pending: Buffer = Buffer.alloc(0);
+  busy = false;
+  startedAt = 0;
+  events = 0;
+  readonly sock: net.Socket;
+  constructor(host: string, port: number, private readonly onResponse: (c: Conn, status: number, body: Buffer) => void, onError: (c: Conn) => void) {
+    this.sock = net.connect({ host, port, noDelay: true });
+    this.sock.on('data', (d) => this.onData(d));
+    this.sock.on('error', () => onError(this));
+  }
+  send(req: Buffer, startedAt: number, events: number): void {
+    this.busy = true;
+    this.startedAt = startedAt;
+    this.events = events;
+    this.sock.write(req);
+  }
+  private onData(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    for (;;) {
+      const end = this.pending.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = this.pending.toString('latin1', 0, end);
+      const status = Number(head.slice(9, 12));
+      const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+      let total: number;
+      if (cl) total = end + 4 + Number(cl[1]);
+      else if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+        const z = this.pending.indexOf('\r\n0\r\n\r\n', end);
+        if (z < 0) return;
+        total = z + 7;
+      } else total = end + 4;
+      if (this.pending.length < total) return;
+      const body = this.pending.subarray(end + 4, total);
+      this.pending = this.pending.subarray(total);
+      this.busy = false;
+      this.onResponse(this, status, body);
+    }
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => void): Promise<LoadResult> {
+  const reqs = requestsFor(spec);
+  const cpu0 = process.cpuUsage();
+  const latencies: number[] = [];
+  const byStatus: Record<string, number> = {};
+  const series: SecondStats[] = [];
+  let cur: SecondStats = { t: 1, okRequests: 0, okEvents: 0, errors: 0 };
+  let requests = 0;
+  let okRequests = 0;
+  let okEvents = 0;
+  let socketErrors = 0;
+  let dropped = 0;
+  let firstBody = '';
+  let errorSample = '';
+  let running = true;
+  const t0 = performance.now();
+  const warmupEnd = t0 + (spec.warmupMs ?? 0);
+  const queue: number[] = []; // scheduled start times (open mode)
+  let tplIdx = 0;
+
+  const nextRequest = () => {
+    const tpl = reqs[tplIdx++ % reqs.length]!;
+    const copy = Buffer.allocUnsafe(tpl.bytes.length);
+    tpl.bytes.copy(copy);
+    stamp(copy, tpl.slots, requestNo++);
+    return { copy, events: tpl.events };
+  };
+  const dispatch = (c: Conn, startedAt: number) => {
+    const { copy, events } = nextRequest();
+    requests++;
+    c.send(copy, startedAt, events);
+  };
+  const conns: Conn[] = [];
+  const onResponse = (c: Conn, status: number, body: Buffer) => {
+    const now = performance.now();
+    byStatus[status] = (byStatus[status] ?? 0) + 1;
+    if (status >= 200 && status < 300) {
+      okRequests++;
+      okEvents += c.events;
+      cur.okRequests++;
+      cur.okEvents += c.events;
+      if (!firstBody) firstBody = body.toString('utf8').slice(0, 300);
+    } else {
+      cur.errors++;
+      if (!errorSample) errorSample = `${status} ${body.toString('utf8').slice(0, 300)}`;
+    }
+    if (c.startedAt >= warmupEnd) latencies.push(now - c.startedAt);
+    if (!running) return;
+    if (spec.mode === 'closed') dispatch(c, now);
+    else if (queue.length > 0) dispatch(c, queue.shift()!);
+  };
+  const onError = (c: Conn) => {
+    socketErrors++;
+    cur.errors++;
+    const i = conns.indexOf(c);
+    if (i >= 0 && running) {
+      c.close();
+      conns[i] = new Conn(spec.host, spec.port, onResponse, onError);
+    }
+  };
+  for (let i = 0; i < spec.connections; i++) conns.push(new Conn(spec.host, spec.port, onResponse, onError));
+  await Promise.all(conns.map((c) => new Promise<void>((r) => (c.sock.once('connect', () => r()), c.sock.once('error', () => r())))));
+
+  const secondTimer = setInterval(() => {
+    series.push(cur);
+    onSecond?.(cur);
+    cur = { t: cur.t + 1, okRequests: 0, okEvents: 0, errors: 0 };
+  }, 1000);
+
+  if (spec.mode === 'closed') {
+    const start = performance.now();
+    for (const c of conns) dispatch(c, start);
+    await new Promise((r) => setTimeout(r, spec.durationMs));
+  } else {
+    const rate = spec.rateRps ?? 1;
+    const maxQueue = spec.maxQueue ?? spec.connections * 4;
+    let issued = 0;
+    const start = performance.now();
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now();
+        if (now - start >= spec.durationMs) return resolve();
+        const due = Math.floor(((now - start) * rate) / 1000);
+        let ci = 0;
+        while (issued < due) {
+          const at = start + (issued * 1000) / rate;
+          issued++;
+          let free: Conn | undefined;
+          for (; ci < conns.length; ci++) if (!conns[ci]!.busy) { free = conns[ci]; break; }
+          if (free) dispatch(free, at);
+          else if (queue.length < maxQueue) queue.push(at);
+          else dropped++;
+        }
+        setTimeout(tick, 1);
+      };
+      tick();
+    });
+  }
+  running = false;
+  clearInterval(secondTimer);
+  if (cur.okRequests + cur.errors > 0) series.push(cur);
+  // Let in-flight answers land (their latency counts), then close.
+  const until = performance.now() + 5000;
+  while (conns.some((c) => c.busy) && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+  for (const c of conns) c.close();
+  const durationS = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const sorted = Float64Array.from(latencies).sort();
+  const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    durationS: r2(durationS),
+    requests,
+    okRequests,
+    okEvents,
+    byStatus,
+    socketErrors,
+    dropped,
+    eventsPerS: Math.round(okEvents / (spec.durationMs / 1000)),
+    requestsPerS: Math.round(okRequests / (spec.durationMs / 1000)),
+    latencyMs: { p50: r2(pct(50)), p90: r2(pct(90)), p99: r2(pct(99)), max: r2(sorted.length ? sorted[sorted.length - 1]! : NaN), samples: sorted.length },
+    cpuS: r2((cpu.user + cpu.system) / 1e6),
+    series,
+    firstBody,
+    errorSample,
+  };
+}
+
+// As a child process: run each spec sent by the parent, answer with the result.
+if (process.send && process.argv.includes('--child')) {
+  process.on('message', (m: { type: string; spec?: LoadSpec; id?: number }) => {
+    if (m.type === 'exit') process.exit(0);
+    if (m.type === 'run' && m.spec) {
+      runLoad(m.spec, (s) => process.send!({ type: 'second', id: m.id, s })).then(
+        (result) => process.send!({ type: 'result', id: m.id, result }),
+        (err: Error) => process.send!({ type: 'error', id: m.id, error: err.stack ?? String(err) }),
+      );
+    }
+  });
+  process.send({ type: 'ready' });
+}

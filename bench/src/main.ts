@@ -1,0 +1,248 @@
+// `pnpm bench [--quick | --long] [--only=a,b]`: runs the benchmark scenarios one after
+// another (each in its own process) and writes bench/results.json, bench/RESULTS.md and the
+// plots (bench/e2e.png, bench/long.png). See bench/README.md.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { loadConfig, SETTINGS } from '@drawdown/config';
+import { runScenario } from './procs';
+import { lineChart } from './plot';
+import { machineCpu, machineFacts, round } from './util';
+import type { ScenarioResult } from './scenarios/common';
+import type { E2eOpts } from './scenarios/e2e';
+
+type Mode = 'quick' | 'full' | 'long';
+
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|window=\d+|out=.+)$/.test(a));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,e2e] [--out=DIR]\n`);
+  process.exit(2);
+}
+const mode: Mode = flag('long') ? 'long' : flag('quick') ? 'quick' : 'full';
+const only = value('only')?.split(',');
+const outDir = new URL(value('out') ? `file://${value('out')!.replace(/\/?$/, '/')}` : '../', import.meta.url);
+
+const Q = mode === 'quick';
+const PLAN = {
+  ceilings: { seconds: Q ? 1.5 : 5, customers: 10_000 },
+  ingest: { seconds: Q ? 1.5 : 8, connections: 32, customers: 10_000 },
+  rater: { events: Q ? 30_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
+  ledger: { seconds: Q ? 1.5 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
+  e2e: {
+    customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10,
+    connections: 64, drainSeconds: Q ? 10 : 120, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
+  } satisfies E2eOpts,
+  long: {
+    customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, connections: 64, drainSeconds: 60,
+    shapes: ['uniform'], systems: ['drawdown', 'baseline'],
+    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 60) },
+  } satisfies E2eOpts,
+};
+
+const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'e2e'];
+
+function commandFor(name: string): string {
+  const m = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate} --window=${PLAN.long.long.windowSeconds}` : '';
+  return `pnpm bench${m} --only=${name}`;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  const started = new Date();
+  const cpu0 = machineCpu();
+  const config = loadConfig({ DATABASE_URL: process.env.DATABASE_URL, NATS_URL: process.env.NATS_URL });
+  const c = new pg.Client({ connectionString: config.databaseUrl.replace(/\/[^/]*$/, '/postgres') });
+  await c.connect();
+  const pgVersion = (await c.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version'])).rows[0]!.v;
+  await c.end();
+  let chdbVersion = 'unknown';
+  try {
+    chdbVersion = (JSON.parse(readFileSync(fileURLToPath(new URL('../../packages/clickhouse/node_modules/chdb/package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+  } catch {
+    // reported as unknown
+  }
+  const facts = machineFacts(pgVersion, chdbVersion);
+  const results: { scenario: string; command: string; seconds: number; results?: ScenarioResult[]; error?: string }[] = [];
+  for (const name of ORDER) {
+    if (only && !only.includes(name)) continue;
+    const t0 = performance.now();
+    process.stdout.write(`bench: ${name} ...\n`);
+    try {
+      if (name === 'e2e' || name === 'long') adaptStartRate(PLAN[name], results);
+      const r = await runScenario<ScenarioResult[]>(name === 'long' ? 'e2e' : name, PLAN[name]);
+      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), results: r });
+      for (const x of r) process.stdout.write(`  ${x.name}: ${headline(x)}\n`);
+    } catch (err) {
+      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), error: (err as Error).message.slice(0, 2000) });
+      process.stdout.write(`  ${name} FAILED: ${(err as Error).message.split('\n')[0]}\n`);
+    }
+  }
+  const cpu1 = machineCpu();
+  const machineBusy = round((cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total), 2);
+  const settings = Object.fromEntries(Object.entries(SETTINGS).filter(([k]) => !/url|key/i.test(k)).map(([k, s]) => [s.env, (config as Record<string, unknown>)[k]]));
+  const doc = {
+    generatedBy: 'pnpm bench (bench/src/main.ts)',
+    mode,
+    command: `pnpm bench${mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate} --window=${PLAN.long.long.windowSeconds}` : ''}${only ? ` --only=${only.join(',')}` : ''}`,
+    startedAt: started.toISOString(),
+    wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
+    machine: { ...facts, machineCpuBusyShareDuringRun: machineBusy, loadAverageAtEnd: (await import('node:os')).loadavg().map((x) => round(x, 2)) },
+    settings,
+    plan: PLAN[mode === 'long' ? 'long' : 'e2e'] && Object.fromEntries(ORDER.map((n) => [n, PLAN[n]])),
+    scenarios: results,
+  };
+  const suffix = mode === 'long' ? '-long' : '';
+  writeFileSync(new URL(`results${suffix}.json`, outDir), JSON.stringify(doc, null, 2) + '\n');
+  writeFileSync(new URL(`RESULTS${suffix}.md`, outDir), renderMarkdown(doc));
+  for (const r of results.flatMap((x) => x.results ?? [])) {
+    if (!r.series?.t) continue;
+    const x = (r.series.t as string[]).map(Number);
+    const png = lineChart({
+      title: mode === 'long' ? 'LONG RUN: EVENTS/S AND BACKLOG' : 'END TO END: EVENTS/S AND BACKLOG',
+      x,
+      series: [
+        { name: 'offered ev/s', values: r.series.offered as number[], color: [160, 160, 160], axis: 'left' },
+        { name: 'acked ev/s', values: r.series.achieved as number[], color: [31, 119, 180], axis: 'left' },
+        { name: 'backlog events', values: r.series.backlog as number[], color: [214, 39, 40], axis: 'right' },
+      ],
+      leftLabel: 'events/s (1 s buckets)',
+      rightLabel: 'rater backlog (events)',
+      marks: phaseMarks(x, r.series.label as string[]),
+    });
+    writeFileSync(new URL(mode === 'long' ? 'long.png' : 'e2e.png', outDir), png);
+  }
+  process.stdout.write(`bench: wrote results${suffix}.json and RESULTS${suffix}.md in ${fileURLToPath(outDir)} (${doc.wallSeconds} s)\n`);
+}
+
+/**
+ * Starts the rate search near what the stages measured alone in this run (the slowest of the
+ * edge, the rater and the ledger), so short steps are spent near the answer: quick mode starts
+ * at half of it, the default mode at a quarter.
+ */
+function adaptStartRate(plan: E2eOpts, done: { results?: ScenarioResult[] }[]): void {
+  const f = new Map(done.flatMap((d) => d.results ?? []).map((r) => [r.name, r.figures as Record<string, number>]));
+  const stage = [f.get('ingest_json')?.peakEventsPerS, f.get('rater')?.eventsPerS, f.get('ledger_10000')?.eventsCoveredPerS].filter((x): x is number => typeof x === 'number' && x > 0);
+  if (stage.length === 0) return;
+  const slowest = Math.min(...stage);
+  plan.startRate = Math.max(500, Math.round((slowest * (mode === 'quick' ? 0.5 : 0.25)) / 100) * 100);
+}
+
+function phaseMarks(x: number[], labels: string[]): { x: number; label: string }[] {
+  const out: { x: number; label: string }[] = [];
+  let prev = '';
+  for (let i = 0; i < labels.length; i++) {
+    if (/idle|set-up/.test(labels[i]!)) continue;
+    const sys = labels[i]!.split(' ').slice(0, 2).join(' ');
+    if (sys !== prev) out.push({ x: x[i]!, label: sys.replace('drawdown', 'DD').replace('baseline', 'PG') });
+    prev = sys;
+  }
+  return out;
+}
+
+function headline(r: ScenarioResult): string {
+  const f = r.figures as Record<string, unknown>;
+  const keys = ['peakEventsPerS', 'eventsPerS', 'customerDebitsPerS', 'rowsPerS', 'sustainedEventsPerS', 'ratedRowsInClickHouse', 'lastVsFirst'];
+  const parts = keys.filter((k) => f[k] !== undefined).map((k) => `${k}=${String(f[k])}`);
+  if (f.hundredEventsPerMessage) parts.push(`eventsPerS=${(f.hundredEventsPerMessage as { eventsPerS: number }).eventsPerS}`);
+  return parts.join(' ') || 'done';
+}
+
+const num = (x: unknown) => (typeof x === 'number' ? x.toLocaleString('en') : x === undefined || x === null ? 'n/a' : String(x));
+
+function flatten(o: unknown, prefix = '', out: [string, string][] = []): [string, string][] {
+  if (o && typeof o === 'object' && !Array.isArray(o)) {
+    for (const [k, v] of Object.entries(o)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (Array.isArray(o)) {
+    out.push([prefix, o.length > 0 && typeof o[0] === 'object' ? `${o.length} entries (see results.json)` : JSON.stringify(o)]);
+  } else out.push([prefix, num(o)]);
+  return out;
+}
+
+type Doc = { mode: Mode; command: string; startedAt: string; wallSeconds: number; machine: Record<string, unknown>; scenarios: { scenario: string; command: string; seconds: number; results?: ScenarioResult[]; error?: string }[] };
+
+function renderMarkdown(doc: Doc): string {
+  const all = new Map(doc.scenarios.flatMap((s) => (s.results ?? []).map((r) => [r.name, r.figures as Record<string, unknown>] as const)));
+  const g = (name: string, path: string): number | undefined => {
+    let v: unknown = all.get(name);
+    for (const p of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
+    return typeof v === 'number' ? v : undefined;
+  };
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? `${round(a / b, 2)}x` : 'n/a');
+  const js = g('ceiling_jetstream', 'hundredEventsPerMessage.eventsPerS');
+  const lines: string[] = [];
+  lines.push('# Benchmark results', '');
+  lines.push(`Generated by \`${doc.command}\` (bench/src/main.ts) at ${doc.startedAt}, mode **${doc.mode}**, ${doc.wallSeconds} s wall time. Do not edit: re-run the command.`, '');
+  lines.push('> **These figures were measured while other work loaded the same 2-core machine** (about six other',
+    '> development sessions running builds and tests against the same Postgres and NATS). Absolute figures are',
+    '> low and noisy; ratios measured side by side in one run are more meaningful than the absolute numbers.',
+    `> Machine CPU busy during the run: ${Math.round(Number(doc.machine.machineCpuBusyShareDuringRun) * 100)} % (all processes); load average at start ${JSON.stringify(doc.machine.loadAverageAtStart)}.`, '');
+  if (doc.mode === 'quick') lines.push('Quick mode: every step lasts 1.5-2 s and the rate search stops after two steps (starting at half the slowest stage figure), so "sustained" figures are lower bounds. The default mode (`pnpm bench`) runs 15 s steps, up to 10 of them, 1.4 times the rate each.', '');
+  if (doc.mode === 'long') {
+    const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;
+    if (plan && plan.events < 50_000_000) lines.push(`**Scaled down:** this long run pushed ${plan.events.toLocaleString('en')} events per system in ${plan.windowSeconds} s windows, not the 50 million of the full long run (\`pnpm bench --long\`, hours on this machine). It proves the mode works; its rates say nothing yet about 50 million stored events.`, '');
+  } else {
+    lines.push('The long run (50 million events through both systems) is not part of this file: `pnpm bench --long` writes `RESULTS-long.md`, `results-long.json` and `long.png`.', '');
+  }
+  lines.push('## Machine', '');
+  for (const [k, v] of flatten(doc.machine)) lines.push(`- ${k}: ${v}`);
+  lines.push('', '## Summary', '', '| what | measured | goal | ratio |', '| --- | --- | --- | --- |');
+  const row = (what: string, v: number | undefined, unit: string, goal: string, r = '') => lines.push(`| ${what} | ${v === undefined ? 'n/a' : `${num(v)} ${unit}`} | ${goal} | ${r} |`);
+  row('JetStream publish ceiling (100 events per message)', js, 'events/s', '', '');
+  row('JetStream publish, split per partition as the edge does', g('ceiling_jetstream', 'splitPerPartitionAsTheEdgeDoes.eventsPerS'), 'events/s', '', '');
+  row('chDB insert ceiling (rated rows)', g('ceiling_chdb', 'rowsPerS'), 'rows/s', '', '');
+  row('Postgres set-based UPDATE ceiling (same debits)', g('ceiling_postgres', 'customerDebitsPerS'), 'customer debits/s', '', '');
+  row('Ingest edge alone, JSON', g('ingest_json', 'peakEventsPerS'), 'events/s', '300,000', `${ratio(g('ingest_json', 'peakEventsPerS'), js)} of JetStream`);
+  row('Ingest edge alone, msgpack', g('ingest_msgpack', 'peakEventsPerS'), 'events/s', '400,000', `${ratio(g('ingest_msgpack', 'peakEventsPerS'), js)} of JetStream`);
+  row('Rater alone', g('rater', 'eventsPerS'), 'events/s', '150,000', `${ratio(g('rater', 'eventsPerS'), g('ceiling_chdb', 'rowsPerS'))} of chDB insert`);
+  row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
+  row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
+  row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
+  for (const shape of ['uniform', 'zipf']) {
+    const dd = g(`e2e_drawdown_${shape}`, 'sustainedEventsPerS');
+    const bl = g(`e2e_baseline_${shape}`, 'sustainedEventsPerS');
+    const lastWhy = (name: string) => {
+      const steps = (all.get(name)?.steps ?? []) as { offered: number; why: string; ok: boolean }[];
+      const bad = steps.find((x) => !x.ok);
+      return bad ? `; first failed step ${num(bad.offered)}/s: ${bad.why.slice(0, 140)}` : '';
+    };
+    const capped = (name: string) => (all.get(name)?.searchCappedAtLastStep ? ' (search capped: the highest step tried was sustained)' : '');
+    row(`End to end Drawdown, ${shape}: sustained`, dd, 'events/s', '100,000', `${ratio(dd, bl)} of baseline (goal 3x)${capped(`e2e_drawdown_${shape}`)}${lastWhy(`e2e_drawdown_${shape}`)}`);
+    row(`End to end Drawdown, ${shape}: freshness p50 / p99 at sustained`, g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p99'), 'ms (p99)', '< 2,000', `p50 ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p50'))} ms, ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.samples'))} markers`);
+    row(`End to end Drawdown, ${shape}: request p50 / p99 at half rate`, g(`e2e_drawdown_${shape}`, 'halfRate.latencyMs.p99'), 'ms (p99)', '', `p50 ${num(g(`e2e_drawdown_${shape}`, 'halfRate.latencyMs.p50'))} ms; all-in-one CPU ${num(g(`e2e_drawdown_${shape}`, 'halfRate.cpuShare.allInOne'))}, load generator CPU ${num(g(`e2e_drawdown_${shape}`, 'halfRate.cpuShare.loadgen'))} (cores); RSS ${num(g(`e2e_drawdown_${shape}`, 'halfRate.rssMB.allInOne'))} MB`);
+    row(`Baseline, ${shape}: request p50 / p99 at half rate`, g(`e2e_baseline_${shape}`, 'halfRate.latencyMs.p99'), 'ms (p99)', '', `p50 ${num(g(`e2e_baseline_${shape}`, 'halfRate.latencyMs.p50'))} ms; baseline CPU ${num(g(`e2e_baseline_${shape}`, 'halfRate.cpuShare.baseline'))}, Postgres CPU ${num(g(`e2e_baseline_${shape}`, 'halfRate.cpuShare.postgres'))}`);
+    row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${capped(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
+  }
+  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: last / first window rate`, g(name, 'lastVsFirst'), '', '>= 0.9', '');
+  lines.push('');
+  if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
+  if (doc.mode === 'long') lines.push('![long run: throughput and backlog over time](long.png)', '');
+  lines.push('## Scenarios', '');
+  for (const s of doc.scenarios) {
+    lines.push(`### ${s.scenario}`, '', `Command: \`${s.command}\` (${s.seconds} s including set-up)`, '');
+    if (s.error) lines.push('**Failed:**', '', '```', s.error, '```', '');
+    for (const r of s.results ?? []) {
+      lines.push(`#### ${r.title}`, '', '| figure | value |', '| --- | --- |');
+      for (const [k, v] of flatten(r.figures)) lines.push(`| ${k} | ${v.replace(/\|/g, '\\|')} |`);
+      for (const n of r.notes ?? []) lines.push('', `Note: ${n}`);
+      const steps = (r.figures as { steps?: unknown[]; windows?: unknown[] }).steps ?? (r.figures as { windows?: unknown[] }).windows;
+      if (steps && steps.length > 0) {
+        const cols = Object.keys(steps[0] as object);
+        lines.push('', `| ${cols.join(' | ')} |`, `| ${cols.map(() => '---').join(' | ')} |`);
+        for (const st of steps as Record<string, unknown>[]) lines.push(`| ${cols.map((c) => num(st[c])).join(' | ')} |`);
+      }
+      lines.push('');
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench failed: ${err.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

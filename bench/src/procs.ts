@@ -1,0 +1,126 @@
+// Child processes of the bench: services under test, load generators and scenarios each run
+// in their own Node process (own CPU and RSS figures; chDB allows one data directory per
+// process). They load TypeScript through tsx like the rest of the repository.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LoadResult, LoadSpec, SecondStats } from './loadgen';
+import type { ServerSpec } from './server';
+
+export interface Child<R = Record<string, unknown>> {
+  pid: number;
+  proc: ChildProcess;
+  ready: R;
+  call<T>(type: string, extra?: Record<string, unknown>): Promise<T>;
+  stop(): Promise<void>;
+}
+
+let nextId = 1;
+
+export function forkTs<R = Record<string, unknown>>(file: string, args: string[], opts: { execArgv?: string[]; readyTimeoutMs?: number } = {}): Promise<Child<R>> {
+  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
+    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env },
+  });
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${file}: not ready within ${opts.readyTimeoutMs ?? 120_000} ms`)), opts.readyTimeoutMs ?? 120_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${file} exited with ${code} before it was ready`));
+      for (const w of waiting.values()) w.reject(new Error(`${file} exited with ${code}`));
+    });
+    proc.on('message', (m: { type: string; id?: number; result?: unknown; error?: string }) => {
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        resolve({
+          pid: proc.pid!,
+          proc,
+          ready: m as R,
+          call<T>(type: string, extra: Record<string, unknown> = {}) {
+            const id = nextId++;
+            return new Promise<T>((res, rej) => {
+              waiting.set(id, { resolve: res as (v: unknown) => void, reject: rej });
+              proc.send({ type, id, ...extra });
+            });
+          },
+          async stop() {
+            if (proc.exitCode !== null) return;
+            const exited = new Promise((r) => proc.once('exit', r));
+            proc.send({ type: 'stop', id: nextId++ });
+            const t = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+            await exited;
+            clearTimeout(t);
+          },
+        });
+      } else if (m.id !== undefined && waiting.has(m.id) && (m.type === 'answer' || m.type === 'result' || m.type === 'error')) {
+        const w = waiting.get(m.id)!;
+        waiting.delete(m.id);
+        if (m.error) w.reject(new Error(m.error));
+        else w.resolve(m.result);
+      }
+    });
+  });
+}
+
+export interface Server extends Child<{ port: number; adminKey: string; pid: number }> {
+  port: number;
+  adminKey: string;
+}
+
+export async function startServer(spec: ServerSpec): Promise<Server> {
+  const c = await forkTs<{ port: number; adminKey: string; pid: number }>('./server.ts', [JSON.stringify(spec)]);
+  return Object.assign(c, { port: c.ready.port, adminKey: c.ready.adminKey });
+}
+
+export interface LoadGen {
+  pid: number;
+  run(spec: LoadSpec, onSecond?: (s: SecondStats) => void): Promise<LoadResult>;
+  stop(): Promise<void>;
+}
+
+export async function startLoadGen(): Promise<LoadGen> {
+  const c = await forkTs('./loadgen.ts', ['--child']);
+  const listeners = new Map<number, (s: SecondStats) => void>();
+  c.proc.on('message', (m: { type: string; id?: number; s?: SecondStats }) => {
+    if (m.type === 'second' && m.id !== undefined) listeners.get(m.id)?.(m.s!);
+  });
+  return {
+    pid: c.pid,
+    run(spec, onSecond) {
+      const id = nextId++;
+      if (onSecond) listeners.set(id, onSecond);
+      return new Promise<LoadResult>((resolve, reject) => {
+        const onMsg = (m: { type: string; id?: number; result?: LoadResult; error?: string }) => {
+          if (m.id !== id) return;
+          if (m.type === 'result') {
+            c.proc.off('message', onMsg);
+            listeners.delete(id);
+            resolve(m.result!);
+          } else if (m.type === 'error') {
+            c.proc.off('message', onMsg);
+            listeners.delete(id);
+            reject(new Error(m.error));
+          }
+        };
+        c.proc.on('message', onMsg);
+        c.proc.send({ type: 'run', id, spec });
+      });
+    },
+    async stop() {
+      c.proc.send({ type: 'exit' });
+      await new Promise((r) => (c.proc.exitCode !== null ? r(null) : c.proc.once('exit', r)));
+    },
+  };
+}
+
+/** Runs one scenario (bench/src/scenarios/<name>.ts) in its own process and returns its result. */
+export async function runScenario<T>(name: string, opts: unknown): Promise<T> {
+  const c = await forkTs('./child.ts', [name]);
+  try {
+    return await c.call<T>('run', { opts });
+  } finally {
+    c.proc.kill('SIGTERM');
+    await new Promise((r) => (c.proc.exitCode !== null ? r(null) : c.proc.once('exit', r)));
+  }
+}

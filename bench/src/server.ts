@@ -1,0 +1,133 @@
+// A service under test, in its own process so its CPU and RSS are its own: the ingest edge
+// alone, the all-in-one app, or the baseline. Started by the bench with fork(); reports its
+// port over IPC and answers `stats` (backlog figures) and `verify` requests.
+import type { Config } from '@drawdown/config';
+import { createApiKey, createKeyVerifier } from '@drawdown/auth';
+import { queryRows } from '@drawdown/clickhouse';
+import { startApp, type App } from '@drawdown/drawdown';
+import { startHttpServer } from '@drawdown/http';
+import { createIngest } from '@drawdown/ingest';
+import { LEDGER_MIGRATIONS } from '@drawdown/ledger';
+import { registry } from '@drawdown/metrics';
+import { connectNats, ensureStreams, jetstreamManager, names } from '@drawdown/nats';
+import { createPool, ensureDatabase, migrate } from '@drawdown/pg';
+import { startBaseline } from './baseline/server';
+import { log } from './setup';
+
+export interface ServerSpec {
+  kind: 'edge' | 'app' | 'baseline';
+  config: Config;
+  /** Baseline only. */
+  baseline?: { databaseUrl: string; apiKey: string; poolMax: number };
+}
+
+export interface AppStats {
+  atMs: number;
+  /** Events the edge accepted (counter) minus events the rater processed (all outcomes). */
+  eventsBacklog: number;
+  eventsAccepted: number;
+  eventsProcessed: number;
+  /** Partitions whose rater position is behind the partition's last message. */
+  partitionsBehind: number;
+  /** Sum over partitions of (last stream sequence of the partition - rater position). */
+  seqLag: number;
+  /** DEBITS batches not yet applied by the ledger (pending + unacked). */
+  debitsPending: number;
+  /** Ledger staleness gauge: ingest time of the newest applied event, behind now. */
+  stalenessS: number;
+}
+
+async function metricSum(name: string, filter: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
+  const m = registry.getSingleMetric(name);
+  if (!m) return 0;
+  const v = await m.get();
+  return v.values.filter((x) => filter(x.labels as Record<string, string | number>)).reduce((a, x) => a + x.value, 0);
+}
+
+async function appStats(app: App): Promise<AppStats> {
+  const n = names(app.config.namespace);
+  const jsm = await jetstreamManager(app.nc);
+  let partitionsBehind = 0;
+  let seqLag = 0;
+  for (const r of app.rater.runners) {
+    let last = 0;
+    try {
+      last = (await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${r.partition}` }))?.seq ?? 0;
+    } catch {
+      last = 0;
+    }
+    if (last > r.position) {
+      partitionsBehind++;
+      seqLag += last - r.position;
+    }
+  }
+  let debitsPending = 0;
+  try {
+    const info = await jsm.consumers.info(n.debitsStream, 'ledger');
+    debitsPending = info.num_pending + info.num_ack_pending;
+  } catch {
+    debitsPending = -1;
+  }
+  const eventsAccepted = await metricSum('drawdown_ingest_events_total', (l) => l.outcome === 'accepted');
+  const eventsProcessed = await metricSum('drawdown_rater_events_total', (l) => l.outcome !== 'undecodable_message');
+  return {
+    atMs: Date.now(),
+    eventsBacklog: Math.max(0, eventsAccepted - eventsProcessed),
+    eventsAccepted,
+    eventsProcessed,
+    partitionsBehind,
+    seqLag,
+    debitsPending,
+    stalenessS: await metricSum('drawdown_ledger_staleness_seconds'),
+  };
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]!) as ServerSpec;
+  const { config } = spec;
+  if (spec.kind === 'app') {
+    const app = await startApp(config, log);
+    process.on('message', (m: { type: string; id: number; timeoutMs?: number }) => {
+      const answer = (p: Promise<unknown>) => p.then((r) => process.send!({ type: 'answer', id: m.id, result: r }), (err: Error) => process.send!({ type: 'answer', id: m.id, error: err.message }));
+      if (m.type === 'stats') answer(appStats(app));
+      else if (m.type === 'verify') {
+        answer((async () => {
+          await app.waitIdle(m.timeoutMs ?? 600_000);
+          const rows = await queryRows<{ n: string; k: string }>(app.ch, "SELECT count() AS n, uniqExact(customer_id, idempotency_key) AS k FROM rated_events WHERE status = 'rated'");
+          const unpriced = await queryRows<{ n: string }>(app.ch, "SELECT count() AS n FROM rated_events WHERE status <> 'rated'");
+          const debited = await app.pool.query<{ s: string }>("SELECT coalesce(sum(amount), 0)::text AS s FROM ledger_entries WHERE entry_type = 'decrement'");
+          return { ratedRows: Number(rows[0]?.n ?? 0), uniqueKeys: Number(rows[0]?.k ?? 0), unpricedRows: Number(unpriced[0]?.n ?? 0), debitedCredits: debited.rows[0]?.s ?? '0' };
+        })());
+      } else if (m.type === 'stop') answer(app.stop().then(() => process.exit(0)));
+    });
+    process.send!({ type: 'ready', port: app.port, adminKey: app.adminKey, pid: process.pid });
+    return;
+  }
+  if (spec.kind === 'edge') {
+    await ensureDatabase(config.databaseUrl);
+    const pool = createPool(config.databaseUrl, { max: 4, application: 'bench-edge' });
+    await migrate(pool, [LEDGER_MIGRATIONS]);
+    const key = await createApiKey(pool, 'bench ingest', ['ingest']);
+    const nc = await connectNats(config.natsUrl, 'bench-edge', log);
+    await ensureStreams(nc, names(config.namespace));
+    const verifier = createKeyVerifier(pool);
+    const ingest = createIngest({ config, nc, log });
+    const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: ingest.routes, authenticate: (h) => verifier.authenticate(h), log, ready: () => true });
+    process.on('message', (m: { type: string; id: number }) => {
+      if (m.type === 'stop') void http.close(2000).then(() => nc.drain()).then(() => pool.end()).then(() => process.send!({ type: 'answer', id: m.id, result: true })).then(() => process.exit(0));
+    });
+    process.send!({ type: 'ready', port: http.port, adminKey: key.key, pid: process.pid });
+    return;
+  }
+  const b = spec.baseline!;
+  const server = await startBaseline({ databaseUrl: b.databaseUrl, host: '127.0.0.1', port: 0, apiKey: b.apiKey, poolMax: b.poolMax });
+  process.on('message', (m: { type: string; id: number }) => {
+    if (m.type === 'stop') void server.close().then(() => process.send!({ type: 'answer', id: m.id, result: true })).then(() => process.exit(0));
+  });
+  process.send!({ type: 'ready', port: server.port, adminKey: b.apiKey, pid: process.pid });
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench server failed: ${err.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,143 @@
+// Small helpers shared by the benchmark scenarios: percentiles, process CPU and RSS from
+// /proc, machine facts. Nothing here talks to a service.
+import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Percentile (0..100) of an unsorted sample; NaN when empty. Sorts a copy. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export const round = (x: number, digits = 0) => {
+  if (!Number.isFinite(x)) return x;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+const CLK_TCK = 100; // Linux USER_HZ; /proc times are in these ticks.
+const PAGE = 4096;
+
+export interface ProcSample {
+  /** CPU seconds (user + system) since the process started. */
+  cpuS: number;
+  rssBytes: number;
+}
+
+/** CPU time and RSS of one process, from /proc; undefined when it is gone. */
+export function procSample(pid: number): ProcSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(f[11]);
+    const stime = Number(f[12]);
+    const rssPages = Number(f[21]);
+    return { cpuS: (utime + stime) / CLK_TCK, rssBytes: rssPages * PAGE };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of every process whose command name is `comm` (e.g. postgres, nats-server). */
+export function pidsByComm(comm: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === comm) out.push(Number(d));
+    } catch {
+      // raced with exit
+    }
+  }
+  return out;
+}
+
+/** Sum of CPU seconds and RSS over a set of processes. */
+export function groupSample(pids: number[]): ProcSample {
+  let cpuS = 0;
+  let rssBytes = 0;
+  for (const p of pids) {
+    const s = procSample(p);
+    if (s) {
+      cpuS += s.cpuS;
+      rssBytes += s.rssBytes;
+    }
+  }
+  return { cpuS, rssBytes };
+}
+
+/** Total busy and idle jiffies of the machine, for the whole-machine load during a scenario. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  const idle = (line[3] ?? 0) + (line[4] ?? 0);
+  const total = line.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function tryRun(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface MachineFacts {
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  kernel: string;
+  node: string;
+  postgres: string;
+  natsServer: string;
+  chdb: string;
+  loadAverageAtStart: number[];
+}
+
+export function machineFacts(postgresVersion: string, chdbVersion: string): MachineFacts {
+  const cpu = os.cpus()[0];
+  return {
+    cpuModel: cpu?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    postgres: postgresVersion,
+    natsServer: tryRun('nats-server', ['--version']),
+    chdb: chdbVersion,
+    loadAverageAtStart: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+export const MB = 1024 * 1024;
+
+/** The promise's value, or undefined when it takes longer than `ms` (the work goes on unobserved). */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const r = await Promise.race([p, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms)))]);
+  clearTimeout(timer);
+  return r;
+}
+
+/** CPU seconds per process of a group, to measure a group whose members come and go (Postgres backends). */
+export function cpuByPid(comm: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pidsByComm(comm)) {
+    const s = procSample(pid);
+    if (s) out.set(pid, s.cpuS);
+  }
+  return out;
+}
+
+/** CPU seconds the group used between two cpuByPid readings (processes that exited in between are missed). */
+export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, cpu] of after) total += Math.max(0, cpu - (before.get(pid) ?? 0));
+  return total;
+}
