@@ -11,14 +11,9 @@ import { writeOutbox, type OutboxRow } from '../outbox/outbox';
 import { toPicos } from '../credits/balances';
 import type { DebitBatch } from '@drawdown/debits';
 
-export interface BalanceChange {
-  customerId: string;
-  pricingUnit: string;
-  before: bigint;
-  after: bigint;
-  /** What caused it: 'usage', an API entry type, 'expiry', ... */
-  cause: string;
-}
+// One balance change of a transaction, as every crossing hook sees it (credits/crossings.ts).
+import type { BalanceChange } from '../credits/crossings';
+export type { BalanceChange };
 
 export interface CrossingResult {
   depleted: number;
