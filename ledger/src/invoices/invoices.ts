@@ -5,6 +5,7 @@
 // Rounding rule (written down once, here): each line's amount is computed exactly in picos
 // and rounded half-even to the currency's minor unit (currencyDecimals); the subtotal and
 // total are exact sums of the rounded lines. So the printed lines always add up to the total.
+import { setUnpaidOverage } from '../access/policies';
 import { currencyDecimals, formatFixed, roundTo, sum, type Picos } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
 import { ApiError } from '@drawdown/http';
@@ -204,6 +205,9 @@ export async function refreshUnpaidOverage(c: Queryable, customerId: string): Pr
     `UPDATE customers SET unpaid_overage = EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND has_overage AND status = 'issued') WHERE id = $1`,
     [customerId],
   );
+  // The access check's feed (ledger/src/access): one row per overage invoice, unpaid while issued.
+  const invoices = await c.query<{ id: string; unpaid: boolean }>("SELECT id, status = 'issued' AS unpaid FROM invoices WHERE customer_id = $1 AND has_overage", [customerId]);
+  for (const inv of invoices.rows) await setUnpaidOverage(c, { invoiceId: inv.id, customerId, unpaid: inv.unpaid });
 }
 
 /** For the access check (issue 7): true when the customer should be restricted for an unpaid overage invoice. */

@@ -243,7 +243,13 @@ describe('billing scenarios', () => {
     expect(draft!.total).toBe('42.01');
     const balances: Record<string, string> = { settled: await balanceOf(s.pool, c.id) };
 
-    const flag = async () => (await s.pool.query('SELECT unpaid_overage FROM customers WHERE id = $1', [c.id])).rows[0].unpaid_overage as boolean;
+    // The billing flag and the access check's feed (unpaid_overage_invoices) must agree.
+    const flag = async () => {
+      const billingFlag = (await s.pool.query('SELECT unpaid_overage FROM customers WHERE id = $1', [c.id])).rows[0].unpaid_overage as boolean;
+      const accessFeed = (await s.pool.query('SELECT coalesce(bool_or(unpaid), false) AS u FROM unpaid_overage_invoices WHERE customer_id = $1', [c.id])).rows[0].u as boolean;
+      expect(accessFeed).toBe(billingFlag);
+      return billingFlag;
+    };
     const flags: Record<string, boolean> = { draft: await flag() };
     await s.setClock('2026-02-02T09:00:00Z');
     await withTx(s.pool, (tx) => issueInvoice(tx, draft!.id as string, s.now()));
