@@ -9,7 +9,7 @@ import { startHttpServer } from '@drawdown/http';
 import { createIngest } from '@drawdown/ingest';
 import { LEDGER_MIGRATIONS } from '@drawdown/ledger';
 import { registry } from '@drawdown/metrics';
-import { connectNats, ensureStreams, jetstreamManager, names } from '@drawdown/nats';
+import { connectNats, ensureStreams, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
 import { createPool, ensureDatabase, migrate } from '@drawdown/pg';
 import { startBaseline } from './baseline/server';
 import { log } from './setup';
@@ -50,12 +50,7 @@ async function appStats(app: App): Promise<AppStats> {
   let partitionsBehind = 0;
   let seqLag = 0;
   for (const r of app.rater.runners) {
-    let last = 0;
-    try {
-      last = (await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${r.partition}` }))?.seq ?? 0;
-    } catch {
-      last = 0;
-    }
+    const last = await lastEventSeq(jsm, n, r.partition);
     if (last > r.position) {
       partitionsBehind++;
       seqLag += last - r.position;

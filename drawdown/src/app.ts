@@ -11,7 +11,7 @@ import { createIngest } from '@drawdown/ingest';
 import { startLedger, LEDGER_MIGRATIONS, type Ledger, type SubscriptionUsageSource } from '@drawdown/ledger';
 import type { Logger } from '@drawdown/log';
 import { collectProcessMetrics } from '@drawdown/metrics';
-import { connectNats, ensureStreams, jetstreamManager, names, type NatsConnection } from '@drawdown/nats';
+import { connectNats, ensureStreams, jetstreamManager, names, type NatsConnection, lastEventSeq } from '@drawdown/nats';
 import { createPool, ensureDatabase, migrate, type Pool } from '@drawdown/pg';
 import { startRater, type Rater } from '@drawdown/rater';
 import { clickhouseUsageSource } from '@drawdown/reporter';
@@ -130,13 +130,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     const until = Date.now() + timeoutMs;
     const jsm = await jetstreamManager(nc);
     for (const runner of rater.runners) {
-      let last = 0;
-      try {
-        const m = await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${runner.partition}` });
-        last = m?.seq ?? 0;
-      } catch {
-        last = 0; // no message on this partition
-      }
+      const last = await lastEventSeq(jsm, n, runner.partition);
       while (runner.position < last) {
         if (Date.now() > until) throw new Error(`partition ${runner.partition} is at ${runner.position}, behind ${last}`);
         await new Promise((r) => setTimeout(r, 20));

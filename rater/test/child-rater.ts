@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '@drawdown/config';
 import { migrateClickHouse, openClickHouse, queryRows } from '@drawdown/clickhouse';
 import { createLogger } from '@drawdown/log';
-import { connectNats, jetstreamManager, names } from '@drawdown/nats';
+import { connectNats, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
 import { createPool } from '@drawdown/pg';
 import { startRater } from '../src/index';
 
@@ -25,12 +25,7 @@ if (report) {
   const n = names(config.namespace);
   const jsm = await jetstreamManager(nc);
   for (let p = 0; p < config.partitions; p++) {
-    let last = 0;
-    try {
-      last = (await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${p}` }))?.seq ?? 0;
-    } catch {
-      last = 0;
-    }
+    const last = await lastEventSeq(jsm, n, p);
     for (;;) {
       const r = rater.runners.find((x) => x.partition === p);
       if (r && r.position >= last) break;

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateClickHouse, openClickHouse, queryRows, type Ch } from '@drawdown/clickhouse';
-import { names, openKv } from '@drawdown/nats';
+import { names, openKv, lastEventSeq } from '@drawdown/nats';
 import { testEnv, type TestEnv } from '@drawdown/testkit';
 import { checkpointKey, startRater, type Rater } from '../src/index';
 import { addCustomer, createCatalog, event, ledgerUsed, publish, startLedgerSide, type Catalog, type LedgerSide } from './harness';
@@ -43,12 +43,7 @@ describe('rater (in process)', () => {
     const jsm = await (await import('@drawdown/nats')).jetstreamManager(side.nc);
     const n = names(env.config.namespace);
     for (let p = 0; p < env.config.partitions; p++) {
-      let last = 0;
-      try {
-        last = (await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${p}` }))?.seq ?? 0;
-      } catch {
-        last = 0;
-      }
+      const last = await lastEventSeq(jsm, n, p);
       for (;;) {
         const r = live().flatMap((x) => x.runners).find((x) => x.partition === p);
         if (r && r.position >= last) break;

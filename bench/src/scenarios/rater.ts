@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { migrateClickHouse, openClickHouse, queryRows } from '@drawdown/clickhouse';
 import { encodeBatch, groupByPartition } from '@drawdown/events';
-import { jetstream, jetstreamManager, names } from '@drawdown/nats';
+import { jetstream, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
 import { startRater, DedupMemory } from '@drawdown/rater';
 import { registry } from '@drawdown/metrics';
 import { acceptedEvents } from '../workload';
@@ -66,7 +66,7 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     progress(`pre-filled ${opts.events} events in ${round(prefillS, 1)} s`);
     const jsm = await jetstreamManager(s.nc);
     const lastSeq: number[] = [];
-    for (let p = 0; p < P; p++) lastSeq.push((await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${p}` }))?.seq ?? 0);
+    for (let p = 0; p < P; p++) lastSeq.push(await lastEventSeq(jsm, n, p));
 
     const ch = await openClickHouse({ url: '', dataDir: join(s.config.dataDir, 'chdb') }, log);
     await migrateClickHouse(ch);

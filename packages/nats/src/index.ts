@@ -124,3 +124,12 @@ export async function deleteStreams(nc: NatsConnection, n: Names): Promise<void>
 export async function openKv(nc: NatsConnection, bucket: string): Promise<KV> {
   return new Kvm(nc).open(bucket);
 }
+
+/** Stream sequence of the newest message of an events partition; 0 when it has none. */
+export async function lastEventSeq(jsm: JetStreamManager, n: Names, partition: number): Promise<number> {
+  try {
+    return (await jsm.streams.getMessage(n.eventsStream, { last_by_subj: `${n.eventsSubjectPrefix}.${partition}` }))?.seq ?? 0;
+  } catch {
+    return 0; // no message on this partition
+  }
+}
