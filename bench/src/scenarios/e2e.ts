@@ -20,6 +20,7 @@ import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
+import { nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
   customers: number;
@@ -259,7 +260,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
       // Past the settling time, up to the end of the load (later samples see the load stopped).
-      const settled = samples.filter((x) => x.t >= opts.settleSeconds && x.t <= seconds + 0.3);
+      const settle = Math.min(opts.settleSeconds, seconds / 3);
+      const settled = samples.filter((x) => x.t >= settle && x.t <= seconds + 0.3);
       const slope = slopePerS(settled.map((x) => [x.t, x.backlog]));
       const w0 = settled[0];
       const w1 = settled[settled.length - 1];
@@ -281,7 +283,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           why = `too few backlog samples past the settling time (${settled.length})`;
         } else if (slope > opts.growthLimit * eventsPerS || (startedDrained && endBacklog > 2 * eventsPerS) || (end?.debitsPending ?? 0) > 500) {
           ok = false;
-          why = `backlog: ${slope >= 0 ? '+' : ''}${Math.round(slope)} events/s past ${opts.settleSeconds} s (limit ${Math.round(opts.growthLimit * eventsPerS)}), ${first?.eventsBacklog ?? 0} -> ${endBacklog} events, DEBITS pending ${end?.debitsPending}`;
+          why = `backlog: ${slope >= 0 ? '+' : ''}${Math.round(slope)} events/s past ${round(settle, 1)} s (limit ${Math.round(opts.growthLimit * eventsPerS)}), ${first?.eventsBacklog ?? 0} -> ${endBacklog} events, DEBITS pending ${end?.debitsPending}`;
         }
       }
       if (ok && system === 'baseline' && result.latencyMs.p99 > 2000) {
@@ -330,12 +332,15 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           const windows: { window: number; storedEventsBefore: number; offered: number; achieved: number; ok: boolean; backlogEnd: number }[] = [];
           let rate = opts.startRate;
           let stored = 0;
+          let failedOnce = false;
           for (let w = 1; stored < opts.long.events; w++) {
             const r = await step(system, shape, rate, opts.long.windowSeconds, `${system} ${shape} long`);
             windows.push({ window: w, storedEventsBefore: stored, offered: rate, achieved: r.achievedEventsPerS, ok: r.ok, backlogEnd: r.backlogEnd });
             stored += r.achievedEventsPerS * opts.long.windowSeconds;
-            // Track what the system sustains: back off on a failed window, probe upward after a good one.
-            rate = Math.max(1000, Math.round(r.ok ? rate * 1.05 : Math.min(rate, r.achievedEventsPerS) * 0.85));
+            // Track what the system sustains: back off on a failed window, probe upward after a
+            // good one (+20 % until the first failure, so the start rate is left behind quickly, then +5 %).
+            failedOnce ||= !r.ok;
+            rate = Math.max(1000, roundRate(r.ok ? rate * (failedOnce ? 1.05 : 1.2) : Math.min(rate, r.achievedEventsPerS) * 0.85));
             if (system === 'drawdown' && !r.ok) await drain(opts.drainSeconds * 1000);
           }
           const good = windows.filter((x) => x.ok);
@@ -370,18 +375,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
             if (system === 'drawdown' && opts.drainBetweenSteps) await drain(opts.drainSeconds * 1000);
             if (r.ok) lo = !lo || r.offeredEventsPerS > lo.offeredEventsPerS ? r : lo;
             else hi = Math.min(hi ?? Infinity, rate);
-            let next: number;
-            if (hi === undefined) next = rate * opts.growth;
-            else if (!lo) {
-              // Nothing sustained yet: just under what the failed step processed (its capacity when over it).
-              const cap = Number.isFinite(r.processedEventsPerS) && r.processedEventsPerS > 0 ? r.processedEventsPerS : 0.6 * rate;
-              next = Math.max(0.3 * rate, Math.min(0.9 * rate, 0.9 * cap));
-            } else {
-              if (hi / lo.offeredEventsPerS <= opts.precision) break;
-              next = Math.sqrt(lo.offeredEventsPerS * hi);
-            }
-            rate = roundRate(next);
-            if ((lo && rate <= lo.offeredEventsPerS) || (hi !== undefined && rate >= hi)) break;
+            const next = nextSearchRate({ rate, ok: r.ok, processed: r.processedEventsPerS, lo: lo?.offeredEventsPerS, hi }, opts);
+            if (next === undefined) break;
+            rate = next;
           }
           last.set(system, { lo, hi });
           const sustained = lo?.achievedEventsPerS ?? 0;
@@ -453,21 +449,4 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     await c.query(`DROP DATABASE IF EXISTS "${baselineUrl.pathname.slice(1)}" WITH (FORCE)`);
     await c.end();
   }
-}
-
-const roundRate = (x: number) => Math.max(100, Math.round(x / 100) * 100);
-
-/** Least-squares slope of (t, y) points, y per unit of t; 0 with fewer than two points. */
-export function slopePerS(points: [number, number][]): number {
-  if (points.length < 2) return 0;
-  const n = points.length;
-  const mt = points.reduce((a, p) => a + p[0], 0) / n;
-  const my = points.reduce((a, p) => a + p[1], 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const [t, y] of points) {
-    num += (t - mt) * (y - my);
-    den += (t - mt) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
 }
