@@ -36,9 +36,9 @@ const PLAN = {
   // (see adaptStartRate), no drain between them (a standing backlog only makes a step's growth
   // easier to see), growth judged on 250 ms samples past 1 s; the baseline's half-rate run skipped.
   e2e: {
-    customers: 10_000, stepSeconds: Q ? 2.5 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10, precision: Q ? 1.5 : 1.1,
+    customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10, precision: Q ? 1.5 : 1.1,
     connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 1 : 3, sampleMs: Q ? 250 : 1000,
-    warmupSeconds: Q ? 1.5 : 5, baselineHalf: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
+    warmupSeconds: Q ? 1 : 5, baselineHalf: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
   } satisfies E2eOpts,
   long: {
     customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, connections: 64, drainSeconds: 60,
@@ -217,7 +217,7 @@ function renderMarkdown(doc: Doc): string {
   }
   lines.push(`> Machine CPU busy during the run: ${Math.round(Number(doc.machine.machineCpuBusyShareDuringRun) * 100)} % (all processes, the benchmark's own included); load average at start ${JSON.stringify(doc.machine.loadAverageAtStart)}.`, '');
   if (doc.mode === 'quick') {
-    lines.push('Quick mode, for checks: stage steps of 1 s; end to end, two 2.5 s search steps per system and shape, the first aimed at the slowest stage\'s rate (above what the all-in-one sustains), the second just under what the first processed, with no drain in between; the bracket (sustained .. upper bound) is reported with each figure and is wide (up to 1.5x). Freshness at the sustained step may include the backlog the failed step left; the half-rate run starts drained. The baseline\'s half-rate run is skipped. The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps.', '');
+    lines.push('Quick mode, for checks: stage steps of 1 s; end to end, two 2 s search steps per system and shape, the first aimed at the slowest stage\'s rate (above what the all-in-one sustains), the second just under what the first processed, with no drain in between; the bracket (sustained .. upper bound) is reported with each figure and is wide (up to 1.5x). Freshness at the sustained step may include the backlog the failed step left; the half-rate run starts drained. The baseline\'s half-rate run is skipped. The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps.', '');
   }
   if (doc.mode === 'long') {
     const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;
