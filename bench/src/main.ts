@@ -32,11 +32,12 @@ const PLAN = {
   ingest: { seconds: Q ? 1 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 20_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   ledger: { seconds: Q ? 1 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
-  // Quick: two short search steps per system and shape, the first one aimed above the capacity
-  // (see adaptStartRate), no drain between them (a standing backlog only makes a step's growth
-  // easier to see), growth judged on 250 ms samples past 1 s; the baseline's half-rate run skipped.
+  // Quick: two short search steps per system and shape (a third when the bracket is still wider
+  // than 2x), the first one aimed above the capacity (see adaptStartRate), no drain between them
+  // (a standing backlog only makes a step's growth easier to see), growth judged on 250 ms
+  // samples past 1 s; the baseline's half-rate run skipped.
   e2e: {
-    customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10, precision: Q ? 1.5 : 1.1,
+    customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1,
     connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 1 : 3, sampleMs: Q ? 250 : 1000,
     warmupSeconds: Q ? 1 : 5, baselineHalf: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
   } satisfies E2eOpts,
@@ -217,7 +218,7 @@ function renderMarkdown(doc: Doc): string {
   }
   lines.push(`> Machine CPU busy during the run: ${Math.round(Number(doc.machine.machineCpuBusyShareDuringRun) * 100)} % (all processes, the benchmark's own included); load average at start ${JSON.stringify(doc.machine.loadAverageAtStart)}.`, '');
   if (doc.mode === 'quick') {
-    lines.push('Quick mode, for checks: stage steps of 1 s; end to end, two 2 s search steps per system and shape, the first aimed at the slowest stage\'s rate (above what the all-in-one sustains), the second just under what the first processed, with no drain in between; the bracket (sustained .. upper bound) is reported with each figure and is wide (up to 1.5x). Freshness at the sustained step may include the backlog the failed step left; the half-rate run starts drained. The baseline\'s half-rate run is skipped. The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps.', '');
+    lines.push('Quick mode, for checks: stage steps of 1 s; end to end, two 2 s search steps per system and shape (a third when the bracket is wider than 2x), the first aimed at the slowest stage\'s rate (above what the all-in-one sustains), the second just under what the first processed, with no drain in between; the bracket (sustained .. upper bound) is reported with each figure and may be up to 2x wide. Freshness at the sustained step may include the backlog the failed step left; the half-rate run starts drained. The baseline\'s half-rate run is skipped. The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps.', '');
   }
   if (doc.mode === 'long') {
     const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;

@@ -260,7 +260,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
       // Past the settling time, up to the end of the load (later samples see the load stopped).
-      const settle = Math.min(opts.settleSeconds, seconds / 3);
+      const settle = Math.min(opts.settleSeconds, seconds / 2);
       // The reading right after the load (the loop above stopped with it) closes the window.
       const settled = samples.filter((x) => x.t >= settle && x.t <= seconds + 0.5);
       const slope = slopePerS(settled.map((x) => [x.t, x.backlog]));
