@@ -18,7 +18,7 @@ import { ApiError } from '@drawdown/http';
 import { toPicos } from '../credits/balances';
 import type { LineInput } from '../invoices/invoices';
 import { billingDefaults } from '../invoices/defaults';
-import { asCadence, periodAt, periodN, type Cadence, type Period } from './periods';
+import { asCadence, periodAt, type Cadence, type Period, type PeriodBasis } from './periods';
 import { priceQuantity } from './pricing';
 
 /** Usage read from the analytics store (ClickHouse); implemented by the reporter. */
@@ -31,7 +31,7 @@ export interface UsageSource {
 
 export const isFiat = (currency: string) => /^[A-Z]{3}$/.test(currency);
 
-export interface SubscriptionInfo {
+export interface SubscriptionInfo extends PeriodBasis {
   id: string;
   customerId: string;
   externalCustomerId: string | null;
@@ -40,6 +40,8 @@ export interface SubscriptionInfo {
   start: Date;
   end: Date | null;
   cadence: Cadence;
+  /** The customer's IANA time zone: periods start at its local midnight. */
+  timeZone: string;
   netTerms: number;
   autoIssue: boolean;
   autoCollection: boolean;
@@ -60,15 +62,15 @@ export async function loadSubscription(db: Queryable, id: string): Promise<Subsc
   const r = await db.query(
     `SELECT s.id, s.customer_id, cu.external_customer_id, s.plan_id, p.currency AS plan_currency, s.start_date, s.end_date,
             to_jsonb(s) AS s_json, to_jsonb(p) AS p_json, cu.net_terms AS customer_net_terms, p.net_terms AS plan_net_terms,
-            cu.auto_issuance, cu.auto_collection, cu.payment_provider_id, cu.currency AS customer_currency
+            cu.auto_issuance, cu.auto_collection, cu.payment_provider_id, cu.currency AS customer_currency, cu.timezone
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id JOIN customers cu ON cu.id = s.customer_id WHERE s.id = $1`,
     [id],
   );
   const row = r.rows[0];
   if (!row) throw new ApiError('not_found', `no subscription with id "${id}"`);
   const d = billingDefaults();
-  // Cadence: the subscription's or plan's billing cadence where one is stored (issue 6), else monthly.
-  const cadence = asCadence(row.s_json.billing_cadence ?? row.p_json.billing_cadence ?? row.p_json.default_billing_cadence);
+  // Cadence: the subscription's billing cadence (the catalog copies the plan's), else monthly.
+  const cadence = asCadence(row.s_json.billing_cadence ?? row.p_json.billing_cadence);
   return {
     id: row.id,
     customerId: row.customer_id,
@@ -78,6 +80,7 @@ export async function loadSubscription(db: Queryable, id: string): Promise<Subsc
     start: row.start_date,
     end: row.end_date,
     cadence,
+    timeZone: row.timezone ?? 'UTC',
     netTerms: row.customer_net_terms ?? row.plan_net_terms ?? d.netTerms,
     autoIssue: row.auto_issuance ?? d.autoIssue,
     // Collected automatically when the customer says so, else when a payment method is on file with a provider.
@@ -86,8 +89,11 @@ export async function loadSubscription(db: Queryable, id: string): Promise<Subsc
   };
 }
 
+/** The billing period containing `at` (the first before the start, the last after the end). */
 export function currentPeriod(sub: SubscriptionInfo, at: Date): Period {
-  return at < sub.start ? periodN(sub.start, sub.cadence, 0) : periodAt(sub.start, sub.cadence, at);
+  const p = periodAt(sub, at);
+  if (!p) throw new ApiError('unprocessable', `subscription "${sub.id}" ends where it starts: it has no billing period`);
+  return p;
 }
 
 async function conversion(db: Queryable, unit: string): Promise<{ currency: string; rate: Picos }> {
