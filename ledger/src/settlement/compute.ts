@@ -6,7 +6,7 @@
 //  - fixed fees: plan prices without a metric (unit_amount x fixed_price_quantity, default 1);
 //  - usage in fiat: metered prices whose currency is fiat (three capitals), the period's
 //    quantity (count/sum from the rollups; max/unique_count/latest from ClickHouse) priced with
-//    the price model;
+//    the price model; a matrix price on its quantity per combination of property values;
 //  - non-decomposable usage in a pricing unit (max/unique_count/latest cannot be debited per
 //    event): priced in the unit, then converted at the unit's rate;
 //  - overage: the customer's negative balance (credit_balances.overage) per pricing unit the
@@ -19,7 +19,8 @@ import { toPicos } from '../credits/balances';
 import type { LineInput } from '../invoices/invoices';
 import { billingDefaults } from '../invoices/defaults';
 import { asCadence, periodAt, type Cadence, type Period, type PeriodBasis } from './periods';
-import { priceQuantity } from './pricing';
+import { priceMatrix, priceQuantity, PricingError, type MatrixGroup } from './pricing';
+import { matrixDimensions } from '@drawdown/catalog';
 
 /** Usage read from the analytics store (ClickHouse); implemented by the reporter. */
 export interface UsageSource {
@@ -27,7 +28,14 @@ export interface UsageSource {
   sums(q: { customerId: string; priceIds: string[]; start: Date; end: Date }): Promise<Map<string, { quantity: Picos; amount: Picos }>>;
   /** A non-decomposable metric's period quantity over [start, end). */
   aggregate(q: { customerId: string; priceId: string; eventName: string; aggregation: 'max' | 'unique_count' | 'latest'; property: string; start: Date; end: Date }): Promise<Picos>;
+  /**
+   * A metric's period quantity over [start, end) per combination of the `dimensions`
+   * properties' values (raw JSON, '' when absent): what a matrix price is priced on.
+   */
+  grouped(q: { customerId: string; priceId: string; eventName: string; aggregation: Aggregation; property: string; dimensions: string[]; start: Date; end: Date }): Promise<MatrixGroup[]>;
 }
+
+type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 
 export const isFiat = (currency: string) => /^[A-Z]{3}$/.test(currency);
 
@@ -148,19 +156,32 @@ export async function computePeriodInvoice(db: Queryable, usage: UsageSource, su
   // Usage.
   const metered = prices.rows.filter((p) => p.metric_id !== null && p.definition !== null);
   const decomposable = (p: PriceRow) => p.definition!.aggregation === 'count' || p.definition!.aggregation === 'sum';
-  const fiatSums = metered.filter((p) => isFiat(p.currency) && decomposable(p));
+  const fiatSums = metered.filter((p) => isFiat(p.currency) && decomposable(p) && p.model_type !== 'matrix');
   const sums = fiatSums.length > 0 ? await usage.sums({ customerId: sub.customerId, priceIds: fiatSums.map((p) => p.id), start: period.start, end: period.end }) : new Map();
   for (const p of metered) {
     const def = p.definition!;
+    if (decomposable(p) && !isFiat(p.currency)) continue; // debited from credits in real time
     let qty: Picos;
-    if (decomposable(p)) {
-      if (!isFiat(p.currency)) continue; // debited from credits in real time
-      qty = sums.get(p.id)?.quantity ?? 0n;
+    let amount: Picos;
+    let unitAmount: Picos | null;
+    if (p.model_type === 'matrix') {
+      // Each combination of property values at its own unit amount, as the rater prices events.
+      let dimensions: string[];
+      try {
+        dimensions = matrixDimensions(p.config, p.id);
+      } catch (err) {
+        throw new PricingError((err as Error).message);
+      }
+      const groups = await usage.grouped({
+        customerId: sub.customerId, priceId: p.id, eventName: def.event_name, aggregation: def.aggregation as Aggregation, property: def.property ?? '', dimensions, start: period.start, end: period.end,
+      });
+      ({ quantity: qty, amount, unitAmount } = priceMatrix(p.id, p.config, groups));
     } else {
-      qty = await usage.aggregate({ customerId: sub.customerId, priceId: p.id, eventName: def.event_name, aggregation: def.aggregation as 'max', property: def.property ?? '', start: period.start, end: period.end });
+      qty = decomposable(p) ? sums.get(p.id)?.quantity ?? 0n
+        : await usage.aggregate({ customerId: sub.customerId, priceId: p.id, eventName: def.event_name, aggregation: def.aggregation as 'max', property: def.property ?? '', start: period.start, end: period.end });
+      amount = priceQuantity(p.model_type, p.config, qty);
+      unitAmount = p.model_type === 'unit' ? parseDecimal((p.config.unit_config as { unit_amount: string }).unit_amount) : null;
     }
-    let amount = priceQuantity(p.model_type, p.config, qty);
-    let unitAmount: Picos | null = p.model_type === 'unit' ? parseDecimal((p.config.unit_config as { unit_amount: string }).unit_amount) : null;
     const pricingUnit = isFiat(p.currency) ? null : p.currency;
     if (pricingUnit) {
       const { rate } = await rateOf(pricingUnit);

@@ -337,4 +337,48 @@ describe('billing scenarios', () => {
     expect(blocks.rows.map((b) => [(b.effective_date as Date).toISOString(), (b.expiry_date as Date).toISOString()])).toEqual(periods);
     await expect(await normalize(s.pool, { ticks, upcoming, invoices, ledger: await ledgerOf(s.pool, c.id) })).toMatchFileSnapshot(join(SNAP, 'new-york-periods.json'));
   });
+
+  it('a matrix price in fiat is priced per combination of property values at settlement, as the upcoming invoice said', async () => {
+    await s.setClock('2026-01-01T00:00:00Z');
+    const c = await customer(s.pool, 'matrix');
+    const matrix = { matrix_config: { dimensions: ['region', 'tier'], default_unit_amount: '0.07', matrix_values: [
+      { dimension_values: ['eu', 'gold'], unit_amount: '0.000123456789' },
+      { dimension_values: ['eu', null], unit_amount: '1.1' },
+      { dimension_values: ['us', 3], unit_amount: '0.333333333333' },
+    ] } };
+    const { planId, priceIds } = await planWith(s.pool, 'USD', [
+      { name: 'Egress GB', currency: 'USD', model_type: 'matrix', config: matrix, metric: { event_name: 'egress', aggregation: 'sum', property: 'gb' } },
+      { name: 'Peak nodes', currency: 'USD', model_type: 'matrix', config: matrix, metric: { event_name: 'nodes', aggregation: 'max', property: 'n' } },
+    ]);
+    const sub = await subscribe(s.pool, c.id, planId, '2026-01-01T00:00:00Z');
+    const row = ratedRow(c, sub);
+    await insertRows(ch, 'rated_events', [
+      row(1, '2026-01-02T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'gold', gb: '1234.567890123' }, '1234.567890123'),
+      row(2, '2026-01-03T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'gold', gb: '0.000000000001' }, '0.000000000001'),
+      row(3, '2026-01-04T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'silver', gb: 2.5 }, '2.5'),
+      row(4, '2026-01-05T00:00:00Z', 'egress', priceIds[0]!, { region: 'us', tier: 3, gb: 3 }, '3'),
+      row(5, '2026-01-06T00:00:00Z', 'egress', priceIds[0]!, { region: 'us', tier: '3', gb: '0.000000000003' }, '0.000000000003'),
+      row(6, '2026-01-07T00:00:00Z', 'egress', priceIds[0]!, { gb: 10 }, '10'),
+      row(7, '2026-02-01T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'silver', gb: 1000 }, '1000'), // next period
+      // Max per combination: eu/gold peaks at 4, us/3 at 2.5.
+      row(8, '2026-01-02T00:00:00Z', 'nodes', priceIds[1]!, { region: 'eu', tier: 'gold', n: 4 }),
+      row(9, '2026-01-09T00:00:00Z', 'nodes', priceIds[1]!, { region: 'eu', tier: 'gold', n: 1 }),
+      row(10, '2026-01-09T00:00:00Z', 'nodes', priceIds[1]!, { region: 'us', tier: 3, n: '2.5' }),
+    ]);
+    await s.setClock('2026-01-31T12:00:00Z');
+    const upcoming = compactInvoice(await upcomingInvoice(s.pool, clickhouseUsageSource(ch), sub, s.now()));
+    await s.setClock('2026-02-01T12:00:00Z');
+    await billing.tick();
+    const [inv] = await invoicesOf(s.pool, c.id);
+    expect(inv!.line_items).toEqual(upcoming.line_items);
+    const lines = (inv!.line_items as { name: string; quantity: bigint; unit_amount: string | null; amount: string }[]).map((l) => [l.name, formatDecimal(l.quantity), l.unit_amount, l.amount]);
+    // Egress: 1234.567890123001 x 0.000123456789 = 0.152415787517 + 2.5 x 1.1 + 3 x 0.333333333333 = 0.999999999999
+    //   + 0.000000000003 x 0.333333333333 -> 0.000000000001 + 10 x 0.07 = 4.602415787517 -> 4.60.
+    // Peak nodes: 4 x 0.000123456789 + 2.5 x 0.333333333333 = 0.000493827156 + 0.8333333333325 -> 0.833333333332 (half-even) = 0.833827160488 -> 0.83.
+    expect(lines).toEqual([
+      ['Egress GB', '1250.067890123004', null, '4.60'],
+      ['Peak nodes', '6.5', null, '0.83'],
+    ]);
+    expect(inv!.total).toBe('5.43');
+  });
 });
