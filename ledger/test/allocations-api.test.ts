@@ -10,7 +10,7 @@ import Orb from 'orb-billing';
 import { createApiKey, createKeyVerifier } from '@drawdown/auth';
 import { startHttpServer, type HttpServer } from '@drawdown/http';
 import { silentLogger } from '@drawdown/log';
-import { startBilling, type Billing } from '../src/index';
+import { startBilling, type Billing, type UsageSource } from '../src/index';
 import { ledgerRoutes } from '../src/http/routes';
 import { expireDueBlocks } from '../src/credits/expiry';
 import { openScenario, debit, type Scenario } from './scenarios/harness';
@@ -23,8 +23,14 @@ describe('credit allocations created through the catalog API', () => {
 
   beforeAll(async () => {
     s = await openScenario();
-    billing = startBilling({ pool: s.pool, config: s.env.config, log: silentLogger, timer: false });
-    const routes = ledgerRoutes({ pool: s.pool, catalogChanged: () => {} });
+    // These plans have no fiat or non-decomposable usage: settlement must not ask ClickHouse.
+    const usage: UsageSource = {
+      sums: () => Promise.reject(new Error('no usage expected')),
+      aggregate: () => Promise.reject(new Error('no usage expected')),
+      grouped: () => Promise.reject(new Error('no usage expected')),
+    };
+    billing = startBilling({ pool: s.pool, config: { ...s.env.config, ingestGraceMs: 12 * 3_600_000 }, usage, log: silentLogger, timer: false });
+    const routes = ledgerRoutes({ pool: s.pool, catalogChanged: () => {}, billing: { usage } });
     const key = await createApiKey(s.pool, 'admin', ['admin']);
     const verifier = createKeyVerifier(s.pool);
     server = await startHttpServer({ host: '127.0.0.1', port: 0, routes, authenticate: (h) => verifier.authenticate(h), log: silentLogger, ready: () => true });
@@ -142,5 +148,52 @@ describe('credit allocations created through the catalog API', () => {
       ['increment', 100, '2026-04-15T04:00:00.000Z'],
       ['increment', 300, '2026-04-15T04:00:00.000Z'],
     ]);
+  });
+
+  it('settlement bills a catalog plan\'s fixed fees at their quantity and cadence, allocations at their cost basis, and only the subscription\'s own prices', async () => {
+    await s.setClock('2026-01-01T00:00:00Z');
+    const item = await orb.items.create({ name: 'Platform' });
+    const plan = await orb.plans.create({
+      name: 'Seats plan', currency: 'credits',
+      prices: [
+        { price: { name: 'Seats', item_id: item.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: '10' }, fixed_price_quantity: 3, currency: 'USD' } },
+        { price: { name: 'Support', item_id: item.id, cadence: 'quarterly', model_type: 'unit', unit_config: { unit_amount: '90' }, currency: 'USD' } },
+        { allocation_price: { amount: '300', cadence: 'quarterly', currency: 'credits', expires_at_end_of_cadence: true, per_unit_cost_basis: '0.005' } },
+        { allocation_price: { amount: '100', cadence: 'monthly', currency: 'credits', expires_at_end_of_cadence: true } }, // free: no line
+      ],
+    } as Orb.PlanCreateParams);
+    const [seats] = plan.prices as unknown as { id: string }[];
+    const carol = await orb.customers.create({ name: 'Carol', email: 'carol@example.com', external_customer_id: 'carol' });
+    const dave = await orb.customers.create({ name: 'Dave', email: 'dave@example.com', external_customer_id: 'dave' });
+    const subC = await orb.subscriptions.create({ customer_id: carol.id, plan_id: plan.id, start_date: '2026-01-01' } as Orb.SubscriptionCreateParams);
+    // Dave negotiated his seats at 1000: his price must not reach Carol's invoice, nor the plan's later versions his.
+    await orb.subscriptions.create({ customer_id: dave.id, plan_id: plan.id, start_date: '2026-01-01', price_overrides: [{ id: seats!.id, model_type: 'unit', unit_config: { unit_amount: '1000' } }] } as unknown as Orb.SubscriptionCreateParams);
+
+    // Seats go up to 12 from Feb 15: February keeps the version in force at its start, March has the new one.
+    await orb.post(`/plans/${plan.id}/prices/${seats!.id}/versions`, { body: { model_type: 'unit', unit_config: { unit_amount: '12' }, effective_from: '2026-02-15T00:00:00Z' } });
+
+    const lines = (inv: { line_items: { name: string; quantity: number; amount: string }[]; total: string }) => [...inv.line_items.map((l) => [l.name, l.quantity, l.amount]), ['total', inv.total]];
+    const invoicesOf = async (customerId: string) => {
+      const out = [];
+      for await (const inv of orb.invoices.list({ customer_id: customerId })) out.push(inv);
+      return out.sort((a, b) => a.invoice_date.localeCompare(b.invoice_date));
+    };
+    await s.setClock('2026-01-20T00:00:00Z');
+    const upcomingJan = await orb.invoices.fetchUpcoming({ subscription_id: subC.id });
+    for (const at of ['2026-02-01T12:00:00Z', '2026-03-01T12:00:00Z', '2026-04-01T12:00:00Z']) {
+      await s.setClock(at);
+      await billing.tick();
+    }
+    const carolInvoices = (await invoicesOf(carol.id)).filter((i) => (i as unknown as { invoice_kind: string }).invoice_kind === 'settlement');
+    expect(carolInvoices.map((i) => [i.invoice_date, ...lines(i)])).toEqual([
+      ['2026-02-01T00:00:00.000Z', ['Seats', 3, '30.00'], ['Support', 1, '90.00'], ['300 credits allocation', 300, '1.50'], ['total', '121.50']],
+      ['2026-03-01T00:00:00.000Z', ['Seats', 3, '30.00'], ['total', '30.00']],
+      ['2026-04-01T00:00:00.000Z', ['Seats', 3, '36.00'], ['total', '36.00']],
+    ]);
+    expect(lines(upcomingJan)).toEqual(lines(carolInvoices[0]!));
+    await s.setClock('2026-04-10T00:00:00Z');
+    expect(lines(await orb.invoices.fetchUpcoming({ subscription_id: subC.id }))).toEqual([['Seats', 3, '36.00'], ['Support', 1, '90.00'], ['300 credits allocation', 300, '1.50'], ['total', '127.50']]);
+    const daveJan = (await invoicesOf(dave.id)).filter((i) => (i as unknown as { invoice_kind: string }).invoice_kind === 'settlement')[0]!;
+    expect(lines(daveJan)).toEqual([['Seats', 3, '3000.00'], ['Support', 1, '90.00'], ['300 credits allocation', 300, '1.50'], ['total', '3091.50']]);
   });
 });

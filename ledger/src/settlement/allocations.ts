@@ -72,7 +72,7 @@ export function allocationExpiry(alloc: Allocation, basis: PeriodBasis, period: 
 export async function grantAllocations(pool: Pool, opts: { now: Date; limit: number }): Promise<number> {
   const rows = await pool.query<{ subscription_id: string; price_id: string; model_type: string; currency: string; cadence: string | null; config: Record<string, unknown> }>(
     `SELECT s.id AS subscription_id, pr.id AS price_id, pr.model_type, pr.currency, NULL AS cadence, pr.config
-       FROM subscriptions s JOIN prices pr ON pr.plan_id = s.plan_id
+       FROM subscriptions s JOIN prices pr ON pr.plan_id = s.plan_id AND (pr.subscription_id IS NULL OR pr.subscription_id = s.id)
       WHERE s.start_date <= $1 AND (s.end_date IS NULL OR s.end_date > $1)
         AND (pr.model_type = 'allocation' OR pr.config ? 'allocation_config' OR pr.config ? 'credit_allocation')
         AND NOT EXISTS (SELECT 1 FROM allocation_grants g WHERE g.subscription_id = s.id AND g.price_id = pr.id AND g.period_start <= $1 AND g.next_period_start > $1)

@@ -3,7 +3,11 @@
 // function, so the two cannot disagree for the same data.
 //
 // Lines, in order:
-//  - fixed fees: plan prices without a metric (unit_amount x fixed_price_quantity, default 1);
+//  - fixed fees: prices without a metric (unit_amount x fixed_price_quantity, default 1), each
+//    time the price's own cadence falls due in the period; a catalog allocation_price is one,
+//    for its credits at their cost basis;
+// The prices are the subscription's (its plan's, minus those it replaced, plus its own), in
+// the versions whose windows overlap the period.
 //  - usage in fiat: metered prices whose currency is fiat (three capitals), the period's
 //    quantity (count/sum from the rollups; max/unique_count/latest from ClickHouse) priced with
 //    the price model; a matrix price on its quantity per combination of property values;
@@ -20,7 +24,7 @@ import type { LineInput } from '../invoices/invoices';
 import { billingDefaults } from '../invoices/defaults';
 import { asCadence, periodAt, type Cadence, type Period, type PeriodBasis } from './periods';
 import { priceMatrix, priceQuantity, PricingError, type MatrixGroup } from './pricing';
-import { matrixDimensions } from '@drawdown/catalog';
+import { billingPeriods, matrixDimensions } from '@drawdown/catalog';
 
 /** Usage read from the analytics store (ClickHouse); implemented by the reporter. */
 export interface UsageSource {
@@ -63,7 +67,60 @@ interface PriceRow {
   model_type: string;
   currency: string;
   config: Record<string, unknown>;
+  cadence: string;
+  fixed_quantity: string | null;
+  credit_allocation: Record<string, unknown> | null;
+  lineage_id: string;
+  effective_from: Date | null;
   definition: { event_name: string; aggregation: string; property?: string } | null;
+}
+
+/**
+ * The prices a subscription is billed on in a period: its plan's (minus the lineages it
+ * replaces with negotiated prices) plus its own, each version whose window overlaps the period.
+ */
+async function periodPrices(db: Queryable, sub: SubscriptionInfo, period: Period): Promise<PriceRow[]> {
+  const r = await db.query<PriceRow>(
+    `SELECT pr.id, pr.name, pr.metric_id, pr.model_type, pr.currency, pr.config, pr.cadence, pr.fixed_price_quantity::text AS fixed_quantity,
+            pr.credit_allocation, coalesce(pr.lineage_id, pr.id) AS lineage_id, pr.effective_from, m.definition
+       FROM prices pr LEFT JOIN metrics m ON m.id = pr.metric_id
+      WHERE ((pr.plan_id = $1 AND pr.subscription_id IS NULL
+              AND NOT EXISTS (SELECT 1 FROM prices o WHERE o.subscription_id = $2 AND o.replaces_lineage_id = pr.lineage_id))
+             OR pr.subscription_id = $2)
+        AND (pr.effective_from IS NULL OR pr.effective_from < $4)
+        AND (pr.effective_to IS NULL OR pr.effective_to > $3)
+      -- In the plan's order: a later version or a negotiated price takes its lineage's place.
+      ORDER BY coalesce((SELECT min(l.created_at) FROM prices l WHERE l.lineage_id = coalesce(pr.replaces_lineage_id, pr.lineage_id) AND l.subscription_id IS NULL), pr.created_at),
+               pr.created_at, pr.id`,
+    [sub.planId, sub.id, period.start, period.end],
+  );
+  return r.rows;
+}
+
+/**
+ * How many times a fixed fee of `cadence` falls due in the billing period: the starts of its
+ * own periods (same anchor, the customer's calendar) inside it. Equal cadences: once; a
+ * quarterly fee on a monthly plan: every third period; one_time: the first period only.
+ */
+function timesDue(sub: SubscriptionInfo, cadence: string, period: Period): bigint {
+  if (cadence === 'one_time') return period.index === 0 ? 1n : 0n;
+  const own = asCadence(cadence);
+  if (own === sub.cadence) return 1n;
+  const starts = billingPeriods(sub.start.getTime(), own, sub.timeZone, { untilMs: period.end.getTime(), endMs: sub.end?.getTime() ?? null, maxPeriods: Number.MAX_SAFE_INTEGER })
+    .filter((p) => p.startMs >= period.start.getTime() && p.startMs < period.end.getTime());
+  return BigInt(starts.length);
+}
+
+/** Of a fixed fee's versions overlapping the period, the one in force at its start (else the first). */
+function versionAtStart(rows: PriceRow[], period: Period): PriceRow[] {
+  const byLineage = new Map<string, PriceRow>();
+  for (const p of rows) {
+    const cur = byLineage.get(p.lineage_id);
+    const from = (x: PriceRow) => x.effective_from?.getTime() ?? -Infinity;
+    const inForce = (x: PriceRow) => from(x) <= period.start.getTime();
+    if (!cur || (inForce(p) && (!inForce(cur) || from(p) > from(cur))) || (!inForce(p) && !inForce(cur) && from(p) < from(cur))) byLineage.set(p.lineage_id, p);
+  }
+  return rows.filter((p) => byLineage.get(p.lineage_id) === p);
 }
 
 export async function loadSubscription(db: Queryable, id: string): Promise<SubscriptionInfo> {
@@ -120,11 +177,7 @@ export interface ComputedInvoice {
 }
 
 export async function computePeriodInvoice(db: Queryable, usage: UsageSource, sub: SubscriptionInfo, period: Period): Promise<ComputedInvoice> {
-  const prices = await db.query<PriceRow>(
-    `SELECT pr.id, pr.name, pr.metric_id, pr.model_type, pr.currency, pr.config, m.definition
-       FROM prices pr LEFT JOIN metrics m ON m.id = pr.metric_id WHERE pr.plan_id = $1 ORDER BY pr.created_at, pr.id`,
-    [sub.planId],
-  );
+  const prices = { rows: await periodPrices(db, sub, period) };
   const units = [...new Set(prices.rows.map((p) => p.currency).filter((c) => !isFiat(c)))].sort();
   const rates = new Map<string, { currency: string; rate: Picos }>();
   for (const u of units) {
@@ -139,11 +192,16 @@ export async function computePeriodInvoice(db: Queryable, usage: UsageSource, su
   const base = { start: period.start, end: period.end };
   const isAllocation = (p: PriceRow) => p.model_type === 'allocation' || 'allocation_config' in p.config || 'credit_allocation' in p.config;
 
-  // Fixed fees.
-  for (const p of prices.rows) {
-    if (p.metric_id !== null || isAllocation(p)) continue;
-    const qty = parseDecimal((p.config.fixed_price_quantity as string | number | undefined) ?? 1, 'fixed_price_quantity');
-    let amount = priceQuantity(p.model_type, p.config, qty);
+  // Fixed fees: the price's quantity (fixed_price_quantity, default 1) each time it falls due
+  // in the period. A catalog allocation_price is a fixed fee of its credits at their cost basis
+  // (free allocations add no line).
+  for (const p of versionAtStart(prices.rows.filter((x) => x.metric_id === null && !isAllocation(x)), period)) {
+    const times = timesDue(sub, p.cadence, period);
+    if (times === 0n) continue;
+    const each = parseDecimal(p.fixed_quantity ?? (p.config.fixed_price_quantity as string | number | undefined) ?? 1, 'fixed_price_quantity');
+    const qty = each * times;
+    let amount = priceQuantity(p.model_type, p.config, each) * times;
+    if (p.credit_allocation && amount === 0n) continue;
     let unitAmount: Picos | null = qty === 0n ? null : p.model_type === 'unit' ? parseDecimal((p.config.unit_config as { unit_amount: string }).unit_amount) : null;
     if (!isFiat(p.currency)) {
       const { rate } = await rateOf(p.currency);
