@@ -3,7 +3,7 @@
 // of the (subscription, price, billing period), so an event is charged the increment of the
 // period's total: amount = F(cum + q) - F(cum), each F rounded once (half-even to 12 places).
 // The amounts of a period therefore sum to exactly F(period total), whatever the batching.
-import type { PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
+import { PriceConfigError, matrixUnitAmount, type PriceSnap, type SubscriptionSnap } from '@drawdown/catalog';
 import { ONE, ceilDivQuantity, divRoundInt, mul, parseDecimal } from '@drawdown/money';
 
 export class Unpriceable extends Error {
@@ -101,36 +101,14 @@ export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<stri
   }
 }
 
-/**
- * Matrix: the unit amount of the first `matrix_values` entry whose `dimension_values` equal the
- * event's values of `dimensions` (compared as strings; a null entry matches any value), else
- * `default_unit_amount`.
- */
+/** Matrix: the unit amount for the event's property values (@drawdown/catalog's matrixUnitAmount, shared with settlement). */
 export function matrixUnit(price: PriceSnap, props: Record<string, PropertyValue>): bigint {
-  const cfg = price.config.matrix_config as
-    | { dimensions?: unknown; default_unit_amount?: unknown; matrix_values?: { dimension_values?: unknown; unit_amount?: unknown }[] }
-    | undefined;
-  if (!cfg || !Array.isArray(cfg.dimensions)) throw new Unpriceable(`price ${price.id}: matrix_config.dimensions missing`);
-  const dims = cfg.dimensions as string[];
-  const values = dims.map((d) => {
-    const v = props[d];
-    return v === undefined || v === null ? null : String(v);
-  });
-  for (const [i, entry] of (cfg.matrix_values ?? []).entries()) {
-    const want = entry.dimension_values;
-    if (!Array.isArray(want)) continue;
-    let ok = true;
-    for (let j = 0; j < dims.length; j++) {
-      const w = want[j] as unknown;
-      if (w === null || w === undefined) continue;
-      if (values[j] !== String(w)) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) return dec(entry.unit_amount, `matrix_config.matrix_values[${i}].unit_amount`);
+  try {
+    return matrixUnitAmount(price.config, props, price.id);
+  } catch (err) {
+    if (err instanceof PriceConfigError) throw new Unpriceable(err.message);
+    throw err;
   }
-  return dec(cfg.default_unit_amount, 'matrix_config.default_unit_amount');
 }
 
 const CADENCE_MONTHS = { monthly: 1, quarterly: 3, annual: 12 } as const;
