@@ -25,7 +25,10 @@ export interface LoadSpec {
   port: number;
   path: string;
   authorization?: string;
-  templates: TemplateSpec;
+  /** POST bodies (ingest); required unless `get` is given. */
+  templates?: TemplateSpec;
+  /** GET these paths in turn instead of POSTing templates. */
+  get?: { paths: string[] };
   connections: number;
   mode: 'closed' | 'open';
   /** Requests per second (open mode). */
@@ -71,6 +74,11 @@ const TAG = randomBytes(4).toString('hex');
 let requestNo = 0;
 
 function requestsFor(spec: LoadSpec) {
+  if (spec.get) {
+    const auth = spec.authorization ? `Authorization: ${spec.authorization}\r\n` : '';
+    return spec.get.paths.map((path) => ({ bytes: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n${auth}\r\n`, 'latin1'), slots: [] as number[], events: 1 }));
+  }
+  if (!spec.templates) throw new Error('load spec: templates or get is required');
   const key = JSON.stringify(spec.templates);
   let cached = templatesCache.get(key);
   if (!cached || Date.now() - cached.at > TEMPLATE_MAX_AGE_MS) {
