@@ -32,7 +32,7 @@ const PLAN = {
   ingest: { seconds: Q ? 1.5 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 30_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   ledger: { seconds: Q ? 1.5 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
-  alerts: { customers: Q ? 2_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 60 : 400, crossingsPerS: 50, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
+  alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 40 : 400, crossingsPerS: Q ? 40 : 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
   e2e: {
     customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10,
     connections: 64, drainSeconds: Q ? 10 : 120, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
@@ -146,7 +146,7 @@ function phaseMarks(x: number[], labels: string[]): { x: number; label: string }
 
 function headline(r: ScenarioResult): string {
   const f = r.figures as Record<string, unknown>;
-  const keys = ['peakEventsPerS', 'eventsPerS', 'customerDebitsPerS', 'rowsPerS', 'sustainedEventsPerS', 'ratedRowsInClickHouse', 'lastVsFirst'];
+  const keys = ['peakChecksPerS', 'peakEventsPerS', 'eventsPerS', 'customerDebitsPerS', 'rowsPerS', 'sustainedEventsPerS', 'ratedRowsInClickHouse', 'lastVsFirst'];
   const parts = keys.filter((k) => f[k] !== undefined).map((k) => `${k}=${String(f[k])}`);
   if (f.hundredEventsPerMessage) parts.push(`eventsPerS=${(f.hundredEventsPerMessage as { eventsPerS: number }).eventsPerS}`);
   return parts.join(' ') || 'done';
@@ -207,6 +207,8 @@ function renderMarkdown(doc: Doc): string {
   row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
   row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
   row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
+  row('Access checks (hot cache), peak', g('access_checks', 'peakChecksPerS'), 'checks/s', '', `p50 ${num(g('access_checks', 'halfLoadLatencyMs.p50'))} ms, p99 ${num(g('access_checks', 'halfLoadLatencyMs.p99'))} ms at half the peak`);
+  row('Threshold crossing to signed webhook received, p99', g('crossing_to_webhook', 'commitToReceivedMs.p99'), 'ms', 'seconds', `p50 ${num(g('crossing_to_webhook', 'commitToReceivedMs.p50'))} ms over ${num(g('crossing_to_webhook', 'received'))} crossings, from the debit's commit`);
   for (const shape of ['uniform', 'zipf']) {
     const dd = g(`e2e_drawdown_${shape}`, 'sustainedEventsPerS');
     const bl = g(`e2e_baseline_${shape}`, 'sustainedEventsPerS');

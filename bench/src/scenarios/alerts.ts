@@ -45,7 +45,7 @@ const PICOS_PER_CREDIT = 1_000_000_000_000n;
 const progress = (msg: string) => process.stderr.write(`  alerts ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
+async function inParallel<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) await fn(items[next++]!);
@@ -93,9 +93,9 @@ async function startReceiver(secret: () => string) {
 export async function run(opts: AlertsOpts): Promise<ScenarioResult[]> {
   const t0 = performance.now();
   const env = benchEnv();
-  const s = await openStores(env);
   let secret = '';
-  const [app, gen, receiver] = await Promise.all([startServer({ kind: 'app', config: env.config }), startLoadGen(), startReceiver(() => secret)]);
+  // In parallel: the app, the load generator, this process's stores (migrations are safe to race) and the receiver.
+  const [app, gen, s, receiver] = await Promise.all([startServer({ kind: 'app', config: env.config }), startLoadGen(), openStores(env), startReceiver(() => secret)]);
   const base = `http://127.0.0.1:${app.port}`;
   const auth = `Bearer ${app.adminKey}`;
   const call = async (method: string, path: string, body?: unknown) => {
@@ -123,7 +123,7 @@ export async function run(opts: AlertsOpts): Promise<ScenarioResult[]> {
     const paths = Array.from({ length: opts.customers }, (_, i) => `/v1/customers/${customerId(i)}/access?metric=${encodeURIComponent(metricId)}`);
     const w0 = performance.now();
     let sample: Record<string, unknown> = {};
-    await pool(paths, SETUP_CONCURRENCY, async (p) => {
+    await inParallel(paths, SETUP_CONCURRENCY, async (p) => {
       const a = await call('GET', p);
       if (a.allowed !== true) throw new Error(`access check ${p}: expected allowed, got ${JSON.stringify(a)}`);
       sample = a;
@@ -175,7 +175,7 @@ export async function run(opts: AlertsOpts): Promise<ScenarioResult[]> {
         sampleResponse: JSON.stringify(sample).slice(0, 160),
       },
       notes: [
-        `First checks: each customer's first check loads it from Postgres (${SETUP_CONCURRENCY} concurrent fetch() calls from the bench process); every later check answers from the cache.`,
+        `First checks: each customer's first check loads it from Postgres (the app loads the customers missed together in one batch); ${SETUP_CONCURRENCY} concurrent fetch() calls from the bench process. Every later check answers from the cache.`,
         'Cache loads: the app\'s drawdown_access_cache_loads_total (customers loaded from Postgres, metric mappings reloaded) during the peak and half-load phases; 0 means every check answered from memory.',
       ],
     });
@@ -186,7 +186,7 @@ export async function run(opts: AlertsOpts): Promise<ScenarioResult[]> {
     secret = ep.secret as string;
     const crossers = Array.from({ length: opts.crossings }, (_, i) => customerId(opts.customers + i));
     const threshold = String(BigInt(GRANT) - 1n);
-    await pool(crossers, SETUP_CONCURRENCY, async (id) => {
+    await inParallel(crossers, SETUP_CONCURRENCY, async (id) => {
       await call('POST', `/v1/alerts/customer_id/${id}`, { type: 'credit_balance_dropped', currency: 'credits', thresholds: [{ value: threshold }] });
     });
     const day = new Date().toISOString().slice(0, 10);
