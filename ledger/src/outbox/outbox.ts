@@ -57,15 +57,33 @@ export function startOutboxRelay(opts: { pool: Pool; js: JetStreamClient; subjec
         [batch],
       );
       if (r.rows.length === 0) return total;
-      const done: string[] = [];
+      // Customers' rows are published concurrently, each customer's one at a time and in
+      // outbox order (the dispatcher relies on a customer's messages keeping that order): a
+      // failed publish holds back the rest of that customer's rows only, until the next flush.
+      const chains = new Map<string, typeof r.rows>();
       for (const row of r.rows) {
-        const body = JSON.stringify({ id: row.id, type: row.topic, created_at: row.created_at.toISOString(), customer_id: row.customer_id, properties: row.payload });
-        await opts.js.publish(`${opts.subjectPrefix}.${row.topic}`, body, { msgID: `outbox-${row.id}` });
-        done.push(row.id);
-        published.inc({ topic: row.topic });
+        const chain = chains.get(row.customer_id ?? '');
+        if (chain) chain.push(row);
+        else chains.set(row.customer_id ?? '', [row]);
       }
-      await opts.pool.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [done]);
+      const done: string[] = [];
+      const failures: unknown[] = [];
+      await Promise.all([...chains.values()].map(async (rows) => {
+        for (const row of rows) {
+          const body = JSON.stringify({ id: row.id, type: row.topic, created_at: row.created_at.toISOString(), customer_id: row.customer_id, properties: row.payload });
+          try {
+            await opts.js.publish(`${opts.subjectPrefix}.${row.topic}`, body, { msgID: `outbox-${row.id}` });
+          } catch (err) {
+            failures.push(err);
+            return;
+          }
+          done.push(row.id);
+          published.inc({ topic: row.topic });
+        }
+      }));
+      if (done.length > 0) await opts.pool.query('UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])', [done]);
       total += done.length;
+      if (failures.length > 0) throw failures[0];
       if (r.rows.length < batch) return total;
     }
   };
