@@ -85,7 +85,9 @@ describe('outbox relay', () => {
       const lastSeq = (await jsm.streams.info(n.notifyStream)).state.last_seq;
       const seen: string[] = [];
       for (let seq = firstSeq; seq <= lastSeq; seq++) {
-        const m = JSON.parse(new TextDecoder().decode((await jsm.streams.getMessage(n.notifyStream, { seq })).data)) as { customer_id: string; properties: { k: string } };
+        const stored = await jsm.streams.getMessage(n.notifyStream, { seq });
+        if (!stored) throw new Error(`NOTIFY message ${seq} missing`);
+        const m = JSON.parse(new TextDecoder().decode(stored.data)) as { customer_id: string; properties: { k: string } };
         seen.push(`${m.customer_id}${m.properties.k}`);
       }
       expect(seen.filter((k) => k.startsWith('x'))).toEqual(['x1', 'x2', 'x3']);
