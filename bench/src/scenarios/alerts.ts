@@ -1,10 +1,10 @@
 // Access checks and crossing-to-webhook latency, against the all-in-one process (`startApp`,
 // its own process).
 // - Access: `GET /v1/customers/{id}/access?metric=...` over many customers with keep-alive
-//   connections from the load generator (its own process): first a pass that loads every
-//   customer into the hot cache (measured from this process), then the peak (closed loop), then
-//   latency at half the peak (open loop, from the scheduled send time). Postgres transactions
-//   per check during the peak show whether checks stay in memory.
+//   connections from the load generator (its own process): every customer once (each first
+//   check loads the customer into the hot cache), then the peak (closed loop), then latency at
+//   half the peak (open loop, from the scheduled send time). The app's cache-load counter
+//   during those phases shows whether checks stay in memory.
 // - Crossings: a webhook receiver in this process, registered through the API for
 //   `customer.credit_balance_dropped`; customers with a dropped alert just under their balance;
 //   one debit batch per crossing applied with applyDebitBatches (as the ledger applies a rater's)
@@ -35,7 +35,7 @@ export interface AlertsOpts {
   waitSeconds: number;
 }
 
-/** Concurrent requests of the bench's own set-up and warm-up calls. */
+/** Concurrent requests of the bench's own set-up calls. */
 const SETUP_CONCURRENCY = 16;
 
 /** Each crossing debits this much (credits) from a balance of GRANT with an alert at GRANT - 1. */
