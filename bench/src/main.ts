@@ -32,7 +32,7 @@ const PLAN = {
   ingest: { seconds: Q ? 1.5 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 30_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   ledger: { seconds: Q ? 1.5 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
-  alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 40 : 400, crossingsPerS: Q ? 40 : 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
+  alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 30 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
   e2e: {
     customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 2 : 10,
     connections: 64, drainSeconds: Q ? 10 : 120, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
