@@ -3,7 +3,7 @@
 // the request. Never a 2xx for an event that is not durable.
 import type { Config } from '@drawdown/config';
 import {
-  decodeBody, validateEvents, encodeBatch, partitionOf, batchMessageId, RequestError,
+  decodeBody, validateEvents, partitionOf, RequestError,
   type AcceptedEvent, type IngestLimits, type ValidationResult,
 } from '@drawdown/events';
 import { ApiError, type Route, type Request, type Reply } from '@drawdown/http';
@@ -11,13 +11,15 @@ import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { jetstream, names, type NatsConnection } from '@drawdown/nats';
 import { reasonsOf } from './reasons';
+import { createPublisher, type MessageOutcome } from './publisher';
 
 export { reasonOf, reasonsOf, type RejectReason } from './reasons';
 
 const eventsTotal = counter('drawdown_ingest_events_total', 'Events received, by outcome (accepted, duplicate, rejected)', ['outcome']);
 const rejectedEvents = counter('drawdown_ingest_events_rejected_total', 'Rejected events by reason (an event with several problems counts once per reason)', ['reason']);
-const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one partition batch, until its ack');
-const publishFailures = counter('drawdown_ingest_publish_failures_total', 'Partition batches JetStream did not acknowledge (timeout, no stream, disconnected)');
+const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one message, until its ack');
+const publishFailures = counter('drawdown_ingest_publish_failures_total', 'JetStream messages not acknowledged (timeout, no stream, disconnected)');
+const messageEvents = histogram('drawdown_ingest_message_events', 'Events per JetStream message (requests joined by the linger)', [], [1, 10, 25, 50, 100, 250, 500, 1000, 5000]);
 const requestEvents = histogram('drawdown_ingest_request_events', 'Events per ingest request', [], [1, 10, 50, 100, 250, 500, 1000, 5000]);
 const rejectedRequests = counter('drawdown_ingest_requests_rejected_total', 'Requests refused as a whole, by reason', ['reason']);
 const inflightGauge = gauge('drawdown_ingest_inflight_bytes', 'Request bytes awaiting JetStream acks');
@@ -47,6 +49,19 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
   const limits = ingestLimits(config);
   const retryAfter = { 'retry-after': String(config.ingestRetryAfterSeconds) };
   let inflight = 0;
+  const publisher = createPublisher({
+    js,
+    subjectPrefix: n.eventsSubjectPrefix,
+    lingerMs: config.ingestLingerMs,
+    maxEvents: config.ingestMessageMaxEvents,
+    maxBytes: config.ingestMessageMaxBytes,
+    timeoutMs: config.ingestPublishTimeoutMs,
+    onSettled: (m) => {
+      if (m.error) publishFailures.inc();
+      else publishSeconds.observe(m.seconds);
+      messageEvents.observe(m.events);
+    },
+  });
 
   const refuse = (err: RequestError): never => {
     rejectedRequests.inc({ reason: err.code });
@@ -88,33 +103,36 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
     inflight += size;
     inflightGauge.set(inflight);
     try {
-      // Every batch is awaited (allSettled, not all): the answer waits until JetStream has
-      // settled each one, so a 503 never races a batch still in flight.
-      const outcomes = await Promise.allSettled(
-        [...groups].map(async ([p, events]) => {
-          const t0 = performance.now();
-          const ack = await js.publish(`${n.eventsSubjectPrefix}.${p}`, encodeBatch(events), {
-            msgID: batchMessageId(p, events),
-            timeout: config.ingestPublishTimeoutMs,
-          });
-          publishSeconds.observe((performance.now() - t0) / 1000);
-          return { events, duplicate: ack.duplicate };
-        }),
-      );
-      const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
-      if (failures.length > 0) {
-        publishFailures.inc(failures.length);
+      // Every message carrying events of this request is awaited (allSettled, not all): the
+      // answer waits until JetStream has settled each one, so a 503 never races a message still
+      // in flight. A message may carry other requests' events too (the linger joins them).
+      const parts: AcceptedEvent[][] = [];
+      const waits: Promise<MessageOutcome>[] = [];
+      for (const [p, events] of groups) {
+        parts.push(events);
+        waits.push(publisher.add(p, events));
+      }
+      const outcomes = await Promise.allSettled(waits);
+      let failed = 0;
+      let first: Error | undefined;
+      for (const o of outcomes) {
+        if (o.status === 'rejected') {
+          failed++;
+          first ??= o.reason as Error;
+        }
+      }
+      if (failed > 0) {
         rejectedRequests.inc({ reason: 'publish_failed' });
-        const first = failures[0]!.reason as Error;
-        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed: failures.length, events: result.accepted.length });
+        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed, events: result.accepted.length });
         throw new ApiError(
           'unavailable',
           'events could not be stored durably (JetStream unavailable or slow); nothing in this request is acknowledged, retry it whole',
           [], retryAfter, { cause: first },
         );
       }
-      for (const o of outcomes) {
-        if (o.status === 'fulfilled') for (const e of o.value.events) (o.value.duplicate ? duplicates : ingested).push(e.k);
+      for (let i = 0; i < outcomes.length; i++) {
+        const o = outcomes[i]!;
+        if (o.status === 'fulfilled') for (const e of parts[i]!) (o.value.duplicate ? duplicates : ingested).push(e.k);
       }
     } finally {
       inflight -= size;
