@@ -9,7 +9,7 @@ import {
 import { ApiError, type Route, type Request, type Reply } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
-import { jetstream, names, type NatsConnection } from '@drawdown/nats';
+import { names, type NatsConnection } from '@drawdown/nats';
 import { reasonsOf } from './reasons';
 import { createPublisher, type MessageOutcome } from './publisher';
 
@@ -43,14 +43,13 @@ export function ingestLimits(config: Config): IngestLimits {
 export function createIngest(opts: { config: Config; nc: NatsConnection; log: Logger; now?: () => number }): Ingest {
   const { config } = opts;
   const log = opts.log.child({ service: 'ingest' });
-  const js = jetstream(opts.nc);
   const n = names(config.namespace);
   const now = opts.now ?? Date.now;
   const limits = ingestLimits(config);
   const retryAfter = { 'retry-after': String(config.ingestRetryAfterSeconds) };
   let inflight = 0;
   const publisher = createPublisher({
-    js,
+    nc: opts.nc,
     subjectPrefix: n.eventsSubjectPrefix,
     lingerMs: config.ingestLingerMs,
     maxEvents: config.ingestMessageMaxEvents,

@@ -2,11 +2,17 @@
 // requests. A request's events of a partition join the partition's open message; the message
 // is published when its linger expires or it is full, and every request with events in it
 // learns the outcome of that one publish (ack, duplicate, or failure).
+//
+// A JetStream publish is a NATS request: the message goes out with a reply subject and the
+// stream answers with a PubAck. The client library's request path builds several Error objects
+// (stack traces) and a mux entry per request; here one inbox subscription receives every ack,
+// and a message costs one publish, one timer and one small JSON parse.
+import { randomBytes } from 'node:crypto';
 import { batchMessageId, encodeBatch, joinBatches, type AcceptedEvent } from '@drawdown/events';
-import type { JetStreamClient } from '@drawdown/nats';
+import { headers, type NatsConnection } from '@drawdown/nats';
 
 export interface PublisherOptions {
-  js: JetStreamClient;
+  nc: NatsConnection;
   /** `events` (namespaced): messages go to `<prefix>.<partition>`. */
   subjectPrefix: string;
   /** How long an open message waits for more requests; 0 publishes each request's part at once. */
@@ -37,6 +43,24 @@ interface OpenMessage {
   reject: (err: Error) => void;
 }
 
+/** A message JetStream did not store: no ack in time, no stream for the subject, or an error ack. */
+export class PublishError extends Error {
+  override readonly name = 'PublishError';
+}
+
+interface AwaitingAck {
+  timer: ReturnType<typeof setTimeout>;
+  resolve: (o: MessageOutcome) => void;
+  reject: (err: Error) => void;
+}
+
+interface PubAck {
+  stream?: string;
+  seq?: number;
+  duplicate?: boolean;
+  error?: { code?: number; err_code?: number; description?: string };
+}
+
 export interface Publisher {
   /**
    * Adds one request's accepted events of one partition to the partition's open message.
@@ -59,6 +83,57 @@ export function createPublisher(opts: PublisherOptions): Publisher {
     for (const m of open.values()) publish(m);
   };
 
+  const inbox = `_INBOX.${randomBytes(12).toString('hex')}`;
+  const awaiting = new Map<string, AwaitingAck>();
+  let nextId = 0;
+  const settle = (token: string, err: Error | undefined, outcome?: MessageOutcome): void => {
+    const a = awaiting.get(token);
+    if (a === undefined) return; // late ack of a message that already timed out
+    awaiting.delete(token);
+    clearTimeout(a.timer);
+    if (err) a.reject(err);
+    else a.resolve(outcome!);
+  };
+  // Lives as long as the connection (a stop drains it after the HTTP server drained).
+  opts.nc.subscribe(`${inbox}.*`, {
+    callback: (err, msg) => {
+      if (err) return; // the subscription itself failed: the awaited acks time out
+      const token = msg.subject.slice(inbox.length + 1);
+      // No stream listens on the subject: the server answers "no responders" (status 503).
+      if (msg.data.length === 0 && msg.headers?.code === 503) {
+        settle(token, new PublishError('no JetStream stream stores this subject (no responders)'));
+        return;
+      }
+      let ack: PubAck;
+      try {
+        ack = msg.json<PubAck>();
+      } catch {
+        settle(token, new PublishError('JetStream answered with something that is not a publish ack'));
+        return;
+      }
+      if (ack.error) settle(token, new PublishError(`JetStream refused the message: ${ack.error.description ?? 'error'} (${ack.error.code ?? '?'}/${ack.error.err_code ?? '?'})`));
+      else if (typeof ack.stream !== 'string' || ack.stream === '') settle(token, new PublishError('JetStream answered with an invalid publish ack'));
+      else settle(token, undefined, { duplicate: ack.duplicate === true });
+    },
+  });
+
+  const send = (subject: string, data: Uint8Array, msgId: string): Promise<MessageOutcome> =>
+    new Promise<MessageOutcome>((resolve, reject) => {
+      const token = (nextId++).toString(36);
+      const timer = setTimeout(
+        () => settle(token, new PublishError(`no JetStream ack within ${opts.timeoutMs} ms`)),
+        opts.timeoutMs,
+      );
+      awaiting.set(token, { timer, resolve, reject });
+      const h = headers();
+      h.set('Nats-Msg-Id', msgId);
+      try {
+        opts.nc.publish(subject, data, { reply: `${inbox}.${token}`, headers: h });
+      } catch (err) {
+        settle(token, new PublishError(`publish failed: ${(err as Error).message}`, { cause: err }));
+      }
+    });
+
   const publish = (m: OpenMessage): void => {
     if (open.get(m.partition) === m) open.delete(m.partition);
     const data = joinBatches(m.parts);
@@ -66,20 +141,18 @@ export function createPublisher(opts: PublisherOptions): Publisher {
     inflight++;
     // Deterministic over the message's content: re-publishing the same events to the same
     // partition is answered as a duplicate by JetStream.
-    opts.js
-      .publish(`${opts.subjectPrefix}.${m.partition}`, data, { msgID: batchMessageId(m.partition, m.events), timeout: opts.timeoutMs })
-      .then(
-        (ack) => {
-          inflight--;
-          opts.onSettled?.({ events: m.events.length, bytes: data.length, seconds: (performance.now() - t0) / 1000 });
-          m.resolve({ duplicate: ack.duplicate });
-        },
-        (err: Error) => {
-          inflight--;
-          opts.onSettled?.({ events: m.events.length, bytes: data.length, seconds: (performance.now() - t0) / 1000, error: err });
-          m.reject(err);
-        },
-      );
+    send(`${opts.subjectPrefix}.${m.partition}`, data, batchMessageId(m.partition, m.events)).then(
+      (outcome) => {
+        inflight--;
+        opts.onSettled?.({ events: m.events.length, bytes: data.length, seconds: (performance.now() - t0) / 1000 });
+        m.resolve(outcome);
+      },
+      (err: Error) => {
+        inflight--;
+        opts.onSettled?.({ events: m.events.length, bytes: data.length, seconds: (performance.now() - t0) / 1000, error: err });
+        m.reject(err);
+      },
+    );
   };
 
   const start = (partition: number): OpenMessage => {
