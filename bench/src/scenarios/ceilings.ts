@@ -1,6 +1,7 @@
 // Ceilings: what the stores themselves do with the same data, measured in the same run.
-// - JetStream: publishing the same msgpack batches (100 events per message; and split per
-//   partition as the edge does), with acks, many in flight.
+// - JetStream: publishing the same msgpack batches (100 events per message; and each 100 split
+//   per partition, as the edge publishes with DRAWDOWN_INGEST_LINGER_MS=0; with a linger the
+//   edge joins requests into larger messages), with acks, many in flight.
 // - chDB: bulk insert of the same rated rows (JSONEachRow via insertRows, 20,000 rows each).
 // - Postgres: one set-based UPDATE of the credit blocks per transaction for the same debits.
 import { join } from 'node:path';
