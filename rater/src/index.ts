@@ -17,7 +17,7 @@ import { encodeSnapshot, type PricingOutput, type PricingTask } from './pricing/
 import { unpricedRoutes } from './routes';
 import { rerateUnpriced } from './unpriced';
 
-export { priceBatch, applyCumulative, isFiat, isPricingUnit } from './pricing/price';
+export { priceBatch, applyCumulative, isFiat, isPricingUnit, encodeRated, joinRated, RATED_COLUMNS } from './pricing/price';
 export type { PricingEvent, PricingResult, RatedRow } from './pricing/price';
 export { DedupMemory } from './dedup';
 export { listUnpriced, rerateUnpriced } from './unpriced';

@@ -39,7 +39,7 @@ function dedupBytesPerKey(count: number): { bytesPerFingerprint: number; keys: n
 const progress = (msg: string) => process.stderr.write(`  rater ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
 export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
-  const env = benchEnv({ DRAWDOWN_RATER_WORKERS: '1' });
+  const env = benchEnv({ DRAWDOWN_RATER_WORKERS: process.env.BENCH_RATER_WORKERS ?? '1', ...(process.env.BENCH_RATER_BATCH ? { DRAWDOWN_RATER_BATCH_MAX_EVENTS: process.env.BENCH_RATER_BATCH } : {}) });
   const s = await openStores(env);
   try {
     const { planId } = await createCatalog(s);
@@ -76,10 +76,13 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     progress('starting the rater');
     const start = performance.now();
     const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
+    const startedS = (performance.now() - start) / 1000;
+    let firstBatchS = 0;
     let rssMax = rssBefore;
     let timedOut = false;
     for (;;) {
       rssMax = Math.max(rssMax, procSample(process.pid)!.rssBytes);
+      if (!firstBatchS && rater.runners.some((r) => r.position > 0)) firstBatchS = (performance.now() - start) / 1000;
       if (rater.runners.every((r) => r.position >= lastSeq[r.partition]!)) break;
       if (performance.now() - start > opts.maxSeconds * 1000) {
         timedOut = true;
@@ -112,6 +115,8 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
         stoppedAtTimeLimit: timedOut,
         eventsPerS: Math.round(processed / secs),
         seconds: round(secs, 2),
+        startRaterSeconds: round(startedS, 2),
+        firstBatchSeconds: round(firstBatchS, 2),
         ratedRows: rated,
         debitBatches: debits.state.messages,
         partitions: P,

@@ -3,7 +3,7 @@
 // tiered and package prices depend on the period's cumulative quantity, which lives with the
 // partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
 // and `applyCumulative` fills them in stream order.
-import type { CatalogSnapshot, MetricSnap, PriceSnap } from '@drawdown/catalog';
+import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
 import { tsvDateTime64, tsvField } from '@drawdown/clickhouse/tsv';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
@@ -150,6 +150,15 @@ export class DebitAccumulator {
   }
 }
 
+const NO_SUBSCRIPTIONS: SubscriptionSnap[] = [];
+
+/** The subscriptions active at t (the list itself when all are, as is usual). */
+function activeSubscriptions(subs: SubscriptionSnap[] | undefined, t: number): SubscriptionSnap[] {
+  if (!subs) return NO_SUBSCRIPTIONS;
+  for (const s of subs) if (!(s.startMs <= t && (s.endMs === null || t < s.endMs))) return subs.filter((x) => x.startMs <= t && (x.endMs === null || t < x.endMs));
+  return subs;
+}
+
 export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string): PricingResult {
   const rows: RatedRow[] = [];
   const debits = new DebitAccumulator();
@@ -163,6 +172,18 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
     subscription_id: subscriptionId, price_id: priceId, metric_id: metricId, group_key: groupKey, period_start: periodStart,
     quantity, amount, pricing_unit: pricingUnit, status, reason, catalog_version: snap.version,
   });
+  // Most rows repeat the previous row's quantity and amount: format each value once.
+  let lastQ = 0n, lastQText = '0', lastA = 0n, lastAText = '0';
+  const decimalText = (v: bigint): string => {
+    if (v === lastQ) return lastQText;
+    if (v === lastA) return lastAText;
+    const text = formatDecimal(v);
+    lastA = lastQ;
+    lastAText = lastQText;
+    lastQ = v;
+    lastQText = text;
+    return text;
+  };
   const skip = (e: PricingEvent, customerId: string, externalId: string, reason: string, detail = '') => {
     unpriced[reason] = (unpriced[reason] ?? 0) + 1;
     rows.push(row(e, JSON.stringify(e.p), customerId, externalId, '', '', '', '', 0, '0', '0', '', 'unpriced', detail ? `${reason}: ${detail}` : reason));
@@ -175,7 +196,7 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
       skip(e, ext ? '' : e.c, ext ? e.c.slice(2) : '', 'unknown_customer');
       continue;
     }
-    const subs = (snap.subscriptions[customer.id] ?? []).filter((s) => s.startMs <= e.t && (s.endMs === null || e.t < s.endMs));
+    const subs = activeSubscriptions(snap.subscriptions[customer.id], e.t);
     if (subs.length === 0) {
       skip(e, customer.id, customer.externalId, 'no_active_subscription');
       continue;
@@ -194,7 +215,7 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
           const g = metric.group_by ? e.p[metric.group_by] : undefined;
           out.push({
             row: row(e, properties ??= JSON.stringify(e.p), customer.id, customer.externalId, sub.id, price.id, metric.id,
-              g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), formatDecimal(quantity), formatDecimal(amount), price.currency, 'rated', ''),
+              g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), decimalText(quantity), decimalText(amount), price.currency, 'rated', ''),
             price, amount, quantity,
           });
         }
