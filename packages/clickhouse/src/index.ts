@@ -5,8 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+// The client and chDB are loaded when a connection is opened: pricing worker threads import
+// this package for its payload writers (tsv.ts) only.
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '@drawdown/log';
 import { SCHEMA } from './schema';
 
@@ -54,10 +55,12 @@ const BASE_SETTINGS: ClickHouseSettings = {
 };
 
 export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> {
+  const { createClient } = await import('@clickhouse/client');
   let client: ClickHouseClient;
   let rawInsert: RawInsert | undefined;
   const embedded = !opts.url;
   if (embedded) {
+    const { createChdbConnection } = await import('chdb/connection');
     const path = resolve(opts.dataDir);
     mkdirSync(path, { recursive: true });
     // chDB builds against its own copy of @clickhouse/client-common's types; the runtime

@@ -4,7 +4,7 @@
 // partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
 // and `applyCumulative` fills them in stream order.
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
-import { tsvDateTime64, tsvField } from '@drawdown/clickhouse/tsv';
+import { tsvDateTime64, tsvField } from '@drawdown/clickhouse';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
