@@ -35,6 +35,7 @@ interface Tier {
 
 // Parsed configs are cached per price object: a snapshot's prices are immutable.
 const tierCache = new WeakMap<PriceSnap, Tier[]>();
+const unitCache = new WeakMap<PriceSnap, bigint>();
 
 function tiersOf(price: PriceSnap): Tier[] {
   let t = tierCache.get(price);
@@ -90,9 +91,14 @@ export function cumulativeIncrement(price: PriceSnap, before: bigint, q: bigint)
 export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<string, PropertyValue>): bigint {
   switch (price.modelType) {
     case 'unit': {
-      const cfg = price.config.unit_config as { unit_amount?: unknown } | undefined;
-      if (!cfg) throw new Unpriceable(`price ${price.id}: unit_config missing`);
-      return mul(q, dec(cfg.unit_amount, 'unit_config.unit_amount'));
+      let unit = unitCache.get(price);
+      if (unit === undefined) {
+        const cfg = price.config.unit_config as { unit_amount?: unknown } | undefined;
+        if (!cfg) throw new Unpriceable(`price ${price.id}: unit_config missing`);
+        unitCache.set(price, (unit = dec(cfg.unit_amount, 'unit_config.unit_amount')));
+      }
+      // A count is one unit: the product is the unit amount itself.
+      return q === ONE ? unit : mul(q, unit);
     }
     case 'matrix':
       return mul(q, matrixUnit(price, props));
