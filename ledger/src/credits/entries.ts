@@ -98,7 +98,8 @@ async function findBlock(db: Queryable, customerId: string, blockId: string): Pr
 const fieldError = (field: string, message: string) => new ApiError('validation_failed', `${field}: ${message}`, [{ field, message }]);
 
 async function setRemaining(db: Queryable, blockId: string, delta: bigint): Promise<void> {
-  await db.query('UPDATE credit_blocks SET remaining = remaining + $2 WHERE id = $1', [blockId, formatDecimal(delta)]);
+  // Credits added back to a block the expiry job had settled empty make it due again.
+  await db.query('UPDATE credit_blocks SET remaining = remaining + $2, expiry_done = expiry_done AND $2::numeric <= 0 WHERE id = $1', [blockId, formatDecimal(delta)]);
 }
 
 /** New credits fill earlier overage first: takes up to `available` from the block into the overage. */
