@@ -4,6 +4,7 @@
 //   balance already leaves such blocks out from their expiry time on (balances.ts), so a
 //   late job changes no balance; it makes the ledger say so.
 // - starting: blocks created to take effect later settle overage when they do (see startDueBlocks).
+// - voids: a void initiated on a block whose invoice was open completes once it closes (completeVoids).
 // - pruning: applied debit batch ids older than the replay horizon (a batch cannot be
 //   redelivered after DEBITS dropped it), and Idempotency-Key records past their TTL.
 import type { Logger } from '@drawdown/log';
@@ -11,7 +12,7 @@ import { counter } from '@drawdown/metrics';
 import { withTx, type Pool } from '@drawdown/pg';
 import { toPicos } from './balances';
 import { BalanceTracker } from './crossings';
-import { insertEntries, settleOverage } from './entries';
+import { completeVoids, insertEntries, settleOverage } from './entries';
 
 const expired = counter('drawdown_ledger_blocks_expired_total', 'Credit blocks expired by the expiry job');
 const pruned = counter('drawdown_ledger_pruned_total', 'Rows pruned by the ledger maintenance job', ['table']);
@@ -113,6 +114,7 @@ export function startCreditJobs(opts: { pool: Pool; log: Logger; intervalMs: num
     running = (async () => {
       await startDueBlocks(opts.pool, opts.maxPairs);
       await expireDueBlocks(opts.pool, opts.maxPairs);
+      await completeVoids(opts.pool, opts.maxPairs);
       await pruneLedger(opts.pool, opts);
     })();
     try {
