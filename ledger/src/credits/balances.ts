@@ -14,8 +14,9 @@ export interface Balance {
 
 export const balanceKey = (customerId: string, pricingUnit: string) => `${customerId}\u0000${pricingUnit}`;
 
-/** Creates missing balance rows and locks all of them in a fixed order. */
-export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<void> {
+/** Creates missing balance rows and locks all of them in a fixed order; returns each locked
+ *  row's overage (the row as locked: current, whatever committed before the lock was granted). */
+export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<Map<string, bigint>> {
   const sorted = [...pairs].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0));
   const customers = pgTextArray(sorted.map((p) => p.customerId));
   const units = pgTextArray(sorted.map((p) => p.pricingUnit));
@@ -30,12 +31,13 @@ export async function lockBalances(db: Queryable, pairs: { customerId: string; p
       [customers, units],
     );
   }
-  await db.query(
-    `SELECT 1 FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+  const r = await db.query<{ customer_id: string; pricing_unit: string; overage: string }>(
+    `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
         ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
       ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb`,
     [customers, units],
   );
+  return new Map(r.rows.map((x) => [balanceKey(x.customer_id, x.pricing_unit), toPicos(x.overage)]));
 }
 
 export async function readBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[]): Promise<Map<string, Balance>> {

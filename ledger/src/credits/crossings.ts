@@ -85,6 +85,17 @@ export class BalanceTracker {
     return b;
   }
 
+  /** Locks like `lock` without reading the balances: the caller reads what the blocks had
+   *  available in its next statement and hands the balances before to `setBeforeAll`. Returns
+   *  the overage of each locked row. */
+  async lockOnly(pairs: Pair[], create: boolean): Promise<Map<string, bigint>> {
+    return lockBalances(this.db, pairs, create);
+  }
+
+  setBeforeAll(before: Map<string, Balance>): void {
+    for (const [k, v] of before) this.before.set(k, v);
+  }
+
   beforeOf(p: Pair): Balance {
     const b = this.before.get(balanceKey(p.customerId, p.pricingUnit));
     if (!b) throw new Error(`balance of ${p.customerId}/${p.pricingUnit} was not locked`);

@@ -53,7 +53,14 @@ export async function applyDebitBatches(pool: Pool, batches: DebitBatch[]): Prom
 
 /** Draws `lines` from their owners' blocks (and updates the blocks); returns per-block takes and leftovers.
  *  Balances with a price-filtered block take the per-line path; all others the set-based one. */
-async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+interface Drawn {
+  fromBlocks: Take[];
+  leftover: Take[];
+  /** Per owner pair drawn: what its counting blocks had available before this draw. */
+  available: Map<string, bigint>;
+}
+
+async function drawDown(c: PoolClient, lines: Draw[]): Promise<Drawn> {
   const filtered = await c.query<{ customer_id: string; pricing_unit: string }>(
     `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
       WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND remaining > 0 AND filters <> '[]'::jsonb`,
@@ -63,7 +70,7 @@ async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Tak
   const slow = new Set(filtered.rows.map((r) => `${r.customer_id}\u0000${r.pricing_unit}`));
   const a = await drawDownSet(c, lines.filter((l) => !slow.has(`${l.owner}\u0000${l.unit}`)));
   const b = await drawDownFiltered(c, lines.filter((l) => slow.has(`${l.owner}\u0000${l.unit}`)));
-  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover] };
+  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover], available: new Map([...a.available, ...b.available]) };
 }
 
 /** Does a block's filter list admit a price of this item? (Orb: item_id includes / excludes.) */
@@ -73,8 +80,8 @@ function admits(filters: BlockFilter[], itemId: string | undefined): boolean {
 
 /** Per-line draw-down for balances with filtered blocks: each line, in order, takes from the
  *  blocks its price's item is admitted to, in draw-down order. */
-async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
-  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
+async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
   const blocks = await c.query<{ id: string; customer_id: string; pricing_unit: string; remaining: string; filters: BlockFilter[] }>(
     `SELECT id, customer_id, pricing_unit, remaining::text, filters FROM credit_blocks k
       WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[]))
@@ -85,6 +92,11 @@ async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlo
   const items = await c.query<{ id: string; item_id: string }>('SELECT id, item_id FROM prices WHERE id = ANY($1::text[])', [[...new Set(lines.map((l) => l.price))]]);
   const itemOf = new Map(items.rows.map((r) => [r.id, r.item_id]));
   const left = new Map(blocks.rows.map((b) => [b.id, toPicos(b.remaining)]));
+  const available = new Map<string, bigint>(lines.map((l) => [balanceKey(l.owner, l.unit), 0n]));
+  for (const b of blocks.rows) {
+    const k = balanceKey(b.customer_id, b.pricing_unit);
+    available.set(k, available.get(k)! + left.get(b.id)!);
+  }
   const fromBlocks: Take[] = [];
   const leftover: Take[] = [];
   const sorted = [...lines].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.price < y.price ? -1 : x.price > y.price ? 1 : x.usage < y.usage ? -1 : x.usage > y.usage ? 1 : 0));
@@ -103,7 +115,7 @@ async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlo
     if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), blockId: null });
   }
   await updateBlocks(c, fromBlocks);
-  return { fromBlocks, leftover };
+  return { fromBlocks, leftover, available };
 }
 
 async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
@@ -118,9 +130,9 @@ async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
 
 /** Set-based draw-down (no filtered blocks): cumulative intervals; one statement computes the
  *  takes, lowers the blocks' remaining and returns the takes. */
-async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
-  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
-  const r = await c.query<{ owner: string; usage: string; unit: string; price: string; day: string; block_id: string | null; take: string }>(
+async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
+  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string }>(
     `WITH d AS (
        SELECT owner, usage, unit, price, day, amount,
               sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
@@ -153,13 +165,20 @@ async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: 
      SELECT d.owner, d.usage, d.unit, d.price, d.day::text, NULL,
             (d.d_end - greatest(d.d_start, coalesce(t.available, 0)))::text
        FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
-      WHERE d.d_end > coalesce(t.available, 0)`,
+      WHERE d.d_end > coalesce(t.available, 0)
+     UNION ALL
+     -- What each owner pair with blocks had available before this draw (price NULL marks these rows).
+     SELECT customer_id, NULL, pricing_unit, NULL, NULL, NULL, available::text FROM total`,
     [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
   );
   const fromBlocks: Take[] = [];
   const leftover: Take[] = [];
-  for (const x of r.rows) (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id });
-  return { fromBlocks, leftover };
+  const available = new Map<string, bigint>(lines.map((l) => [balanceKey(l.owner, l.unit), 0n]));
+  for (const x of r.rows) {
+    if (x.price === null) available.set(balanceKey(x.owner, x.unit), toPicos(x.take));
+    else (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id });
+  }
+  return { fromBlocks, leftover, available };
 }
 
 async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyResult> {
@@ -201,11 +220,25 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   }
   const pairList = [...pairs.values()];
   const tracker = new BalanceTracker(c, 'usage');
-  const before = await tracker.lock(pairList, true);
+  // Without pools every locked pair is an owner of the first draw, which reports what its
+  // blocks had available: the balances before need no read of their own.
+  const pooledTx = parentOf.size > 0;
+  const overageBefore = pooledTx ? undefined : await tracker.lockOnly(pairList, true);
+  let before = pooledTx ? await tracker.lock(pairList, true) : new Map<string, Balance>();
 
   const own = await drawDown(c, lines.map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) })));
+  if (overageBefore) {
+    before = new Map();
+    for (const p of pairList) {
+      const k = balanceKey(p.customerId, p.pricingUnit);
+      const available = own.available.get(k)!;
+      const overage = overageBefore.get(k)!;
+      before.set(k, { customerId: p.customerId, pricingUnit: p.pricingUnit, available, overage, balance: available - overage });
+    }
+    tracker.setBeforeAll(before);
+  }
   const pooled = own.leftover.filter((x) => parentOf.has(x.usage)).map((x) => ({ ...x, owner: parentOf.get(x.usage)! }));
-  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [] };
+  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [], available: new Map<string, bigint>() };
   const fromBlocks = [...own.fromBlocks, ...fromParents.fromBlocks];
   const overage = [...own.leftover.filter((x) => !parentOf.has(x.usage)), ...fromParents.leftover];
 
