@@ -25,12 +25,17 @@ export interface LoadSpec {
   port: number;
   path: string;
   authorization?: string;
-  templates: TemplateSpec;
+  /** POST bodies (ingest); required unless `get` is given. */
+  templates?: TemplateSpec;
+  /** GET these paths in turn instead of POSTing templates. */
+  get?: { paths: string[] };
   connections: number;
   mode: 'closed' | 'open';
   /** Requests per second (open mode). */
   rateRps?: number;
   durationMs: number;
+  /** Closed mode: stop once this many requests are answered (rates then count the time taken). */
+  maxRequests?: number;
   /** Requests excluded from latency figures at the start (warm-up), in ms. */
   warmupMs?: number;
   /** Open mode: most requests waiting for a free connection before new ones are dropped. */
@@ -77,6 +82,11 @@ const TAG = randomBytes(4).toString('hex');
 let requestNo = 0;
 
 function requestsFor(spec: LoadSpec) {
+  if (spec.get) {
+    const auth = spec.authorization ? `Authorization: ${spec.authorization}\r\n` : '';
+    return spec.get.paths.map((path) => ({ bytes: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n${auth}\r\n`, 'latin1'), slots: [] as number[], events: 1 }));
+  }
+  if (!spec.templates) throw new Error('load spec: templates or get is required');
   const key = JSON.stringify(spec.templates);
   let cached = templatesCache.get(key);
   if (!cached || Date.now() - cached.at > TEMPLATE_MAX_AGE_MS) {
@@ -170,7 +180,10 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     stamp(copy, tpl.slots, requestNo++);
     return { copy, events: tpl.events };
   };
+  let answered = 0;
+  let allAnswered: (() => void) | undefined;
   const dispatch = (c: Conn, startedAt: number) => {
+    if (spec.maxRequests !== undefined && requests >= spec.maxRequests) return;
     const { copy, events } = nextRequest();
     requests++;
     c.send(copy, startedAt, events);
@@ -194,6 +207,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
       if (!errorSample) errorSample = `${status} ${body.toString('utf8').slice(0, 300)}`;
     }
     if (c.startedAt >= warmupEnd) latencies.push(now - c.startedAt);
+    if (++answered === spec.maxRequests) allAnswered?.();
     if (!running) return;
     if (spec.mode === 'closed') dispatch(c, now);
     else if (queue.length > 0) dispatch(c, queue.shift()!);
@@ -216,10 +230,15 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     cur = { t: cur.t + 1, okRequests: 0, okEvents: 0, errors: 0 };
   }, 1000);
 
+  let measuredMs = spec.durationMs;
   if (spec.mode === 'closed') {
     const start = performance.now();
     for (const c of conns) dispatch(c, start);
-    await new Promise((r) => setTimeout(r, spec.durationMs));
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, spec.durationMs);
+      allAnswered = () => (clearTimeout(t), r());
+    });
+    if (spec.maxRequests !== undefined) measuredMs = Math.min(spec.durationMs, performance.now() - start);
   } else {
     const rate = spec.rateRps ?? 1;
     const maxQueue = spec.maxQueue ?? spec.connections * 4;
@@ -266,11 +285,11 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     byStatus,
     socketErrors,
     dropped,
-    eventsPerS: Math.round(okEvents / (spec.durationMs / 1000)),
-    inWindowEventsPerS: Math.round(okEventsInWindow / (spec.durationMs / 1000)),
+    eventsPerS: Math.round(okEvents / (measuredMs / 1000)),
+    inWindowEventsPerS: Math.round(okEventsInWindow / (measuredMs / 1000)),
     scheduledRequests: spec.mode === 'open' ? scheduled : requests,
     inWindowOkRequests: okRequestsInWindow,
-    requestsPerS: Math.round(okRequests / (spec.durationMs / 1000)),
+    requestsPerS: Math.round(okRequests / (measuredMs / 1000)),
     latencyMs: { p50: r2(pct(50)), p90: r2(pct(90)), p99: r2(pct(99)), max: r2(sorted.length ? sorted[sorted.length - 1]! : NaN), samples: sorted.length },
     cpuS: r2((cpu.user + cpu.system) / 1e6),
     series,

@@ -11,6 +11,7 @@ import { lineChart } from './plot';
 import { machineCpu, machineFacts, round } from './util';
 import type { ScenarioResult } from './scenarios/common';
 import type { E2eOpts } from './scenarios/e2e';
+import type { AlertsOpts } from './scenarios/alerts';
 
 type Mode = 'quick' | 'full' | 'long';
 
@@ -19,7 +20,7 @@ const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|window=\d+|out=.+)$/.test(a));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,e2e] [--out=DIR]\n`);
+  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n`);
   process.exit(2);
 }
 const mode: Mode = flag('long') ? 'long' : flag('quick') ? 'quick' : 'full';
@@ -32,6 +33,7 @@ const PLAN = {
   ingest: { seconds: Q ? 1 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 20_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   ledger: { seconds: Q ? 1 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
+  alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 30 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
   // Quick: two short search steps per system and shape (a third when the bracket is still wider
   // than 2x), the first one aimed above the capacity (see adaptStartRate), no drain between them
   // (a standing backlog only makes a step's growth easier to see), growth judged on 250 ms
@@ -49,7 +51,7 @@ const PLAN = {
   } satisfies E2eOpts,
 };
 
-const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'e2e'];
+const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'alerts', 'e2e'];
 
 function commandFor(name: string): string {
   const m = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate} --window=${PLAN.long.long.windowSeconds}` : '';
@@ -177,7 +179,7 @@ function phaseMarks(x: number[], labels: string[]): { x: number; label: string }
 
 function headline(r: ScenarioResult): string {
   const f = r.figures as Record<string, unknown>;
-  const keys = ['peakEventsPerS', 'eventsPerS', 'customerDebitsPerS', 'rowsPerS', 'sustainedEventsPerS', 'ratedRowsInClickHouse', 'lastVsFirst'];
+  const keys = ['peakChecksPerS', 'peakEventsPerS', 'eventsPerS', 'customerDebitsPerS', 'rowsPerS', 'sustainedEventsPerS', 'ratedRowsInClickHouse', 'lastVsFirst'];
   const parts = keys.filter((k) => f[k] !== undefined).map((k) => `${k}=${String(f[k])}`);
   if (f.hundredEventsPerMessage) parts.push(`eventsPerS=${(f.hundredEventsPerMessage as { eventsPerS: number }).eventsPerS}`);
   return parts.join(' ') || 'done';
@@ -240,6 +242,8 @@ function renderMarkdown(doc: Doc): string {
   row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
   row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
   row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
+  row('Access checks (hot cache), peak', g('access_checks', 'peakChecksPerS'), 'checks/s', '', `p50 ${num(g('access_checks', 'halfLoadLatencyMs.p50'))} ms, p99 ${num(g('access_checks', 'halfLoadLatencyMs.p99'))} ms at half the peak`);
+  row('Threshold crossing to signed webhook received, p99', g('crossing_to_webhook', 'commitToReceivedMs.p99'), 'ms', 'seconds', `p50 ${num(g('crossing_to_webhook', 'commitToReceivedMs.p50'))} ms over ${num(g('crossing_to_webhook', 'received'))} crossings, from the debit's commit`);
   for (const shape of ['uniform', 'zipf']) {
     const dd = g(`e2e_drawdown_${shape}`, 'sustainedEventsPerS');
     const bl = g(`e2e_baseline_${shape}`, 'sustainedEventsPerS');

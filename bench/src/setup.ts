@@ -55,7 +55,9 @@ export async function createBenchDatabase(url: string): Promise<void> {
   try {
     await c.query(`CREATE DATABASE "${name.replace(/"/g, '""')}" TEMPLATE "${template.replace(/"/g, '""')}"`);
   } catch (err) {
-    if ((err as { code?: string }).code !== '42P04') throw err; // exists already
+    // Exists already (42P04), or another process (startApp's ensureDatabase) created it at the same moment (23505).
+    const code = (err as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw err;
   } finally {
     await c.end();
   }

@@ -150,4 +150,30 @@ describe('API keys', () => {
     const listed = await admin('GET', `/v1/api_keys/${a.id}`);
     expect(listed.body.revoked_at).toEqual(expect.any(String));
   });
+  it('evicts the oldest cached keys when the verifier cache is full, not the whole cache', async () => {
+    const keys: string[] = [];
+    for (let i = 0; i < 4; i++) keys.push((await admin('POST', '/v1/api_keys', { name: `cache-${i}`, scopes: ['ingest'] })).body.key as string);
+    // The real pool, with its lookups counted.
+    let lookups = 0;
+    const pool = { query: (...args: Parameters<typeof app.pool.query>) => (lookups++, app.pool.query(...args)) } as unknown as typeof app.pool;
+    const verifier = createKeyVerifier(pool, { cacheTtlMs: 600_000, maxEntries: 3 });
+    const auth = (k: string) => verifier.authenticate(`Bearer ${k}`);
+    try {
+      for (const k of keys.slice(0, 3)) await auth(k);
+      expect(lookups).toBe(3);
+      await auth(keys[3]!); // full: the oldest (keys[0]) goes
+      expect(lookups).toBe(4);
+      for (const k of keys.slice(1)) await auth(k); // still cached
+      expect(lookups).toBe(4);
+      await auth(keys[0]!); // evicted: looked up again, and keys[1] goes
+      expect(lookups).toBe(5);
+      await auth(keys[2]!);
+      await auth(keys[3]!);
+      expect(lookups).toBe(5);
+      await auth(keys[1]!);
+      expect(lookups).toBe(6);
+    } finally {
+      verifier.close();
+    }
+  });
 });

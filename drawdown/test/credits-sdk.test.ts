@@ -160,6 +160,45 @@ describe('credits through the orb-billing SDK', () => {
     expect((await orb.customers.credits.ledger.list(customer.id, { entry_type: 'credit_block_expiry' })).data).toHaveLength(1);
   });
 
+  it('voids a block bought through an open invoice in two steps: void_initiated, then void when the invoice closes', async () => {
+    const customer = await orb.customers.create({ name: 'Refund', email: 'r@x.test' });
+    const bought = await orb.customers.credits.ledger.createEntry(customer.id, {
+      entry_type: 'increment', amount: 50, per_unit_cost_basis: '0.5', invoice_settings: { auto_collection: false, net_terms: 30 },
+    });
+    if (bought.entry_type !== 'increment') throw new Error('unreachable');
+    const invoiceId = (await app.pool.query('SELECT invoice_id FROM credit_blocks WHERE id = $1', [bought.credit_block.id])).rows[0].invoice_id as string;
+    expect(invoiceId).toBeTruthy();
+    const plain = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'increment', amount: 5 });
+
+    // The invoice is still open: the void starts; the credits leave the balance at once.
+    const started = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'void', block_id: bought.credit_block.id, amount: 20, void_reason: 'refund', description: 'customer asked' });
+    if (started.entry_type !== 'void_initiated') throw new Error(`expected void_initiated, got ${started.entry_type}`);
+    expect(started).toMatchObject({ amount: -20, void_amount: 20, void_reason: 'refund', starting_balance: 55, ending_balance: 35, description: 'customer asked' });
+    expect(Date.parse(started.new_block_expiry_date)).toBeLessThanOrEqual(Date.now());
+    expect((await orb.customers.credits.list(customer.id)).data.map((b) => [b.id, b.balance])).toEqual([[bought.credit_block.id, 30], [plain.credit_block.id, 5]]);
+    // Nothing completes while the invoice is open.
+    await app.ledger.creditJobs.runOnce();
+    expect((await orb.customers.credits.ledger.list(customer.id, { entry_type: 'void' })).data).toHaveLength(0);
+
+    // A block with no open invoice is voided in one step.
+    const direct = await orb.customers.credits.ledger.createEntry(customer.id, { entry_type: 'void', block_id: plain.credit_block.id, amount: 1 });
+    expect(direct.entry_type).toBe('void');
+
+    // The invoice is paid: the void completes (amount 0: the credits already left), once.
+    await orb.invoices.markPaid(invoiceId, { payment_received_date: day(0) });
+    await app.ledger.creditJobs.runOnce();
+    await app.ledger.creditJobs.runOnce();
+    const voids = await orb.customers.credits.ledger.list(customer.id, { entry_type: 'void' });
+    const done = voids.data.filter((e) => e.metadata.void_initiated_entry_id === started.id);
+    expect(done).toHaveLength(1);
+    expect(done[0]).toMatchObject({ amount: 0, void_amount: 20, void_reason: 'refund', starting_balance: 34, ending_balance: 34, credit_block: { id: bought.credit_block.id } });
+    const listed = await orb.customers.credits.ledger.list(customer.id, { entry_type: 'void_initiated' });
+    expect(listed.data.map((e) => [e.id, e.entry_type, e.amount])).toEqual([[started.id, 'void_initiated', -20]]);
+    const all = [];
+    for await (const e of orb.customers.credits.ledger.list(customer.id)) all.push(e.entry_type);
+    expect(all).toEqual(['void', 'void', 'void_initiated', 'increment', 'increment']);
+  });
+
   it('settles overage from a block once its effective date passes', async () => {
     const customer = await orb.customers.create({ name: 'Later', email: 'l@x.test' });
     await orb.alerts.createForCustomer(customer.id, { type: 'credit_balance_recovered', currency: 'credits' });

@@ -3,21 +3,23 @@
 // the request. Never a 2xx for an event that is not durable.
 import type { Config } from '@drawdown/config';
 import {
-  decodeBody, validateEvents, encodeBatch, partitionOf, batchMessageId, RequestError,
+  decodeBody, validateEvents, partitionOf, RequestError,
   type AcceptedEvent, type IngestLimits, type ValidationResult,
 } from '@drawdown/events';
 import { ApiError, type Route, type Request, type Reply } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
-import { jetstream, names, type NatsConnection } from '@drawdown/nats';
+import { names, type NatsConnection } from '@drawdown/nats';
 import { reasonsOf } from './reasons';
+import { createPublisher, type MessageOutcome } from './publisher';
 
 export { reasonOf, reasonsOf, type RejectReason } from './reasons';
 
 const eventsTotal = counter('drawdown_ingest_events_total', 'Events received, by outcome (accepted, duplicate, rejected)', ['outcome']);
 const rejectedEvents = counter('drawdown_ingest_events_rejected_total', 'Rejected events by reason (an event with several problems counts once per reason)', ['reason']);
-const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one partition batch, until its ack');
-const publishFailures = counter('drawdown_ingest_publish_failures_total', 'Partition batches JetStream did not acknowledge (timeout, no stream, disconnected)');
+const publishSeconds = histogram('drawdown_ingest_publish_seconds', 'JetStream publish latency of one message, until its ack');
+const publishFailures = counter('drawdown_ingest_publish_failures_total', 'JetStream messages not acknowledged (timeout, no stream, disconnected)');
+const messageEvents = histogram('drawdown_ingest_message_events', 'Events per JetStream message (requests joined by the linger)', [], [1, 10, 25, 50, 100, 250, 500, 1000, 5000]);
 const requestEvents = histogram('drawdown_ingest_request_events', 'Events per ingest request', [], [1, 10, 50, 100, 250, 500, 1000, 5000]);
 const rejectedRequests = counter('drawdown_ingest_requests_rejected_total', 'Requests refused as a whole, by reason', ['reason']);
 const inflightGauge = gauge('drawdown_ingest_inflight_bytes', 'Request bytes awaiting JetStream acks');
@@ -41,12 +43,24 @@ export function ingestLimits(config: Config): IngestLimits {
 export function createIngest(opts: { config: Config; nc: NatsConnection; log: Logger; now?: () => number }): Ingest {
   const { config } = opts;
   const log = opts.log.child({ service: 'ingest' });
-  const js = jetstream(opts.nc);
   const n = names(config.namespace);
   const now = opts.now ?? Date.now;
   const limits = ingestLimits(config);
   const retryAfter = { 'retry-after': String(config.ingestRetryAfterSeconds) };
   let inflight = 0;
+  const publisher = createPublisher({
+    nc: opts.nc,
+    subjectPrefix: n.eventsSubjectPrefix,
+    lingerMs: config.ingestLingerMs,
+    maxEvents: config.ingestMessageMaxEvents,
+    maxBytes: config.ingestMessageMaxBytes,
+    timeoutMs: config.ingestPublishTimeoutMs,
+    onSettled: (m) => {
+      if (m.error) publishFailures.inc();
+      else publishSeconds.observe(m.seconds);
+      messageEvents.observe(m.events);
+    },
+  });
 
   const refuse = (err: RequestError): never => {
     rejectedRequests.inc({ reason: err.code });
@@ -83,49 +97,60 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       if (g) g.push(e);
       else groups.set(p, [e]);
     }
-    const duplicates = [...result.duplicates];
+    const debugAsked = req.query.get('debug');
+    const wantDebug = debugAsked === 'true' || debugAsked === '1';
+    // The key lists are built only when asked for; the counts always.
+    const duplicates = wantDebug ? [...result.duplicates] : [];
     const ingested: string[] = [];
+    let ingestedCount = 0;
+    let duplicateCount = result.duplicates.length;
     inflight += size;
     inflightGauge.set(inflight);
     try {
-      // Every batch is awaited (allSettled, not all): the answer waits until JetStream has
-      // settled each one, so a 503 never races a batch still in flight.
-      const outcomes = await Promise.allSettled(
-        [...groups].map(async ([p, events]) => {
-          const t0 = performance.now();
-          const ack = await js.publish(`${n.eventsSubjectPrefix}.${p}`, encodeBatch(events), {
-            msgID: batchMessageId(p, events),
-            timeout: config.ingestPublishTimeoutMs,
-          });
-          publishSeconds.observe((performance.now() - t0) / 1000);
-          return { events, duplicate: ack.duplicate };
-        }),
-      );
-      const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
-      if (failures.length > 0) {
-        publishFailures.inc(failures.length);
+      // Every message carrying events of this request is awaited (allSettled, not all): the
+      // answer waits until JetStream has settled each one, so a 503 never races a message still
+      // in flight. A message may carry other requests' events too (the linger joins them).
+      const parts: AcceptedEvent[][] = [];
+      const waits: Promise<MessageOutcome>[] = [];
+      for (const [p, events] of groups) {
+        parts.push(events);
+        waits.push(publisher.add(p, events));
+      }
+      const outcomes = await Promise.allSettled(waits);
+      let failed = 0;
+      let first: Error | undefined;
+      for (const o of outcomes) {
+        if (o.status === 'rejected') {
+          failed++;
+          first ??= o.reason as Error;
+        }
+      }
+      if (failed > 0) {
         rejectedRequests.inc({ reason: 'publish_failed' });
-        const first = failures[0]!.reason as Error;
-        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed: failures.length, events: result.accepted.length });
+        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed, events: result.accepted.length });
         throw new ApiError(
           'unavailable',
           'events could not be stored durably (JetStream unavailable or slow); nothing in this request is acknowledged, retry it whole',
           [], retryAfter, { cause: first },
         );
       }
-      for (const o of outcomes) {
-        if (o.status === 'fulfilled') for (const e of o.value.events) (o.value.duplicate ? duplicates : ingested).push(e.k);
+      for (let i = 0; i < outcomes.length; i++) {
+        const o = outcomes[i]!;
+        if (o.status !== 'fulfilled') continue;
+        const events = parts[i]!;
+        if (o.value.duplicate) duplicateCount += events.length;
+        else ingestedCount += events.length;
+        if (wantDebug) for (const e of events) (o.value.duplicate ? duplicates : ingested).push(e.k);
       }
     } finally {
       inflight -= size;
       inflightGauge.set(inflight);
     }
-    eventsTotal.inc({ outcome: 'accepted' }, ingested.length);
-    eventsTotal.inc({ outcome: 'duplicate' }, duplicates.length);
+    eventsTotal.inc({ outcome: 'accepted' }, ingestedCount);
+    eventsTotal.inc({ outcome: 'duplicate' }, duplicateCount);
     eventsTotal.inc({ outcome: 'rejected' }, result.failed.length);
     for (const f of result.failed) for (const reason of reasonsOf(f.validation_errors)) rejectedEvents.inc({ reason });
-    const debugAsked = req.query.get('debug');
-    const debug = debugAsked === 'true' || debugAsked === '1' ? { duplicate: duplicates, ingested } : null;
+    const debug = wantDebug ? { duplicate: duplicates, ingested } : null;
     return { status: 200, body: { validation_failed: result.failed, debug } };
   };
 

@@ -13,12 +13,11 @@ import { jetstream, names, openKv, type NatsConnection } from '@drawdown/nats';
 import type { Pool } from '@drawdown/pg';
 import { LeaseManager } from './lease';
 import { PartitionRunner, type PriceFn } from './partition';
-import { encodeSnapshot, type PricingTask } from './pricing/worker';
-import type { PricingResult } from './pricing/price';
+import { encodeSnapshot, type PricingOutput, type PricingTask } from './pricing/worker';
 import { unpricedRoutes } from './routes';
 import { rerateUnpriced } from './unpriced';
 
-export { priceBatch, applyCumulative, isFiat, isPricingUnit } from './pricing/price';
+export { priceBatch, applyCumulative, isFiat, isPricingUnit, encodeRated, joinRated, RATED_COLUMNS } from './pricing/price';
 export type { PricingEvent, PricingResult, RatedRow } from './pricing/price';
 export { DedupMemory } from './dedup';
 export { listUnpriced, rerateUnpriced } from './unpriced';
@@ -87,11 +86,22 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
       .finally(() => (loading = undefined));
     return loading;
   };
-  const price: PriceFn = async (snap, events, partition, batchId) => {
+  const price: PriceFn = async (snap, msgs, skip, partition, batchId) => {
     let sab = shared.get(snap);
     if (!sab) shared.set(snap, (sab = encodeSnapshot(snap)));
-    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, events, partition, batchId };
-    return (await pool.run(task)) as PricingResult;
+    // The payloads back to back in one buffer, moved (not copied) to the worker. A message's
+    // data may be a view into a larger buffer: only its bytes are copied here.
+    let size = 0;
+    for (const m of msgs) size += m.data.byteLength;
+    const data = new Uint8Array(size);
+    const ends: number[] = [];
+    let at = 0;
+    for (const m of msgs) {
+      data.set(m.data, at);
+      ends.push((at += m.data.byteLength));
+    }
+    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, partition, batchId, data, ends, seqs: msgs.map((m) => m.seq), skip };
+    return (await pool.run(task, { transferList: [data.buffer] })) as PricingOutput;
   };
 
   const rerateDeps = { ch: opts.ch, js, eventsSubjectPrefix: n.eventsSubjectPrefix };

@@ -11,13 +11,14 @@
 import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { batchId as makeBatchId, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
-import { insertRows, queryRows, type Ch } from '@drawdown/clickhouse';
+import { insertRows, insertTsv, queryRows, type Ch } from '@drawdown/clickhouse';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { parseDecimal } from '@drawdown/money';
 import { DeliverPolicy, type JetStreamClient, type KV } from '@drawdown/nats';
 import { DedupMemory, dedupKey } from './dedup';
-import { DebitAccumulator, applyCumulative, cumulativeKey, isPricingUnit, type CumulativeState, type DebitLineOut, type PricingEvent, type PricingResult } from './pricing/price';
+import { DebitAccumulator, RATED_COLUMNS, applyCumulative, cumulativeKey, isPricingUnit, joinRated, type CumulativeState, type DebitLineOut } from './pricing/price';
+import type { PricingOutput } from './pricing/worker';
 
 const eventsIn = counter('drawdown_rater_events_total', 'Events seen by the rater by outcome', ['outcome']);
 const batchSeconds = histogram('drawdown_rater_batch_seconds', 'Time to process one batch end to end');
@@ -44,8 +45,17 @@ export class FencedError extends Error {
   readonly isRetryable = false;
 }
 
-/** Prices one batch in a worker thread (see index.ts). */
-export type PriceFn = (snapshot: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string) => Promise<PricingResult>;
+/** Prices one batch's messages in a worker thread, leaving out the events at the `skip` positions (see index.ts, pricing/worker.ts). */
+export type PriceFn = (snapshot: CatalogSnapshot, msgs: readonly Msg[], skip: number[], partition: number, batchId: string) => Promise<PricingOutput>;
+
+/** An event of the batch being cut, for dedup: its position among the batch's decoded events and its canonical dedup key. */
+interface Candidate {
+  pos: number;
+  k: string;
+  c: string;
+  t: number;
+  key: string;
+}
 
 export interface PartitionDeps {
   partition: number;
@@ -84,8 +94,10 @@ interface Outcome {
   seen: [string, number][];
 }
 
-interface Msg {
+export interface Msg {
   seq: number;
+  /** The message's payload (msgpack), handed to the pricing worker as is. */
+  data: Uint8Array;
   events: AcceptedEvent[];
   /** Set on re-rating messages: sequence of the original unpriced events. */
   rerateOf?: number;
@@ -195,7 +207,7 @@ export class PartitionRunner {
           d.log.error('undecodable message in events stream skipped', { partition: d.partition, seq: m.seq, err });
         }
         const rerate = m.headers?.get(RERATE_HEADER);
-        buf.push({ seq: m.seq, events, ...(rerate ? { rerateOf: Number(rerate) } : {}) });
+        buf.push({ seq: m.seq, data: m.data, events, ...(rerate ? { rerateOf: Number(rerate) } : {}) });
         bufEvents += events.length;
         const pending = this.checkpoint.pending;
         // Replaying a recorded batch: cut exactly at its recorded end.
@@ -291,27 +303,31 @@ export class PartitionRunner {
     if (!replay) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
 
     // Every candidate keeps its place in stream order (cumulative prices depend on it, and a
-    // replay must price in the same order whatever the dedup memory holds).
-    const candidates: PricingEvent[] = [];
-    const maybeSeen: PricingEvent[] = [];
-    const rerates: PricingEvent[] = [];
-    const dropped = new Set<PricingEvent>();
+    // replay must price in the same order whatever the dedup memory holds). `pos` counts the
+    // batch's decoded events: the worker decodes the same messages and skips by position.
+    const candidates: Candidate[] = [];
+    const maybeSeen: Candidate[] = [];
+    const rerates: Candidate[] = [];
+    const dropped = new Set<Candidate>();
+    const skip: number[] = [];
     const resolved: Record<string, unknown>[] = [];
     let receivedAtMax = 0;
     const local = new Set<string>();
     let inBatchDuplicates = 0;
+    let pos = 0;
     for (const m of msgs) {
       for (const e of m.events) {
-        const ev: PricingEvent = { seq: m.seq, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p };
+        const key = dedupKey(canonicalRef(snapshot, e.c), e.k);
+        const ev: Candidate = { pos: pos++, k: e.k, c: e.c, t: e.t, key };
         if (m.rerateOf !== undefined) {
           resolved.push({ partition: d.partition, seq: m.rerateOf, idempotency_key: e.k, resolved_by_seq: m.seq, resolved_at: Date.now() });
           rerates.push(ev);
           candidates.push(ev);
           continue;
         }
-        const key = dedupKey(canonicalRef(snapshot, e.c), e.k);
         if (local.has(key)) {
           inBatchDuplicates++;
+          skip.push(ev.pos);
           continue;
         }
         local.add(key);
@@ -324,7 +340,7 @@ export class PartitionRunner {
     if (maybeSeen.length > 0) {
       storeChecks.inc({}, maybeSeen.length);
       const known = await this.seenInStore(maybeSeen, snapshot, first, false);
-      for (const ev of maybeSeen) if (known.has(dedupKey(canonicalRef(snapshot, ev.c), ev.k))) dropped.add(ev);
+      for (const ev of maybeSeen) if (known.has(ev.key)) dropped.add(ev);
     }
     // Re-rating copies: priced unless a priced row of the event exists, or the event is
     // already in this batch (as a new copy or an earlier re-rating copy).
@@ -334,21 +350,25 @@ export class PartitionRunner {
       const isRerate = new Set(rerates);
       for (const ev of candidates) {
         if (dropped.has(ev)) continue;
-        const key = dedupKey(canonicalRef(snapshot, ev.c), ev.k);
-        if (isRerate.has(ev) && (rated.has(key) || inBatch.has(key))) dropped.add(ev);
-        else inBatch.add(key);
+        if (isRerate.has(ev) && (rated.has(ev.key) || inBatch.has(ev.key))) dropped.add(ev);
+        else inBatch.add(ev.key);
       }
     }
     const fresh = dropped.size === 0 ? candidates : candidates.filter((ev) => !dropped.has(ev));
     const duplicates = inBatchDuplicates + dropped.size;
+    if (dropped.size > 0) {
+      for (const ev of dropped) skip.push(ev.pos);
+      skip.sort((x, y) => x - y);
+    }
 
-    const result = fresh.length > 0 ? await d.price(snapshot, fresh, d.partition, id) : { rows: [], debits: [], cumulative: [], unpriced: {} };
-    const cumulativeUpdates = applyCumulative(snapshot, result, this.cumulative);
-    await insertRows(d.ch, 'rated_events', result.rows as unknown as Record<string, unknown>[], `rated:${id}`);
+    const result = fresh.length > 0 ? await d.price(snapshot, msgs, skip, d.partition, id) : { segments: [''], rows: 0, cumulative: [], debits: [], unpriced: {} };
+    const cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: result.debits }, this.cumulative);
+    const body = joinRated(result.segments, result.cumulative.map((r) => r.amount));
+    await insertTsv(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
     let outcome: Outcome = {
       debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.length - unpricedTotal,
-      seen: fresh.map((ev) => [dedupKey(canonicalRef(snapshot, ev.c), ev.k), ev.t] as [string, number]),
+      seen: fresh.map((ev) => [ev.key, ev.t] as [string, number]),
     };
     // A replayed range: the insert above was dropped if an earlier attempt stored the batch
     // (same token), and that attempt may have priced with another catalog version. The debits
@@ -414,7 +434,7 @@ export class PartitionRunner {
   }
 
   /** Which of these keys this partition already committed before this batch (rated only, for re-rating copies). */
-  private async seenInStore(events: PricingEvent[], snapshot: CatalogSnapshot, firstSeq: number, ratedOnly: boolean): Promise<Set<string>> {
+  private async seenInStore(events: readonly Pick<Candidate, 'k'>[], snapshot: CatalogSnapshot, firstSeq: number, ratedOnly: boolean): Promise<Set<string>> {
     const keys = [...new Set(events.map((e) => e.k))];
     const rows = await queryRows<{ k: string; c: string; e: string }>(
       this.d.ch,

@@ -15,6 +15,13 @@ export interface IngestOpts {
   customers: number;
 }
 
+/** The edge's events-per-JetStream-message histogram (sum, count), from its /metrics. */
+async function messageEvents(port: number): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 'NaN');
+  return { sum: v('drawdown_ingest_message_events_sum'), count: v('drawdown_ingest_message_events_count') };
+}
+
 export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
   const env = benchEnv();
   const server = await startServer({ kind: 'edge', config: env.config });
@@ -39,7 +46,9 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
         const g1 = procSample(gen.pid)!;
         return { r, edgeCpuShare: round((s1.cpuS - s0.cpuS) / secs, 2), loadgenCpuShare: round((g1.cpuS - g0.cpuS) / secs, 2) };
       };
+      const m0 = await messageEvents(server.port);
       const peak = await measure(() => gen.run({ ...base, mode: 'closed', durationMs: opts.seconds * 1000, warmupMs: 500 }));
+      const m1 = await messageEvents(server.port);
       await sleep(500);
       const halfRps = Math.max(1, Math.round(peak.r.requestsPerS / 2));
       const half = await measure(() => gen.run({ ...base, mode: 'open', rateRps: halfRps, durationMs: opts.seconds * 1000, warmupMs: 500 }));
@@ -53,6 +62,8 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
           peakRequestsPerS: peak.r.requestsPerS,
           peakLatencyMs: peak.r.latencyMs,
           peakStatus: peak.r.byStatus,
+          // JetStream messages the edge published during the peak (warm-up included): requests share them.
+          peakEventsPerJetStreamMessage: round((m1.sum - m0.sum) / Math.max(1, m1.count - m0.count), 1),
           halfLoadEventsPerS: half.r.eventsPerS,
           halfLoadLatencyMs: half.r.latencyMs,
           halfLoadStatus: half.r.byStatus,

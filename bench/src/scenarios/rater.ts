@@ -3,6 +3,8 @@
 // position reaches the stream's end: events/s into ClickHouse and DEBITS. Also the memory of
 // one dedup fingerprint, measured on a DedupMemory of real keys with the heap before/after.
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { migrateClickHouse, openClickHouse, queryRows } from '@drawdown/clickhouse';
 import { encodeBatch, groupByPartition } from '@drawdown/events';
 import { jetstream, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
@@ -21,19 +23,26 @@ export interface RaterOpts {
   maxSeconds: number;
 }
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.();
+// The scenario process runs without --expose-gc: get the collector for the memory sample.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 function dedupBytesPerKey(count: number): { bytesPerFingerprint: number; keys: number } {
-  gc();
-  const before = process.memoryUsage().heapUsed;
+  // The fingerprints live in typed arrays, outside the JS heap: count both (as
+  // rater/scripts/dedup-memory.ts does).
+  const used = () => {
+    gc();
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const before = used();
   const d = new DedupMemory(count);
   const now = Date.now();
   for (let i = 0; i < count; i++) d.add(`x:ext-${i % 10_000}\u0000req${String(i).padStart(12, '0')}-${i % 100}`, now + i);
-  gc();
-  const after = process.memoryUsage().heapUsed;
-  const bytes = (after - before) / count;
+  const after = used();
   if (d.size !== count) throw new Error('dedup sample lost keys');
-  return { bytesPerFingerprint: Math.round(bytes), keys: count };
+  return { bytesPerFingerprint: Math.round((after - before) / count), keys: count };
 }
 
 const progress = (msg: string) => process.stderr.write(`  rater ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
@@ -76,10 +85,13 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     progress('starting the rater');
     const start = performance.now();
     const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
+    const startedS = (performance.now() - start) / 1000;
+    let firstBatchS = 0;
     let rssMax = rssBefore;
     let timedOut = false;
     for (;;) {
       rssMax = Math.max(rssMax, procSample(process.pid)!.rssBytes);
+      if (!firstBatchS && rater.runners.some((r) => r.position > 0)) firstBatchS = (performance.now() - start) / 1000;
       if (rater.runners.every((r) => r.position >= lastSeq[r.partition]!)) break;
       if (performance.now() - start > opts.maxSeconds * 1000) {
         timedOut = true;
@@ -92,10 +104,10 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     progress(`rater ${timedOut ? 'stopped at the time limit' : 'done'} after ${round(secs, 1)} s; stopping`);
     const counted = await registry.getSingleMetric('drawdown_rater_events_total')?.get();
     const processed = timedOut ? (counted?.values ?? []).filter((v) => v.labels.outcome !== 'undecodable_message').reduce((a, v) => a + v.value, 0) : opts.events;
-    const dedup = dedupBytesPerKey(opts.dedupSample);
     const notes: string[] = [];
     // A stop or a count that does not return is reported, not waited for forever.
     const stoppedOk = await within(rater.stop().then(() => true), 30_000);
+    const dedup = dedupBytesPerKey(opts.dedupSample);
     if (!stoppedOk) notes.push('rater.stop() did not return within 30 s (a batch in flight did not finish)');
     progress(stoppedOk ? 'rater stopped' : 'rater.stop() timed out');
     const rows = stoppedOk ? await within(queryRows<{ n: string }>(ch, "SELECT count() AS n FROM rated_events WHERE status = 'rated'"), 30_000) : undefined;
@@ -112,6 +124,8 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
         stoppedAtTimeLimit: timedOut,
         eventsPerS: Math.round(processed / secs),
         seconds: round(secs, 2),
+        startRaterSeconds: round(startedS, 2),
+        firstBatchSeconds: round(firstBatchS, 2),
         ratedRows: rated,
         debitBatches: debits.state.messages,
         partitions: P,

@@ -14,25 +14,30 @@ export interface Balance {
 
 export const balanceKey = (customerId: string, pricingUnit: string) => `${customerId}\u0000${pricingUnit}`;
 
-/** Creates missing balance rows and locks all of them in a fixed order. */
-export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<void> {
+/** Creates missing balance rows and locks all of them in a fixed order; returns each locked
+ *  row's overage (the row as locked: current, whatever committed before the lock was granted). */
+export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<Map<string, bigint>> {
   const sorted = [...pairs].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0));
-  const customers = sorted.map((p) => p.customerId);
-  const units = sorted.map((p) => p.pricingUnit);
+  const customers = pgTextArray(sorted.map((p) => p.customerId));
+  const units = pgTextArray(sorted.map((p) => p.pricingUnit));
   if (create) {
     // Rows for unknown customers would fail the foreign key; the rater only debits known customers.
+    // Only missing rows are inserted (the anti-join is cheaper than a conflict check per row).
     await db.query(
       `INSERT INTO credit_balances (customer_id, pricing_unit)
-       SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+       SELECT t.customer_id, t.pricing_unit FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+        WHERE NOT EXISTS (SELECT 1 FROM credit_balances cb WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit)
+        ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
       [customers, units],
     );
   }
-  await db.query(
-    `SELECT 1 FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+  const r = await db.query<{ customer_id: string; pricing_unit: string; overage: string }>(
+    `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
         ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
       ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb`,
     [customers, units],
   );
+  return new Map(r.rows.map((x) => [balanceKey(x.customer_id, x.pricing_unit), toPicos(x.overage)]));
 }
 
 export async function readBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[]): Promise<Map<string, Balance>> {
@@ -44,7 +49,7 @@ export async function readBalances(db: Queryable, pairs: { customerId: string; p
                          AND (k.expiry_date IS NULL OR k.expiry_date > now())), 0)::text AS available
        FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
          ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit`,
-    [pairs.map((p) => p.customerId), pairs.map((p) => p.pricingUnit)],
+    [pgTextArray(pairs.map((p) => p.customerId)), pgTextArray(pairs.map((p) => p.pricingUnit))],
   );
   const out = new Map<string, Balance>();
   for (const row of r.rows) {
@@ -57,9 +62,21 @@ export async function readBalances(db: Queryable, pairs: { customerId: string; p
 
 /** numeric(38,12) text from Postgres -> picos. */
 export function toPicos(text: string): bigint {
+  // numeric(38,12) columns and their sums print exactly 12 decimals: drop the point.
+  const dot = text.indexOf('.');
+  if (dot >= 0 && text.length - dot === 13) return BigInt(text.slice(0, dot) + text.slice(dot + 1));
   const neg = text.startsWith('-');
   const t = neg ? text.slice(1) : text;
   const [int = '0', frac = ''] = t.split('.');
   const v = BigInt(int + frac.padEnd(12, '0').slice(0, 12));
   return neg ? -v : v;
+}
+
+/** A Postgres array literal of text values, built in one join: node-postgres escapes each
+ *  element on its own, which costs more than the query for the debit path's large arrays.
+ *  Values holding a quote or backslash take node-postgres' own serialization. */
+export function pgTextArray(values: readonly string[]): string | readonly string[] {
+  if (values.length === 0) return '{}';
+  const body = values.join('","');
+  return /["\\]/.test(body) ? values : `{"${body}"}`;
 }

@@ -7,7 +7,7 @@
 import type { Queryable } from '@drawdown/pg';
 import { evaluateCrossings } from '../alerts/evaluate';
 import { evaluateTopUps } from '../topups/topups';
-import { balanceKey, lockBalances, readBalances, type Balance } from './balances';
+import { balanceKey, lockBalances, pgTextArray, readBalances, type Balance } from './balances';
 
 export interface BalanceChange {
   customerId: string;
@@ -40,9 +40,20 @@ const alertHook: CrossingHook = async (db, changes) => {
 /** Built in: threshold top-ups (ledger/src/topups): one intent per top-up whose threshold a
  *  balance crossed downwards in this transaction, decided under the balance row locks. */
 const topUpHook: CrossingHook = async (db, changes) => {
+  const fell = changes.filter((x) => x.after < x.before);
+  if (fell.length === 0) return;
+  // Most customers have no top-up: only balances with one (in any state) go further, so the
+  // check below sees every balance that could cross a top-up threshold.
+  const r = await db.query<{ customer_id: string; currency: string }>(
+    'SELECT DISTINCT customer_id, currency FROM top_ups WHERE customer_id = ANY($1::text[]) AND deleted_at IS NULL',
+    [pgTextArray([...new Set(fell.map((x) => x.customerId))])],
+  );
+  if (r.rows.length === 0) return;
+  const withTopUp = new Set(r.rows.map((x) => balanceKey(x.customer_id, x.currency)));
   const before = new Map<string, Balance>();
   const after = new Map<string, Balance>();
-  for (const x of changes) {
+  for (const x of fell) {
+    if (!withTopUp.has(balanceKey(x.customerId, x.pricingUnit))) continue;
     const key = balanceKey(x.customerId, x.pricingUnit);
     before.set(key, { customerId: x.customerId, pricingUnit: x.pricingUnit, available: 0n, overage: 0n, balance: x.before });
     after.set(key, { customerId: x.customerId, pricingUnit: x.pricingUnit, available: 0n, overage: 0n, balance: x.after });
@@ -72,6 +83,17 @@ export class BalanceTracker {
     const b = await readBalances(this.db, pairs);
     for (const [k, v] of b) this.before.set(k, v);
     return b;
+  }
+
+  /** Locks like `lock` without reading the balances: the caller reads what the blocks had
+   *  available in its next statement and hands the balances before to `setBeforeAll`. Returns
+   *  the overage of each locked row. */
+  async lockOnly(pairs: Pair[], create: boolean): Promise<Map<string, bigint>> {
+    return lockBalances(this.db, pairs, create);
+  }
+
+  setBeforeAll(before: Map<string, Balance>): void {
+    for (const [k, v] of before) this.before.set(k, v);
   }
 
   beforeOf(p: Pair): Balance {

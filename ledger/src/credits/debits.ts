@@ -13,8 +13,7 @@
 import type { DebitBatch } from '@drawdown/debits';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
-import { newId } from '../ids';
-import { balanceKey, readBalances, toPicos } from './balances';
+import { balanceKey, pgTextArray as arr, toPicos, type Balance } from './balances';
 import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
 import { recordSubscriptionUsage } from '../alerts/evaluate';
@@ -54,17 +53,24 @@ export async function applyDebitBatches(pool: Pool, batches: DebitBatch[]): Prom
 
 /** Draws `lines` from their owners' blocks (and updates the blocks); returns per-block takes and leftovers.
  *  Balances with a price-filtered block take the per-line path; all others the set-based one. */
-async function drawDown(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
+interface Drawn {
+  fromBlocks: Take[];
+  leftover: Take[];
+  /** Per owner pair drawn: what its counting blocks had available before this draw. */
+  available: Map<string, bigint>;
+}
+
+async function drawDown(c: PoolClient, lines: Draw[]): Promise<Drawn> {
   const filtered = await c.query<{ customer_id: string; pricing_unit: string }>(
     `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
       WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND remaining > 0 AND filters <> '[]'::jsonb`,
-    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.unit))],
   );
   if (filtered.rows.length === 0) return drawDownSet(c, lines);
   const slow = new Set(filtered.rows.map((r) => `${r.customer_id}\u0000${r.pricing_unit}`));
   const a = await drawDownSet(c, lines.filter((l) => !slow.has(`${l.owner}\u0000${l.unit}`)));
   const b = await drawDownFiltered(c, lines.filter((l) => slow.has(`${l.owner}\u0000${l.unit}`)));
-  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover] };
+  return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover], available: new Map([...a.available, ...b.available]) };
 }
 
 /** Does a block's filter list admit a price of this item? (Orb: item_id includes / excludes.) */
@@ -74,18 +80,23 @@ function admits(filters: BlockFilter[], itemId: string | undefined): boolean {
 
 /** Per-line draw-down for balances with filtered blocks: each line, in order, takes from the
  *  blocks its price's item is admitted to, in draw-down order. */
-async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
-  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
+async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
   const blocks = await c.query<{ id: string; customer_id: string; pricing_unit: string; remaining: string; filters: BlockFilter[] }>(
     `SELECT id, customer_id, pricing_unit, remaining::text, filters FROM credit_blocks k
       WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         AND remaining > 0 AND status = 'active' AND effective_date <= now() AND (expiry_date IS NULL OR expiry_date > now())
       ORDER BY expiry_date ASC NULLS LAST, coalesce(per_unit_cost_basis, 0), created_at, id`,
-    [lines.map((l) => l.owner), lines.map((l) => l.unit)],
+    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.unit))],
   );
   const items = await c.query<{ id: string; item_id: string }>('SELECT id, item_id FROM prices WHERE id = ANY($1::text[])', [[...new Set(lines.map((l) => l.price))]]);
   const itemOf = new Map(items.rows.map((r) => [r.id, r.item_id]));
   const left = new Map(blocks.rows.map((b) => [b.id, toPicos(b.remaining)]));
+  const available = new Map<string, bigint>(lines.map((l) => [balanceKey(l.owner, l.unit), 0n]));
+  for (const b of blocks.rows) {
+    const k = balanceKey(b.customer_id, b.pricing_unit);
+    available.set(k, available.get(k)! + left.get(b.id)!);
+  }
   const fromBlocks: Take[] = [];
   const leftover: Take[] = [];
   const sorted = [...lines].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.price < y.price ? -1 : x.price > y.price ? 1 : x.usage < y.usage ? -1 : x.usage > y.usage ? 1 : 0));
@@ -104,7 +115,7 @@ async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<{ fromBlo
     if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), blockId: null });
   }
   await updateBlocks(c, fromBlocks);
-  return { fromBlocks, leftover };
+  return { fromBlocks, leftover, available };
 }
 
 async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
@@ -113,14 +124,15 @@ async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
     `UPDATE credit_blocks k SET remaining = k.remaining - s.take
        FROM (SELECT block_id, sum(take) AS take FROM unnest($1::text[], $2::numeric[]) AS t(block_id, take) GROUP BY block_id) s
       WHERE k.id = s.block_id`,
-    [fromBlocks.map((x) => x.blockId), fromBlocks.map((x) => x.amount)],
+    [arr(fromBlocks.map((x) => x.blockId!)), arr(fromBlocks.map((x) => x.amount))],
   );
 }
 
-/** Set-based draw-down (no filtered blocks): cumulative intervals, one statement. */
-async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: Take[]; leftover: Take[] }> {
-  if (lines.length === 0) return { fromBlocks: [], leftover: [] };
-  const r = await c.query<{ owner: string; usage: string; unit: string; price: string; day: string; block_id: string | null; take: string }>(
+/** Set-based draw-down (no filtered blocks): cumulative intervals; one statement computes the
+ *  takes, lowers the blocks' remaining and returns the takes. */
+async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
+  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string }>(
     `WITH d AS (
        SELECT owner, usage, unit, price, day, amount,
               sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
@@ -138,22 +150,35 @@ async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<{ fromBlocks: 
                     ROWS UNBOUNDED PRECEDING)
      ), total AS (
        SELECT customer_id, pricing_unit, max(b_end) AS available FROM b GROUP BY 1, 2
+     ), takes AS (
+       SELECT d.owner, d.usage, d.unit, d.price, d.day, b.id AS block_id,
+              least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start) AS take
+         FROM d JOIN b ON b.customer_id = d.owner AND b.pricing_unit = d.unit
+                      AND b.b_start < d.d_end AND d.d_start < b.b_end
+     ), upd AS (
+       UPDATE credit_blocks k SET remaining = k.remaining - s.take
+         FROM (SELECT block_id, sum(take) AS take FROM takes GROUP BY block_id) s
+        WHERE k.id = s.block_id
      )
-     SELECT d.owner, d.usage, d.unit, d.price, d.day::text AS day, b.id AS block_id,
-            (least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start))::text AS take
-       FROM d JOIN b ON b.customer_id = d.owner AND b.pricing_unit = d.unit
-                    AND b.b_start < d.d_end AND d.d_start < b.b_end
+     SELECT owner, usage, unit, price, day::text AS day, block_id, take::text AS take FROM takes
      UNION ALL
      SELECT d.owner, d.usage, d.unit, d.price, d.day::text, NULL,
             (d.d_end - greatest(d.d_start, coalesce(t.available, 0)))::text
        FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
-      WHERE d.d_end > coalesce(t.available, 0)`,
-    [lines.map((l) => l.owner), lines.map((l) => l.usage), lines.map((l) => l.unit), lines.map((l) => l.price), lines.map((l) => l.day), lines.map((l) => l.amount)],
+      WHERE d.d_end > coalesce(t.available, 0)
+     UNION ALL
+     -- What each owner pair with blocks had available before this draw (price NULL marks these rows).
+     SELECT customer_id, NULL, pricing_unit, NULL, NULL, NULL, available::text FROM total`,
+    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
   );
-  const takes: Take[] = r.rows.map((x) => ({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id }));
-  const fromBlocks = takes.filter((x) => x.blockId !== null);
-  await updateBlocks(c, fromBlocks);
-  return { fromBlocks, leftover: takes.filter((x) => x.blockId === null) };
+  const fromBlocks: Take[] = [];
+  const leftover: Take[] = [];
+  const available = new Map<string, bigint>(lines.map((l) => [balanceKey(l.owner, l.unit), 0n]));
+  for (const x of r.rows) {
+    if (x.price === null) available.set(balanceKey(x.owner, x.unit), toPicos(x.take));
+    else (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id });
+  }
+  return { fromBlocks, leftover, available };
 }
 
 async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyResult> {
@@ -184,7 +209,7 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   if (lines.length === 0) return { applied, skipped, customers: 0, depleted: 0 };
 
   const customers = [...new Set(lines.map((l) => l.customerId))];
-  const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [customers]);
+  const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [arr(customers)]);
   const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
 
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
@@ -195,11 +220,25 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   }
   const pairList = [...pairs.values()];
   const tracker = new BalanceTracker(c, 'usage');
-  const before = await tracker.lock(pairList, true);
+  // Without pools every locked pair is an owner of the first draw, which reports what its
+  // blocks had available: the balances before need no read of their own.
+  const pooledTx = parentOf.size > 0;
+  const overageBefore = pooledTx ? undefined : await tracker.lockOnly(pairList, true);
+  let before = pooledTx ? await tracker.lock(pairList, true) : new Map<string, Balance>();
 
   const own = await drawDown(c, lines.map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) })));
+  if (overageBefore) {
+    before = new Map();
+    for (const p of pairList) {
+      const k = balanceKey(p.customerId, p.pricingUnit);
+      const available = own.available.get(k)!;
+      const overage = overageBefore.get(k)!;
+      before.set(k, { customerId: p.customerId, pricingUnit: p.pricingUnit, available, overage, balance: available - overage });
+    }
+    tracker.setBeforeAll(before);
+  }
   const pooled = own.leftover.filter((x) => parentOf.has(x.usage)).map((x) => ({ ...x, owner: parentOf.get(x.usage)! }));
-  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [] };
+  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [], available: new Map<string, bigint>() };
   const fromBlocks = [...own.fromBlocks, ...fromParents.fromBlocks];
   const overage = [...own.leftover.filter((x) => !parentOf.has(x.usage)), ...fromParents.leftover];
 
@@ -211,31 +250,53 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
          FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount)
         GROUP BY 1, 2, 3, 4
        ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE SET amount = usage_overage.amount + excluded.amount`,
-      [overage.map((r) => r.usage), overage.map((r) => r.unit), overage.map((r) => r.price), overage.map((r) => r.day), overage.map((r) => r.amount)],
+      [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.price)), arr(overage.map((r) => r.day)), arr(overage.map((r) => r.amount))],
     );
     await c.query(
       `UPDATE credit_balances cb SET overage = cb.overage + s.amount, updated_at = now()
          FROM (SELECT customer_id, pricing_unit, sum(amount) AS amount
                  FROM unnest($1::text[], $2::text[], $3::numeric[]) AS t(customer_id, pricing_unit, amount) GROUP BY 1, 2) s
         WHERE cb.customer_id = s.customer_id AND cb.pricing_unit = s.pricing_unit`,
-      [overage.map((r) => r.usage), overage.map((r) => r.unit), overage.map((r) => r.amount)],
+      [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.amount))],
     );
   }
 
-  const after = await readBalances(c, pairList);
+  // The balances after, without reading them again: the balance rows are locked and every
+  // block drawn is active, effective and unexpired (it counted in the balance before), so a
+  // take lowers its owner's available credits and overage raises the usage customer's overage.
+  const after = new Map<string, Balance>();
+  for (const [k, b] of before) after.set(k, { ...b });
+  for (const x of fromBlocks) after.get(balanceKey(x.owner, x.unit))!.available -= toPicos(x.amount);
+  for (const x of overage) after.get(balanceKey(x.usage, x.unit))!.overage += toPicos(x.amount);
+  for (const a of after.values()) a.balance = a.available - a.overage;
 
   // Usage decrements, grouped per customer, block, price, day (and, on a pool, the child):
   // grow the day's entry, or start it with the next sequence numbers of the owner's ledger.
   // Such an entry's starting_balance is the owner's balance before the batch that created it,
   // its ending_balance the balance after the latest batch that grew it (see README).
+  // New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url).
   if (fromBlocks.length > 0) {
-    const bal = (m: Map<string, { balance: bigint }>, r: Take) => formatDecimal(m.get(balanceKey(r.owner, r.unit))!.balance);
+    // The owner's balance before and after, as text, once per owner.
+    const text = new Map<string, [string, string]>();
+    const balText = (r: Take) => {
+      const k = balanceKey(r.owner, r.unit);
+      let t = text.get(k);
+      if (!t) text.set(k, (t = [formatDecimal(before.get(k)!.balance), formatDecimal(after.get(k)!.balance)]));
+      return t;
+    };
+    const starts: string[] = [];
+    const ends: string[] = [];
+    for (const r of fromBlocks) {
+      const [sb, eb] = balText(r);
+      starts.push(sb);
+      ends.push(eb);
+    }
     await c.query(
       `WITH t AS (
          SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take,
-                min(start_balance) AS start_balance, min(end_balance) AS end_balance, min(new_id) AS new_id
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::text[])
-             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance, new_id)
+                min(start_balance) AS start_balance, min(end_balance) AS end_balance
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[])
+             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance)
           GROUP BY 1, 2, 3, 4, 5, 6
        ), upd AS (
          UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
@@ -258,19 +319,20 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
        )
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
                                    starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
-       SELECT ins.new_id, ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
+       SELECT translate(encode(substr(uuid_send(gen_random_uuid()), 1, 6) || substr(uuid_send(gen_random_uuid()), 11, 6), 'base64'), '+/', '-_'),
+              ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
               ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
          FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit`,
       [
-        fromBlocks.map((r) => r.owner), fromBlocks.map((r) => r.unit), fromBlocks.map((r) => r.blockId), fromBlocks.map((r) => r.price),
-        fromBlocks.map((r) => r.day), fromBlocks.map((r) => r.usage), fromBlocks.map((r) => r.amount),
-        fromBlocks.map((r) => bal(before, r)), fromBlocks.map((r) => bal(after, r)), fromBlocks.map(() => newId()),
+        arr(fromBlocks.map((r) => r.owner)), arr(fromBlocks.map((r) => r.unit)), arr(fromBlocks.map((r) => r.blockId!)), arr(fromBlocks.map((r) => r.price)),
+        arr(fromBlocks.map((r) => r.day)), arr(fromBlocks.map((r) => r.usage)), arr(fromBlocks.map((r) => r.amount)), arr(starts), arr(ends),
       ],
     );
   }
 
   // Usage per subscription period, for usage and cost alerts (ledger/src/alerts).
-  await recordSubscriptionUsage(c, batches.filter((b) => !skipped.includes(b.id)));
+  const skippedSet = new Set(skipped);
+  await recordSubscriptionUsage(c, batches.filter((b) => !skippedSet.has(b.id)));
   await tracker.finish(after);
   let depleted = 0;
   for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;

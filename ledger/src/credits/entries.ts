@@ -98,7 +98,8 @@ async function findBlock(db: Queryable, customerId: string, blockId: string): Pr
 const fieldError = (field: string, message: string) => new ApiError('validation_failed', `${field}: ${message}`, [{ field, message }]);
 
 async function setRemaining(db: Queryable, blockId: string, delta: bigint): Promise<void> {
-  await db.query('UPDATE credit_blocks SET remaining = remaining + $2 WHERE id = $1', [blockId, formatDecimal(delta)]);
+  // Credits added back to a block the expiry job had settled empty make it due again.
+  await db.query('UPDATE credit_blocks SET remaining = remaining + $2, expiry_done = expiry_done AND $2::numeric <= 0 WHERE id = $1', [blockId, formatDecimal(delta)]);
 }
 
 /** New credits fill earlier overage first: takes up to `available` from the block into the overage. */
@@ -204,7 +205,57 @@ async function voidInTx(c: PoolClient, t: BalanceTracker, pair: Pair, block: Blo
   if (amount > block.remaining) throw fieldError('amount', `exceeds the block's remaining balance (${formatDecimal(block.remaining)})`);
   const bal = (await t.current(pair)).balance;
   await setRemaining(c, block.id, -amount);
-  return insertEntries(c, [{ pair, type: 'void', blockId: block.id, amount: -amount, starting: bal, ending: block.counts ? bal - amount : bal, description, metadata, voidReason: reason, voidAmount: amount }]);
+  // A block bought through an invoice that is still open (draft or issued): the void starts
+  // now (void_initiated: the credits leave the block and the balance at once, and stop counting
+  // from now, new_block_expiry_date) and completes when the invoice closes (completeVoids).
+  const open = await c.query("SELECT 1 FROM credit_blocks k JOIN invoices i ON i.id = k.invoice_id WHERE k.id = $1 AND i.status IN ('draft', 'issued')", [block.id]);
+  const type = open.rows.length > 0 ? 'void_initiated' : 'void';
+  return insertEntries(c, [{
+    pair, type, blockId: block.id, amount: -amount, starting: bal, ending: block.counts ? bal - amount : bal, description, metadata, voidReason: reason, voidAmount: amount,
+    newBlockExpiry: type === 'void_initiated' ? new Date() : null,
+  }]);
+}
+
+/**
+ * Completes initiated voids whose block's invoice has closed (paid: the voided credits are
+ * owed back; void: nothing is owed): a `void` entry per void_initiated entry, with
+ * amount 0 (the credits left the balance when the void was initiated), the same void_amount
+ * and void_reason, and `metadata.void_initiated_entry_id` naming the entry it completes.
+ * Runs in the ledger jobs; one transaction per entry, under the balance lock.
+ */
+export async function completeVoids(pool: Pool, limit: number): Promise<number> {
+  const due = await pool.query<{ id: string; customer_id: string; pricing_unit: string }>(
+    `SELECT e.id, e.customer_id, e.pricing_unit FROM ledger_entries e
+       JOIN credit_blocks k ON k.id = e.block_id JOIN invoices i ON i.id = k.invoice_id
+      WHERE e.entry_type = 'void_initiated' AND i.status IN ('paid', 'void')
+        AND NOT EXISTS (SELECT 1 FROM ledger_entries v WHERE v.entry_type = 'void' AND v.block_id = e.block_id AND v.metadata->>'void_initiated_entry_id' = e.id)
+      ORDER BY e.entry_no LIMIT $1`,
+    [limit],
+  );
+  let n = 0;
+  for (const row of due.rows) {
+    n += await withTx(pool, async (c) => {
+      const pair = { customerId: row.customer_id, pricingUnit: row.pricing_unit };
+      const t = new BalanceTracker(c, 'void');
+      await t.lock([pair], false);
+      // Under the lock: completed by a concurrent run already?
+      const e = await c.query<{ block_id: string; void_amount: string; void_reason: string | null; description: string | null }>(
+        `SELECT e.block_id, e.void_amount::text, e.void_reason, e.description FROM ledger_entries e
+          WHERE e.id = $1 AND NOT EXISTS (SELECT 1 FROM ledger_entries v WHERE v.entry_type = 'void' AND v.block_id = e.block_id AND v.metadata->>'void_initiated_entry_id' = e.id)`,
+        [row.id],
+      );
+      const x = e.rows[0];
+      if (!x) return 0;
+      const bal = (await t.current(pair)).balance;
+      await insertEntries(c, [{
+        pair, type: 'void', blockId: x.block_id, amount: 0n, starting: bal, ending: bal, description: x.description,
+        metadata: { void_initiated_entry_id: row.id }, voidReason: x.void_reason, voidAmount: toPicos(x.void_amount),
+      }]);
+      await t.finish();
+      return 1;
+    });
+  }
+  return n;
 }
 
 async function amendmentInTx(c: PoolClient, t: BalanceTracker, pair: Pair, block: BlockState, amount: bigint, description: string | null, metadata: Record<string, string>): Promise<string[]> {

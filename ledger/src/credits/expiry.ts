@@ -4,6 +4,7 @@
 //   balance already leaves such blocks out from their expiry time on (balances.ts), so a
 //   late job changes no balance; it makes the ledger say so.
 // - starting: blocks created to take effect later settle overage when they do (see startDueBlocks).
+// - voids: a void initiated on a block whose invoice was open completes once it closes (completeVoids).
 // - pruning: applied debit batch ids older than the replay horizon (a batch cannot be
 //   redelivered after DEBITS dropped it), and Idempotency-Key records past their TTL.
 import type { Logger } from '@drawdown/log';
@@ -11,7 +12,7 @@ import { counter } from '@drawdown/metrics';
 import { withTx, type Pool } from '@drawdown/pg';
 import { toPicos } from './balances';
 import { BalanceTracker } from './crossings';
-import { insertEntries, settleOverage } from './entries';
+import { completeVoids, insertEntries, settleOverage } from './entries';
 
 const expired = counter('drawdown_ledger_blocks_expired_total', 'Credit blocks expired by the expiry job');
 const pruned = counter('drawdown_ledger_pruned_total', 'Rows pruned by the ledger maintenance job', ['table']);
@@ -20,7 +21,7 @@ const pruned = counter('drawdown_ledger_pruned_total', 'Rows pruned by the ledge
 export async function expireDueBlocks(pool: Pool, maxPairs: number): Promise<number> {
   const due = await pool.query<{ customer_id: string; pricing_unit: string }>(
     `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
-      WHERE remaining > 0 AND expiry_date IS NOT NULL AND expiry_date <= now() LIMIT $1`,
+      WHERE expiry_date IS NOT NULL AND NOT expiry_done AND expiry_date <= now() LIMIT $1`,
     [maxPairs],
   );
   let n = 0;
@@ -35,6 +36,12 @@ export async function expireDueBlocks(pool: Pool, maxPairs: number): Promise<num
           ORDER BY expiry_date, id`,
         [pair.customerId, pair.pricingUnit],
       );
+      // Blocks already empty at their expiry have nothing to expire: settled without an entry.
+      await c.query(
+        `UPDATE credit_blocks SET expiry_done = true
+          WHERE customer_id = $1 AND pricing_unit = $2 AND expiry_date <= now() AND NOT expiry_done AND remaining = 0`,
+        [pair.customerId, pair.pricingUnit],
+      );
       if (blocks.rows.length === 0) return 0;
       const now = (await t.current(pair)).balance;
       let bal = now + blocks.rows.filter((b) => b.counted).reduce((a, b) => a + toPicos(b.remaining), 0n);
@@ -42,7 +49,7 @@ export async function expireDueBlocks(pool: Pool, maxPairs: number): Promise<num
       for (const b of blocks.rows) {
         const r = toPicos(b.remaining);
         const ending = b.counted ? bal - r : bal;
-        await c.query('UPDATE credit_blocks SET remaining = 0 WHERE id = $1', [b.id]);
+        await c.query('UPDATE credit_blocks SET remaining = 0, expiry_done = true WHERE id = $1', [b.id]);
         await insertEntries(c, [{ pair, type: 'credit_block_expiry', blockId: b.id, amount: -r, starting: bal, ending, description: 'credits expired', createdAt: b.expiry_date }]);
         bal = ending;
       }
@@ -107,6 +114,7 @@ export function startCreditJobs(opts: { pool: Pool; log: Logger; intervalMs: num
     running = (async () => {
       await startDueBlocks(opts.pool, opts.maxPairs);
       await expireDueBlocks(opts.pool, opts.maxPairs);
+      await completeVoids(opts.pool, opts.maxPairs);
       await pruneLedger(opts.pool, opts);
     })();
     try {

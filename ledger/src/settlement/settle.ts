@@ -11,7 +11,7 @@ import { newId } from '../ids';
 import { balanceKey, lockBalances, readBalances } from '../credits/balances';
 import { insertInvoice, lineDto, money, roundLines } from '../invoices/invoices';
 import { computePeriodInvoice, currentPeriod, isFiat, loadSubscription, type UsageSource } from './compute';
-import { periodN, type Period } from './periods';
+import { periodsUntil, type Period } from './periods';
 
 const periodsSettled = counter('drawdown_periods_settled_total', 'Subscription periods settled into invoices');
 
@@ -87,15 +87,15 @@ export async function settleDuePeriods(pool: Pool, usage: UsageSource, opts: { n
   for (const s of subs.rows) {
     const sub = await loadSubscription(pool, s.id);
     let k = s.next_index ?? 0;
-    for (;;) {
-      const p = periodN(sub.start, sub.cadence, k);
-      if (p.end > cutoff || (sub.end && p.start >= sub.end) || out.length >= opts.limit) break;
+    const { done, next } = periodsUntil(sub, cutoff, k);
+    for (const p of done) {
+      if (out.length >= opts.limit) break;
       out.push(await settlePeriod(pool, usage, sub.id, p));
-      k++;
+      k = p.index + 1;
     }
-    // An ended subscription with every period settled is never due again.
-    const next = periodN(sub.start, sub.cadence, k);
-    const dueAt = sub.end && next.start >= sub.end ? new Date('9999-12-31T00:00:00Z') : next.end;
+    // The next period to wait for; an ended subscription with every period settled is never due again.
+    const pending = done.find((p) => p.index === k) ?? next;
+    const dueAt = pending ? pending.end : new Date('9999-12-31T00:00:00Z');
     await pool.query(
       `INSERT INTO settlement_cursors (subscription_id, next_period_index, next_period_end) VALUES ($1, $2, $3)
        ON CONFLICT (subscription_id) DO UPDATE SET next_period_index = excluded.next_period_index, next_period_end = excluded.next_period_end`,

@@ -56,12 +56,13 @@ export async function openScenario(overrides: Record<string, string> = {}): Prom
 
 // ---- catalog rows, written directly (the catalog API is another domain's; these are its tables)
 
-export async function customer(pool: Pool, ext: string, extra: { auto_issuance?: boolean; net_terms?: number; auto_collection?: boolean } = {}): Promise<{ id: string; external_customer_id: string }> {
+export async function customer(pool: Pool, ext: string, extra: { auto_issuance?: boolean; net_terms?: number; auto_collection?: boolean; timezone?: string } = {}): Promise<{ id: string; external_customer_id: string }> {
   const id = newId();
   await pool.query(
     // auto_collection is NOT NULL (default true, catalog migration): an absent choice means off here, as the scenarios were written.
-    'INSERT INTO customers (id, external_customer_id, name, email, auto_issuance, net_terms, auto_collection) VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, false))',
-    [id, ext, `Customer ${ext}`, `${ext}@example.com`, extra.auto_issuance ?? null, extra.net_terms ?? null, extra.auto_collection ?? null],
+    `INSERT INTO customers (id, external_customer_id, name, email, auto_issuance, net_terms, auto_collection, timezone)
+     VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, false), coalesce($8, 'UTC'))`,
+    [id, ext, `Customer ${ext}`, `${ext}@example.com`, extra.auto_issuance ?? null, extra.net_terms ?? null, extra.auto_collection ?? null, extra.timezone ?? null],
   );
   return { id, external_customer_id: ext };
 }

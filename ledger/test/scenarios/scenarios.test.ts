@@ -7,10 +7,12 @@ import { join } from 'node:path';
 import { withTx } from '@drawdown/pg';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { silentLogger } from '@drawdown/log';
+import { billingPeriods } from '@drawdown/catalog';
 import { openClickHouse, migrateClickHouse, insertRows, type Ch } from '@drawdown/clickhouse';
 import { clickhouseUsageSource } from '@drawdown/reporter';
 import { createLedgerEntry } from '../../src/credits/entries';
 import { parseLedgerEntry } from '../../src/credits/parse';
+import { expireDueBlocks } from '../../src/credits/expiry';
 import { markInvoicePaid, issueInvoice, invoiceDtoById } from '../../src/invoices/invoices';
 import { createTopUp, parseTopUp } from '../../src/topups/topups';
 import { startBilling, type Billing } from '../../src/settlement/billing';
@@ -19,6 +21,14 @@ import { openScenario, customer, planWith, subscribe, debit, ledgerOf, balanceOf
 
 const SNAP = join(import.meta.dirname, '__snapshots__');
 const HOUR = 3_600_000;
+
+/** A rated event as the rater writes it to ClickHouse (fiat and non-decomposable usage). */
+const ratedRow = (c: { id: string; external_customer_id: string }, sub: string) =>
+  (i: number, t: string, name: string, priceId: string, props: Record<string, unknown>, quantity = '0') => ({
+    partition: 0, seq: i, batch_id: 'b', customer_id: c.id, external_customer_id: c.external_customer_id, idempotency_key: `${c.external_customer_id}-k${i}`, event_name: name,
+    timestamp: Date.parse(t), received_at: Date.parse(t), properties: JSON.stringify(props), subscription_id: sub, price_id: priceId,
+    metric_id: '', quantity, amount: '0', pricing_unit: 'USD', status: 'rated', reason: '', catalog_version: 1,
+  });
 
 describe('billing scenarios', () => {
   let s: Scenario;
@@ -206,11 +216,7 @@ describe('billing scenarios', () => {
     await s.setClock('2026-01-15T00:00:00Z');
     await debit(s.pool, c.id, priceIds[0]!, '2026-01-15', '180.555');
     // Fiat and non-decomposable usage, as the rater writes it to ClickHouse.
-    const row = (i: number, t: string, name: string, priceId: string, props: Record<string, unknown>, quantity = '0') => ({
-      partition: 0, seq: i, batch_id: 'b', customer_id: c.id, external_customer_id: 'over', idempotency_key: `k${i}`, event_name: name,
-      timestamp: Date.parse(t), received_at: Date.parse(t), properties: JSON.stringify(props), subscription_id: sub, price_id: priceId,
-      metric_id: '', quantity, amount: '0', pricing_unit: 'USD', status: 'rated', reason: '', catalog_version: 1,
-    });
+    const row = ratedRow(c, sub);
     await insertRows(ch, 'rated_events', [
       row(1, '2026-01-03T10:00:00Z', 'seats', priceIds[2]!, { seats: 4 }),
       row(2, '2026-01-09T10:00:00Z', 'seats', priceIds[2]!, { seats: 7 }),
@@ -261,5 +267,118 @@ describe('billing scenarios', () => {
     expect(flags).toEqual({ draft: false, issued: true, paid: false });
     expect(balances.settled).toBe('0');
     await expect(await normalize(s.pool, { balances, flags, upcoming, invoices: await invoicesOf(s.pool, c.id), ledger: await ledgerOf(s.pool, c.id) })).toMatchFileSnapshot(join(SNAP, 'overage-invoice.json'));
+  });
+
+  it('a customer in New York: periods, allocations and invoices start at New York midnight, across the DST change', async () => {
+    // Feb 1 00:00 EST = 05:00Z; Mar 1 00:00 EST = 05:00Z; DST starts Mar 8; Apr 1 00:00 EDT = 04:00Z.
+    await s.setClock('2026-02-01T05:00:00Z');
+    const c = await customer(s.pool, 'nyc', { timezone: 'America/New_York' });
+    const { planId, priceIds } = await planWith(s.pool, 'credits', [
+      { name: 'API call', currency: 'credits', model_type: 'unit', config: { unit_config: { unit_amount: '1' } }, metric: { event_name: 'call', aggregation: 'count' } },
+      { name: 'Platform fee', currency: 'USD', model_type: 'unit', config: { unit_config: { unit_amount: '20' } } },
+      { name: 'Storage GB', currency: 'USD', model_type: 'unit', config: { unit_config: { unit_amount: '0.1' } }, metric: { event_name: 'storage', aggregation: 'sum', property: 'gb' } },
+      { name: 'Monthly credits', currency: 'credits', model_type: 'allocation', config: { allocation_config: { amount: '100', expires_at_end_of_cadence: true } } },
+    ]);
+    const sub = await subscribe(s.pool, c.id, planId, '2026-02-01T05:00:00Z');
+    const row = ratedRow(c, sub);
+    await insertRows(ch, 'rated_events', [
+      row(1, '2026-02-15T12:00:00Z', 'storage', priceIds[2]!, { gb: 5 }, '5'),
+      // Mar 31 23:30 EDT: the March period (a UTC-anchored period would agree).
+      row(2, '2026-04-01T03:30:00Z', 'storage', priceIds[2]!, { gb: 3 }, '3'),
+      // Apr 1 00:30 EDT: April in New York; periods anchored at the start instant in UTC ended at 05:00Z and put it in March.
+      row(3, '2026-04-01T04:30:00Z', 'storage', priceIds[2]!, { gb: 7 }, '7'),
+    ]);
+    // After each pass: this customer's allocation grants and settlement invoices so far (a pass also serves the other scenarios' customers).
+    const ticks: Record<string, { allocations: number; settled: number }> = {};
+    const at = async (iso: string) => {
+      await s.setClock(iso);
+      await expireDueBlocks(s.pool, 100); // the ledger's expiry job, so the ledger shows when each allocation expired
+      await billing.tick();
+      const n = await s.pool.query<{ a: number; i: number }>(
+        `SELECT (SELECT count(*)::int FROM credit_blocks WHERE customer_id = $1 AND source = 'allocation') AS a,
+                (SELECT count(*)::int FROM invoices WHERE customer_id = $1 AND kind = 'settlement') AS i`, [c.id]);
+      ticks[iso] = { allocations: n.rows[0]!.a, settled: n.rows[0]!.i };
+    };
+    await at('2026-02-01T05:00:00Z');
+    await s.setClock('2026-02-20T00:00:00Z');
+    await debit(s.pool, c.id, priceIds[0]!, '2026-02-20', '40');
+    await at('2026-03-01T04:59:59Z'); // Feb 28 23:59:59 EST: still February
+    await at('2026-03-01T05:00:00Z'); // March's allocation; February inside its grace
+    await at('2026-03-01T17:00:00Z'); // February settles
+    await at('2026-04-01T03:59:59Z'); // Mar 31 23:59:59 EDT
+    await at('2026-04-01T04:00:00Z'); // April's allocation at New York midnight (EDT)
+    await at('2026-04-01T16:00:00Z'); // March settles, 12 h after its end
+    await s.setClock('2026-04-15T00:00:00Z');
+    const upcoming = compactInvoice(await upcomingInvoice(s.pool, clickhouseUsageSource(ch), sub, s.now()));
+
+    expect(ticks).toEqual({
+      '2026-02-01T05:00:00Z': { allocations: 1, settled: 0 },
+      '2026-03-01T04:59:59Z': { allocations: 1, settled: 0 },
+      '2026-03-01T05:00:00Z': { allocations: 2, settled: 0 },
+      '2026-03-01T17:00:00Z': { allocations: 2, settled: 1 },
+      '2026-04-01T03:59:59Z': { allocations: 2, settled: 1 },
+      '2026-04-01T04:00:00Z': { allocations: 3, settled: 1 },
+      '2026-04-01T16:00:00Z': { allocations: 3, settled: 2 },
+    });
+    const invoices = await invoicesOf(s.pool, c.id);
+    // The periods are the catalog's billing periods, as the subscriptions API shows them.
+    const periods = billingPeriods(Date.parse('2026-02-01T05:00:00Z'), 'monthly', 'America/New_York', { untilMs: Date.parse('2026-04-15T00:00:00Z') })
+      .map((p) => [new Date(p.startMs).toISOString(), new Date(p.endMs).toISOString()]);
+    expect(periods).toEqual([
+      ['2026-02-01T05:00:00.000Z', '2026-03-01T05:00:00.000Z'],
+      ['2026-03-01T05:00:00.000Z', '2026-04-01T04:00:00.000Z'],
+      ['2026-04-01T04:00:00.000Z', '2026-05-01T04:00:00.000Z'],
+    ]);
+    expect([...invoices.map((i) => [i.period_start, i.period_end]), [upcoming.period_start, upcoming.period_end]]).toEqual(periods);
+    const storage = (inv: Record<string, unknown>) => (inv.line_items as { name: string; quantity: bigint; amount: string }[]).filter((l) => l.name === 'Storage GB').map((l) => [formatDecimal(l.quantity), l.amount]);
+    expect([...invoices.map(storage), storage(upcoming)]).toEqual([[['5', '0.50']], [['3', '0.30']], [['7', '0.70']]]);
+    expect(invoices.map((i) => i.total)).toEqual(['20.50', '20.30']);
+    const blocks = await s.pool.query("SELECT effective_date, expiry_date FROM credit_blocks WHERE customer_id = $1 AND source = 'allocation' ORDER BY effective_date", [c.id]);
+    expect(blocks.rows.map((b) => [(b.effective_date as Date).toISOString(), (b.expiry_date as Date).toISOString()])).toEqual(periods);
+    await expect(await normalize(s.pool, { ticks, upcoming, invoices, ledger: await ledgerOf(s.pool, c.id) })).toMatchFileSnapshot(join(SNAP, 'new-york-periods.json'));
+  });
+
+  it('a matrix price in fiat is priced per combination of property values at settlement, as the upcoming invoice said', async () => {
+    await s.setClock('2026-01-01T00:00:00Z');
+    const c = await customer(s.pool, 'matrix');
+    const matrix = { matrix_config: { dimensions: ['region', 'tier'], default_unit_amount: '0.07', matrix_values: [
+      { dimension_values: ['eu', 'gold'], unit_amount: '0.000123456789' },
+      { dimension_values: ['eu', null], unit_amount: '1.1' },
+      { dimension_values: ['us', 3], unit_amount: '0.333333333333' },
+    ] } };
+    const { planId, priceIds } = await planWith(s.pool, 'USD', [
+      { name: 'Egress GB', currency: 'USD', model_type: 'matrix', config: matrix, metric: { event_name: 'egress', aggregation: 'sum', property: 'gb' } },
+      { name: 'Peak nodes', currency: 'USD', model_type: 'matrix', config: matrix, metric: { event_name: 'nodes', aggregation: 'max', property: 'n' } },
+    ]);
+    const sub = await subscribe(s.pool, c.id, planId, '2026-01-01T00:00:00Z');
+    const row = ratedRow(c, sub);
+    await insertRows(ch, 'rated_events', [
+      row(1, '2026-01-02T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'gold', gb: '1234.567890123' }, '1234.567890123'),
+      row(2, '2026-01-03T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'gold', gb: '0.000000000001' }, '0.000000000001'),
+      row(3, '2026-01-04T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'silver', gb: 2.5 }, '2.5'),
+      row(4, '2026-01-05T00:00:00Z', 'egress', priceIds[0]!, { region: 'us', tier: 3, gb: 3 }, '3'),
+      row(5, '2026-01-06T00:00:00Z', 'egress', priceIds[0]!, { region: 'us', tier: '3', gb: '0.000000000003' }, '0.000000000003'),
+      row(6, '2026-01-07T00:00:00Z', 'egress', priceIds[0]!, { gb: 10 }, '10'),
+      row(7, '2026-02-01T00:00:00Z', 'egress', priceIds[0]!, { region: 'eu', tier: 'silver', gb: 1000 }, '1000'), // next period
+      // Max per combination: eu/gold peaks at 4, us/3 at 2.5.
+      row(8, '2026-01-02T00:00:00Z', 'nodes', priceIds[1]!, { region: 'eu', tier: 'gold', n: 4 }),
+      row(9, '2026-01-09T00:00:00Z', 'nodes', priceIds[1]!, { region: 'eu', tier: 'gold', n: 1 }),
+      row(10, '2026-01-09T00:00:00Z', 'nodes', priceIds[1]!, { region: 'us', tier: 3, n: '2.5' }),
+    ]);
+    await s.setClock('2026-01-31T12:00:00Z');
+    const upcoming = compactInvoice(await upcomingInvoice(s.pool, clickhouseUsageSource(ch), sub, s.now()));
+    await s.setClock('2026-02-01T12:00:00Z');
+    await billing.tick();
+    const [inv] = await invoicesOf(s.pool, c.id);
+    expect(inv!.line_items).toEqual(upcoming.line_items);
+    const lines = (inv!.line_items as { name: string; quantity: bigint; unit_amount: string | null; amount: string }[]).map((l) => [l.name, formatDecimal(l.quantity), l.unit_amount, l.amount]);
+    // Egress: 1234.567890123001 x 0.000123456789 = 0.152415787517 + 2.5 x 1.1 + 3 x 0.333333333333 = 0.999999999999
+    //   + 0.000000000003 x 0.333333333333 -> 0.000000000001 + 10 x 0.07 = 4.602415787517 -> 4.60.
+    // Peak nodes: 4 x 0.000123456789 + 2.5 x 0.333333333333 = 0.000493827156 + 0.8333333333325 -> 0.833333333332 (half-even) = 0.833827160488 -> 0.83.
+    expect(lines).toEqual([
+      ['Egress GB', '1250.067890123004', null, '4.60'],
+      ['Peak nodes', '6.5', null, '0.83'],
+    ]);
+    expect(inv!.total).toBe('5.43');
   });
 });

@@ -160,7 +160,14 @@ export function createKeyVerifier(pool: Pool, opts: KeyVerifierOptions = {}): Ke
         if (!row) entry = { principal: null, reason: 'unknown', at: now };
         else if (row.revoked_at) entry = { principal: null, reason: 'revoked', revokedAt: row.revoked_at.toISOString(), keyId: row.id, at: now };
         else entry = { principal: { keyId: row.id, scopes: row.scopes }, keyId: row.id, at: now };
-        if (cache.size >= max) cache.clear();
+        // A Map iterates in insertion order: a refreshed entry moves to the end, and when the
+        // cache is full the oldest entries go (not the whole cache, which would send every
+        // busy key to Postgres at once).
+        cache.delete(id);
+        for (const k of cache.keys()) {
+          if (cache.size < max) break;
+          cache.delete(k);
+        }
         cache.set(id, entry);
       }
       if (entry.principal) return entry.principal;

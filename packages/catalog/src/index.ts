@@ -7,6 +7,7 @@ import type { BillingCadence } from './periods';
 
 export { billingPeriods, periodAt, zonedTimeToUtc, localParts, isTimeZone, CADENCE_MONTHS } from './periods';
 export type { BillingCadence, Period } from './periods';
+export { PriceConfigError, configDecimal, matrixDimensions, matrixUnitAmount, type PropertyValue } from './pricing';
 
 export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 

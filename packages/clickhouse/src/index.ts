@@ -4,10 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import { Readable } from 'node:stream';
+// The client and chDB are loaded when a connection is opened: pricing worker threads import
+// this package for its payload writers (tsv.ts) only.
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '@drawdown/log';
 import { SCHEMA } from './schema';
+
+export { tsvField, tsvDateTime64 } from './tsv';
 
 export type { ClickHouseClient };
 export { SCHEMA };
@@ -27,9 +31,14 @@ export interface ChOptions {
   dataDir: string;
 }
 
+/** chDB's raw passthrough insert: the payload goes to the engine as bytes, parsed natively off the event loop. */
+export type RawInsert = (params: { table: string; columns?: readonly string[]; values: string | Uint8Array; format: 'TabSeparated' | 'JSONEachRow'; settings: Record<string, string | number> }) => Promise<unknown>;
+
 export interface Ch {
   client: ClickHouseClient;
   embedded: boolean;
+  /** Embedded only: chDB's raw insert (see insertBody). */
+  rawInsert?: RawInsert;
   version: string;
   close(): Promise<void>;
 }
@@ -46,14 +55,19 @@ const BASE_SETTINGS: ClickHouseSettings = {
 };
 
 export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> {
+  const { createClient } = await import('@clickhouse/client');
   let client: ClickHouseClient;
+  let rawInsert: RawInsert | undefined;
   const embedded = !opts.url;
   if (embedded) {
+    const { createChdbConnection } = await import('chdb/connection');
     const path = resolve(opts.dataDir);
     mkdirSync(path, { recursive: true });
     // chDB builds against its own copy of @clickhouse/client-common's types; the runtime
     // interface is the same, so the connection is handed over as the client's own type.
-    const connection = createChdbConnection({ path }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
+    const chdb = createChdbConnection({ path });
+    rawInsert = (p) => chdb.chdb.rawInsert({ ...p, columns: p.columns ? [...p.columns] : undefined, values: typeof p.values === 'string' ? p.values : Buffer.from(p.values.buffer, p.values.byteOffset, p.values.byteLength) });
+    const connection = chdb as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
     client = createClient({ connection });
   } else {
     client = createClient({ url: opts.url, request_timeout: 60_000 });
@@ -66,7 +80,7 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
     throw new ClickHouseError(`ClickHouse ${version} is too old: Drawdown's schema needs ${MIN_SERVER_MAJOR}.x or newer`);
   }
   log.info('clickhouse ready', { embedded, version, ...(embedded ? { dataDir: resolve(opts.dataDir) } : {}) });
-  return { client, embedded, version, close: () => client.close() };
+  return { client, embedded, version, ...(rawInsert ? { rawInsert } : {}), close: () => client.close() };
 }
 
 export async function migrateClickHouse(ch: Pick<Ch, 'client'>): Promise<void> {
@@ -84,38 +98,80 @@ export async function command(ch: Pick<Ch, 'client'>, query: string, params?: Re
   await ch.client.command({ query, query_params: params, clickhouse_settings: BASE_SETTINGS });
 }
 
-/**
- * Inserts rows (JSONEachRow objects) as one block. With a `dedupToken`, ClickHouse drops a
- * repeat of the same insert (same token) within the table's deduplication window, so a
- * replayed batch is stored once (also in materialized views' targets); without one, nothing is
- * deduplicated, even identical rows. Rows must carry timestamps as epoch-ms numbers or strings.
- */
-/** Most rows one insertRows call may carry: more would be split into several blocks. */
+/** Most rows one insert may carry: more would be split into several blocks. */
 export const MAX_INSERT_ROWS = 1_048_576;
 
-export async function insertRows(ch: Pick<Ch, 'client'>, table: string, rows: readonly Record<string, unknown>[], dedupToken = ''): Promise<void> {
-  if (rows.length === 0) return;
-  if (rows.length > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${rows.length} rows is more than one block (${MAX_INSERT_ROWS})`);
+/**
+ * Settings of every insert. With a `dedupToken`, ClickHouse drops a repeat of the same insert
+ * (same token) within the table's deduplication window, so a replayed batch is stored once
+ * (also in materialized views' targets); without one, nothing is deduplicated, even identical
+ * rows: ClickHouse would otherwise drop a block identical to a recent one by content hash (chDB
+ * 26 does so even with insert_deduplicate=0 when the table has a dedup window), so an unnamed
+ * insert gets a token of its own.
+ *
+ * One block (one part) per insert, so the token covers the whole batch and a crash leaves all
+ * of it or none: whatever the parser emits is squashed into one block up to MAX_INSERT_ROWS rows
+ * and 4 GiB (0 would turn squashing off and split a large insert at read-buffer boundaries).
+ * Parallel parsing stays off: with it, chDB 26.7 still writes one part, but the part's dedup id
+ * is derived from the parser's chunks (cut by bytes), so a replay of the same range with other
+ * content (another catalog version) is NOT recognised (test/dedup.test.ts, 50,000 rows).
+ */
+function insertSettings(dedupToken: string): Record<string, string | number> {
+  return {
+    insert_deduplicate: 1,
+    insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
+    deduplicate_blocks_in_dependent_materialized_views: 1,
+    max_insert_block_size: MAX_INSERT_ROWS,
+    min_insert_block_size_rows: MAX_INSERT_ROWS,
+    min_insert_block_size_bytes: 4 * 1024 ** 3,
+    input_format_parallel_parsing: 0,
+  };
+}
+
+/** A ready insert payload: TabSeparated text, one line per row, fields in `columns` order. */
+export interface TsvBody {
+  columns: readonly string[];
+  /** TabSeparated rows, each ending in a newline (fields written with `tsvField`, `tsvDateTime64`). */
+  body: string | Uint8Array;
+  rows: number;
+}
+
+/**
+ * Inserts a TabSeparated payload as one block (see insertSettings). Embedded, the bytes go to
+ * chDB's raw insert (parsed natively, no SQL text built around them); with a server, they are
+ * streamed as the request body.
+ */
+export async function insertTsv(ch: Pick<Ch, 'client' | 'rawInsert'>, table: string, b: TsvBody, dedupToken = ''): Promise<void> {
+  if (b.rows === 0) return;
+  if (b.rows > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${b.rows} rows is more than one block (${MAX_INSERT_ROWS})`);
+  const settings = insertSettings(dedupToken);
+  if (ch.rawInsert) {
+    await ch.rawInsert({ table, columns: b.columns, values: b.body, format: 'TabSeparated', settings });
+    return;
+  }
   await ch.client.insert({
     table,
-    values: rows as Record<string, unknown>[],
-    format: 'JSONEachRow',
-    clickhouse_settings: {
-      ...BASE_SETTINGS,
-      insert_deduplicate: 1,
-      // Without a token ClickHouse drops a block identical to a recent one (by content hash, even
-      // with insert_deduplicate=0 on chDB 26 when the table has a dedup window): an unnamed
-      // insert gets a token of its own, so only a caller's repeated token dedups.
-      insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
-      deduplicate_blocks_in_dependent_materialized_views: 1,
-      date_time_input_format: 'best_effort',
-      // One block (one part) per insert, so the token covers the whole batch and a crash
-      // leaves all of it or none: squash whatever the parser emits into a single block
-      // (0 would turn squashing off and split a large insert at read-buffer boundaries).
-      max_insert_block_size: String(MAX_INSERT_ROWS),
-      min_insert_block_size_rows: String(MAX_INSERT_ROWS),
-      min_insert_block_size_bytes: String(4 * 1024 ** 3),
-      input_format_parallel_parsing: 0,
-    },
+    columns: [...b.columns] as [string, ...string[]],
+    values: Readable.from([typeof b.body === 'string' ? Buffer.from(b.body) : b.body], { objectMode: false }),
+    format: 'TabSeparated',
+    clickhouse_settings: { ...BASE_SETTINGS, ...settings },
   });
+}
+
+/**
+ * Inserts rows (JSONEachRow objects) as one block, deduplicated by `dedupToken` (see
+ * insertSettings). Rows must carry timestamps as epoch-ms numbers or strings. Embedded, the
+ * JSON text goes to chDB's raw insert.
+ */
+export async function insertRows(ch: Pick<Ch, 'client' | 'rawInsert'>, table: string, rows: readonly Record<string, unknown>[], dedupToken = ''): Promise<void> {
+  if (rows.length === 0) return;
+  if (rows.length > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${rows.length} rows is more than one block (${MAX_INSERT_ROWS})`);
+  const settings = { ...insertSettings(dedupToken), date_time_input_format: 'best_effort' as const };
+  if (ch.rawInsert) {
+    let body = '';
+    for (const r of rows) body += JSON.stringify(r) + '\n';
+    await ch.rawInsert({ table, values: body, format: 'JSONEachRow', settings });
+    return;
+  }
+  await ch.client.insert({ table, values: rows as Record<string, unknown>[], format: 'JSONEachRow', clickhouse_settings: { ...BASE_SETTINGS, ...settings } });
 }

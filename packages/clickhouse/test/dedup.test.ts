@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@drawdown/log';
-import { insertRows, migrateClickHouse, openClickHouse, queryRows, type Ch } from '../src/index';
+import { insertRows, insertTsv, migrateClickHouse, openClickHouse, queryRows, tsvDateTime64, tsvField, type Ch } from '../src/index';
 
 const row = (seq: number, amount: string) => ({
   partition: 0, seq, batch_id: 'b', customer_id: 'cus_1', external_customer_id: 'acme', idempotency_key: `k${seq}`, event_name: 'call',
@@ -50,5 +50,38 @@ describe('ClickHouse insert dedup', () => {
     await insertRows(ch, 'rated_events', [row(5, '1')]);
     const u = await queryRows<{ n: string }>(ch, 'SELECT count() AS n FROM rated_events WHERE seq = 5');
     expect(u[0]!.n).toBe('2');
+  });
+});
+
+describe('TabSeparated inserts (insertTsv)', () => {
+  let dir: string;
+  let ch: Ch;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'drawdown-ch-'));
+    ch = await openClickHouse({ url: '', dataDir: dir }, silentLogger);
+    await migrateClickHouse(ch);
+  });
+  afterAll(async () => {
+    await ch?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const columns = ['partition', 'seq', 'batch_id', 'idempotency_key', 'timestamp', 'received_at', 'period_start', 'properties', 'quantity', 'amount', 'status'];
+  const line = (seq: number, key: string, props: string, ts: number) =>
+    [0, seq, 'b', tsvField(key), tsvDateTime64(ts), tsvDateTime64(ts + 1), tsvDateTime64(0), tsvField(props), '1', '0.000000000001', 'rated'].join('\t') + '\n';
+
+  it('stores awkward strings and timestamps exactly, and drops a replay with the same token', async () => {
+    const key = 'k\twith\ttabs\nand newline\\ and \\t backslashes\r';
+    const props = JSON.stringify({ note: 'tab\there', path: 'C:\\dir', nl: 'a\nb' });
+    const body = line(1, key, props, 1_767_263_400_123) + line(2, 'plain', '{}', 86_400_000);
+    await insertTsv(ch, 'rated_events', { columns, body, rows: 2 }, 'tsv:1');
+    await insertTsv(ch, 'rated_events', { columns, body: Buffer.from(line(3, 'other', '{}', 1)), rows: 1 }, 'tsv:1'); // replay: dropped
+    const rows = await queryRows<{ k: string; p: string; t: string; r: string; ps: string; a: string }>(ch,
+      'SELECT idempotency_key AS k, properties AS p, toUnixTimestamp64Milli(timestamp) AS t, toUnixTimestamp64Milli(received_at) AS r, toUnixTimestamp64Milli(period_start) AS ps, amount AS a FROM rated_events ORDER BY seq');
+    expect(rows).toEqual([
+      { k: key, p: props, t: '1767263400123', r: '1767263400124', ps: '0', a: '0.000000000001' },
+      { k: 'plain', p: '{}', t: '86400000', r: '86400001', ps: '0', a: '0.000000000001' },
+    ]);
+    expect(() => tsvDateTime64(-1)).toThrow(/timestamp -1/);
   });
 });

@@ -6,6 +6,7 @@ import {
   decodeBatch,
   encodeBatch,
   fnv1a32,
+  joinBatches,
   groupByPartition,
   partitionOf,
   type AcceptedEvent,
@@ -81,6 +82,28 @@ describe('encodeBatch / decodeBatch', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('joinBatches', () => {
+  it('gives the bytes encodeBatch gives for the concatenated lists (array headers of every size)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(accepted, { maxLength: 12 }), { minLength: 1, maxLength: 6 }), (lists) => {
+        const joined = joinBatches(lists.map((l) => encodeBatch(l)));
+        expect(Buffer.from(joined).equals(Buffer.from(encodeBatch(lists.flat())))).toBe(true);
+        expect(decodeBatch(joined)).toEqual(lists.flat());
+      }),
+      { numRuns: 300 },
+    );
+    // Past 15 and 65,535 elements the array header grows (fixarray, array 16, array 32).
+    const many = Array.from({ length: 70_000 }, (_, i) => event(`k${i}`, 'x:1'));
+    for (const parts of [[many.slice(0, 10), many.slice(10, 20)], [many.slice(0, 40_000), many.slice(40_000)]]) {
+      expect(Buffer.from(joinBatches(parts.map((l) => encodeBatch(l)))).equals(Buffer.from(encodeBatch(parts.flat())))).toBe(true);
+    }
+  });
+
+  it('refuses what encodeBatch did not write', () => {
+    expect(() => joinBatches([encodeBatch([event('a', 'c')]), Uint8Array.of(0x81, 0xa1, 0x6b, 0x01)])).toThrow(/not a msgpack array/);
   });
 });
 

@@ -298,6 +298,30 @@ describe('validateEvents: the request', () => {
     expect(r.failed).toHaveLength(1);
   });
 
+  it('finds copies of a key used by several customers, and parses repeated timestamps alike', () => {
+    const r = validateEvents(
+      {
+        events: [
+          ev({ idempotency_key: 'a', external_customer_id: 'one' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'two' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'three' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'two' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'three', timestamp: 'bad' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'three' }),
+          ev({ idempotency_key: 'b', external_customer_id: 'three', timestamp: 'bad' }),
+          ev({ idempotency_key: 'a', external_customer_id: 'one' }),
+        ],
+      },
+      WINDOW,
+    );
+    expect(r.accepted.map((e) => e.c)).toEqual(['x:one', 'x:two', 'x:three']);
+    expect(r.duplicates).toEqual(['a', 'a', 'a']);
+    expect(r.failed.map((f) => f.validation_errors)).toEqual([
+      ['timestamp: must be ISO 8601 with a time zone, got "bad"'],
+      ['timestamp: must be ISO 8601 with a time zone, got "bad"'],
+    ]);
+  });
+
   it('does not mistake a ref/key split for a copy', () => {
     const r = validateEvents(
       { events: [ev({ external_customer_id: 'ab', idempotency_key: 'c' }), ev({ external_customer_id: 'a', idempotency_key: 'bc' })] },

@@ -166,7 +166,12 @@ export function validateEvents(
   const accepted: AcceptedEvent[] = [];
   const failed: ValidationFailure[] = [];
   const duplicates: string[] = [];
-  const seen = events.length > 1 ? new Set<string>() : undefined;
+  // In-request duplicates: idempotency_key -> customer ref of the first accepted copy (refs of
+  // further customers with the same key in `more`), no string built per event.
+  const seen = events.length > 1 ? new Map<string, string>() : undefined;
+  let more: Set<string> | undefined;
+  let lastTs: string | undefined;
+  let lastParsed: number | string = NOT_ISO;
 
   for (let i = 0; i < events.length; i++) {
     const ev: unknown = events[i];
@@ -213,7 +218,12 @@ export function validateEvents(
     const ts = ev.timestamp;
     let t = 0;
     if (typeof ts === 'string') {
-      const parsed = parseTimestamp(ts);
+      // Events of one request often share their timestamp: parse each distinct string once in a row.
+      if (ts !== lastTs) {
+        lastTs = ts;
+        lastParsed = parseTimestamp(ts);
+      }
+      const parsed = lastParsed;
       if (typeof parsed === 'number') {
         t = parsed;
         if (t < lower) {
@@ -253,13 +263,22 @@ export function validateEvents(
     }
     const k = key as string;
     if (seen !== undefined) {
-      // Length prefix: refs and keys may contain any character, so no separator is safe.
-      const dedupKey = `${ref.length}:${ref}${k}`;
-      if (seen.has(dedupKey)) {
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, ref);
+      else if (first === ref) {
         duplicates.push(k);
         continue;
+      } else {
+        // The same key for another customer: rare, so the composite key is built only here.
+        // Length prefix: refs and keys may contain any character, so no separator is safe.
+        const dedupKey = `${ref.length}:${ref}${k}`;
+        more ??= new Set();
+        if (more.has(dedupKey)) {
+          duplicates.push(k);
+          continue;
+        }
+        more.add(dedupKey);
       }
-      seen.add(dedupKey);
     }
     accepted.push({ k, c: ref, n: name as string, t, p: props as Record<string, PropertyValue>, r: nowMs });
   }

@@ -36,11 +36,14 @@ describe('loadNativeUws', { timeout: 60_000 }, () => {
 });
 
 /** Raw HTTP over a socket, so a test can send part of a body and hang up. */
-function rawRequest(port: number, head: string, bodyParts: string[], opts: { hangUp?: boolean } = {}): Promise<string> {
+function rawRequest(port: number, head: string, bodyParts: string[], opts: { hangUp?: boolean; pauseMs?: number } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
+    const s = net.connect({ host: '127.0.0.1', port }, async () => {
       s.write(head);
-      for (const p of bodyParts) s.write(p);
+      for (const p of bodyParts) {
+        if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+        s.write(p);
+      }
       if (opts.hangUp) s.destroy();
     });
     let out = '';
@@ -65,12 +68,29 @@ describe('startHttpServer', { timeout: 30_000 }, () => {
         await new Promise((r) => setTimeout(r, 10)); // the reply is written after an await
         return { body: { bytes: req.body.length, text: req.body.toString() } };
       } },
+      // The body must be a, b, c, ... z, a, b, ...
+      { method: 'POST', path: '/sum', scope: 'public', maxBodyBytes: 1_000_000, handler: (req) => {
+        let same = true;
+        for (let i = 0; i < req.body.length; i++) if (req.body[i] !== 97 + (i % 26)) same = false;
+        return { body: { bytes: req.body.length, same } };
+      } },
     ];
     const server = await startHttpServer({ host: '127.0.0.1', port: 0, routes, authenticate: async () => ({ keyId: 'x', scopes: [] }), log: silentLogger, ready: () => true });
     try {
       const ok = await rawRequest(server.port, 'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\n', ['hello', 'world']);
       expect(ok).toMatch(/^HTTP\/1.1 200 OK/);
       expect(ok).toContain('{"bytes":10,"text":"helloworld"}');
+
+      // Bodies over many socket writes: with a Content-Length under and over the preallocation
+      // size (64 KiB), and chunked (no Content-Length): every byte in order.
+      for (const n of [900, 300_000]) {
+        const text = Array.from({ length: n }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+        const parts = Array.from({ length: 9 }, (_, i) => text.slice(Math.floor((i * n) / 9), Math.floor(((i + 1) * n) / 9)));
+        const r = await rawRequest(server.port, `POST /sum HTTP/1.1\r\nhost: x\r\ncontent-length: ${n}\r\nconnection: close\r\n\r\n`, parts, { pauseMs: 5 });
+        expect(r).toContain(`{"bytes":${n},"same":true}`);
+      }
+      const chunked = await rawRequest(server.port, 'POST /sum HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n', ['5\r\nabcde\r\n', '3\r\nfgh\r\n', '0\r\n\r\n'], { pauseMs: 5 });
+      expect(chunked).toContain('{"bytes":8,"same":true}');
 
       const big = await rawRequest(server.port, 'POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\nconnection: close\r\n\r\n', ['x'.repeat(2000)]);
       expect(big).toMatch(/^HTTP\/1.1 413 Payload Too Large/);

@@ -93,6 +93,7 @@ export function loadNativeUws(): Uws {
 }
 
 const DEFAULT_MAX_BODY = 1024 * 1024;
+const PREALLOCATE_MAX_BYTES = 64 * 1024;
 
 interface CompiledRoute extends Route {
   segments: string[];
@@ -146,6 +147,13 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
   const uws = loadNativeUws();
   const app: TemplatedApp = uws.App();
   const routes = compile(opts.routes);
+  // Routes without params by "METHOD /path": one lookup for the busy ones (ingest) whatever the
+  // number of routes; everything else goes through match().
+  const fixed = new Map<string, CompiledRoute>();
+  for (const r of routes) {
+    const key = `${r.method} /${r.segments.join('/')}`;
+    if (!r.segments.some((x) => x.startsWith(':')) && !fixed.has(key)) fixed.set(key, r); // the first wins, as in match()
+  }
   let inflight = 0;
   let closing = false;
   let drained: (() => void) | undefined;
@@ -220,7 +228,8 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
       return;
     }
 
-    const { route, params, pathMatched } = match(routes, method, url);
+    const exact = fixed.get(`${method} ${url}`);
+    const { route, params, pathMatched } = exact !== undefined ? { route: exact, params: {}, pathMatched: true } : match(routes, method, url);
     if (!route) {
       const err = new ApiError(pathMatched ? 'method_not_allowed' : 'not_found', pathMatched ? `${method} is not allowed on ${url}` : `no route for ${method} ${url}`);
       fail(res, state, err, 'unmatched', started);
@@ -258,13 +267,18 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
         settle();
       }
     };
+    // A body with a Content-Length of up to 64 KiB (the usual case) is copied once, straight into
+    // a buffer of that size, allocated when its first bytes arrive; larger or chunked bodies are
+    // collected and joined (memory grows only with the bytes received).
+    const preallocate = headers['content-length'] !== undefined && Number.isSafeInteger(declared) && declared > 0 && declared <= PREALLOCATE_MAX_BYTES;
+    let whole: Buffer | undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
     const run = async () => {
       running = true;
       try {
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        const body = whole !== undefined ? (size === whole.length ? whole : whole.subarray(0, size)) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
         let principal: Principal | undefined;
         if (route.scope !== 'public') {
           principal = await opts.authenticate(headers['authorization']);
@@ -310,7 +324,14 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
         return;
       }
       // The ArrayBuffer is neutered after this callback: copy it.
-      chunks.push(Buffer.from(ab.slice(0)));
+      if (preallocate && size === ab.byteLength) whole = Buffer.allocUnsafe(declared);
+      if (whole !== undefined && size > whole.length) {
+        // More than the Content-Length said (uWS frames by it, so not expected): collect chunks.
+        chunks.push(whole.subarray(0, size - ab.byteLength));
+        whole = undefined;
+      }
+      if (whole !== undefined) whole.set(new Uint8Array(ab), size - ab.byteLength);
+      else chunks.push(Buffer.from(ab.slice(0)));
       if (isLast) void run();
     });
   });

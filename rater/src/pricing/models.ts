@@ -3,7 +3,7 @@
 // of the (subscription, price, billing period), so an event is charged the increment of the
 // period's total: amount = F(cum + q) - F(cum), each F rounded once (half-even to 12 places).
 // The amounts of a period therefore sum to exactly F(period total), whatever the batching.
-import type { PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
+import { PriceConfigError, matrixUnitAmount, periodAt, type PriceSnap, type SubscriptionSnap } from '@drawdown/catalog';
 import { ONE, ceilDivQuantity, divRoundInt, mul, parseDecimal } from '@drawdown/money';
 
 export class Unpriceable extends Error {
@@ -35,6 +35,7 @@ interface Tier {
 
 // Parsed configs are cached per price object: a snapshot's prices are immutable.
 const tierCache = new WeakMap<PriceSnap, Tier[]>();
+const unitCache = new WeakMap<PriceSnap, bigint>();
 
 function tiersOf(price: PriceSnap): Tier[] {
   let t = tierCache.get(price);
@@ -90,9 +91,14 @@ export function cumulativeIncrement(price: PriceSnap, before: bigint, q: bigint)
 export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<string, PropertyValue>): bigint {
   switch (price.modelType) {
     case 'unit': {
-      const cfg = price.config.unit_config as { unit_amount?: unknown } | undefined;
-      if (!cfg) throw new Unpriceable(`price ${price.id}: unit_config missing`);
-      return mul(q, dec(cfg.unit_amount, 'unit_config.unit_amount'));
+      let unit = unitCache.get(price);
+      if (unit === undefined) {
+        const cfg = price.config.unit_config as { unit_amount?: unknown } | undefined;
+        if (!cfg) throw new Unpriceable(`price ${price.id}: unit_config missing`);
+        unitCache.set(price, (unit = dec(cfg.unit_amount, 'unit_config.unit_amount')));
+      }
+      // A count is one unit: the product is the unit amount itself.
+      return q === ONE ? unit : mul(q, unit);
     }
     case 'matrix':
       return mul(q, matrixUnit(price, props));
@@ -101,126 +107,50 @@ export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<stri
   }
 }
 
-/**
- * Matrix: the unit amount of the first `matrix_values` entry whose `dimension_values` equal the
- * event's values of `dimensions` (compared as strings; a null entry matches any value), else
- * `default_unit_amount`.
- */
+/** Matrix: the unit amount for the event's property values (@drawdown/catalog's matrixUnitAmount, shared with settlement). */
 export function matrixUnit(price: PriceSnap, props: Record<string, PropertyValue>): bigint {
-  const cfg = price.config.matrix_config as
-    | { dimensions?: unknown; default_unit_amount?: unknown; matrix_values?: { dimension_values?: unknown; unit_amount?: unknown }[] }
-    | undefined;
-  if (!cfg || !Array.isArray(cfg.dimensions)) throw new Unpriceable(`price ${price.id}: matrix_config.dimensions missing`);
-  const dims = cfg.dimensions as string[];
-  const values = dims.map((d) => {
-    const v = props[d];
-    return v === undefined || v === null ? null : String(v);
-  });
-  for (const [i, entry] of (cfg.matrix_values ?? []).entries()) {
-    const want = entry.dimension_values;
-    if (!Array.isArray(want)) continue;
-    let ok = true;
-    for (let j = 0; j < dims.length; j++) {
-      const w = want[j] as unknown;
-      if (w === null || w === undefined) continue;
-      if (values[j] !== String(w)) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) return dec(entry.unit_amount, `matrix_config.matrix_values[${i}].unit_amount`);
+  try {
+    return matrixUnitAmount(price.config, props, price.id);
+  } catch (err) {
+    if (err instanceof PriceConfigError) throw new Unpriceable(err.message);
+    throw err;
   }
-  return dec(cfg.default_unit_amount, 'matrix_config.default_unit_amount');
-}
-
-const CADENCE_MONTHS = { monthly: 1, quarterly: 3, annual: 12 } as const;
-
-interface Wall {
-  y: number;
-  m: number;
-  d: number;
-  h: number;
-  mi: number;
-  s: number;
-  ms: number;
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-function formatter(tz: string): Intl.DateTimeFormat {
-  let f = formatters.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
-    formatters.set(tz, f);
-  }
-  return f;
-}
-
-/** Wall-clock time of an instant in a time zone. */
-function wallOf(ms: number, tz: string): Wall {
-  if (tz === 'UTC') {
-    const d = new Date(ms);
-    return { y: d.getUTCFullYear(), m: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds(), ms: d.getUTCMilliseconds() };
-  }
-  const parts: Record<string, number> = {};
-  for (const p of formatter(tz).formatToParts(new Date(ms))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  return { y: parts.year!, m: parts.month! - 1, d: parts.day!, h: parts.hour!, mi: parts.minute!, s: parts.second!, ms: ((ms % 1000) + 1000) % 1000 };
-}
-
-/** The instant a wall-clock time names in a time zone (the earlier one in a DST overlap, shifted forward in a gap). */
-function instantOf(w: Wall, tz: string): number {
-  const asUtc = Date.UTC(w.y, w.m, w.d, w.h, w.mi, w.s, w.ms);
-  if (tz === 'UTC') return asUtc;
-  let guess = asUtc;
-  for (let i = 0; i < 3; i++) {
-    const g = wallOf(guess, tz);
-    const offset = Date.UTC(g.y, g.m, g.d, g.h, g.mi, g.s, g.ms) - guess;
-    const next = asUtc - offset;
-    if (next === guess) break;
-    guess = next;
-  }
-  return guess;
-}
-
-/** Period k's start: the start's wall clock moved k x step months, the day clamped to the month's end. */
-function periodStart(start: Wall, k: number, step: number, tz: string): number {
-  const m = start.m + k * step;
-  const lastDay = new Date(Date.UTC(start.y, m + 1, 0)).getUTCDate();
-  const y = start.y + Math.floor(m / 12);
-  return instantOf({ ...start, y, m: ((m % 12) + 12) % 12, d: Math.min(start.d, lastDay) }, tz);
 }
 
 // The period found last, per subscription: most events fall in the current one.
 const lastPeriod = new WeakMap<object, { from: number; to: number }>();
 
+const zoneOk = new Map<string, boolean>();
 function validZone(tz: string | undefined): string {
   if (!tz || tz === 'UTC' || tz === 'Etc/UTC') return 'UTC';
-  try {
-    formatter(tz);
-    return tz;
-  } catch {
-    return 'UTC'; // an unknown zone must not make events unpriceable
+  let ok = zoneOk.get(tz);
+  if (ok === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    zoneOk.set(tz, ok);
   }
+  return ok ? tz : 'UTC'; // an unknown zone must not make events unpriceable
 }
 
 /**
- * Start (epoch ms) of the billing period holding `t`: periods anchored at the subscription's
- * start, `billingCadence` long (monthly by default), on the calendar of the subscription's
- * `timezone` (UTC when absent); a day past a month's end clamps to its last day
- * (Jan 31 -> Feb 28 -> Mar 31).
+ * Start (epoch ms) of the billing period holding `t`: the catalog's billing periods
+ * (`periodAt` of @drawdown/catalog, the same periods settlement invoices and the subscriptions
+ * API shows): the first from the subscription's start instant, later ones from local midnight
+ * of the anchor day in the subscription's `timezone` (UTC when absent or unknown), a day past a
+ * month's end clamped to its last day. Before the start: the start; past the end: the last period.
  */
-export function periodStartMs(sub: Pick<SubscriptionSnap, 'startMs' | 'billingCadence' | 'timezone'>, t: number): number {
+export function periodStartMs(sub: Pick<SubscriptionSnap, 'startMs' | 'billingCadence' | 'timezone'> & { endMs?: number | null }, t: number): number {
   if (t < sub.startMs) return sub.startMs;
   const cached = lastPeriod.get(sub);
   if (cached && cached.from <= t && t < cached.to) return cached.from;
-  const step = CADENCE_MONTHS[sub.billingCadence ?? 'monthly'] ?? 1;
-  const tz = validZone(sub.timezone);
-  const s = wallOf(sub.startMs, tz);
-  const e = wallOf(t, tz);
-  const months = (e.y - s.y) * 12 + (e.m - s.m);
-  let k = Math.max(0, Math.floor(months / step));
-  while (k > 0 && periodStart(s, k, step, tz) > t) k--;
-  while (periodStart(s, k + 1, step, tz) <= t) k++;
-  const from = periodStart(s, k, step, tz);
-  lastPeriod.set(sub, { from, to: periodStart(s, k + 1, step, tz) });
-  return from;
+  const endMs = sub.endMs ?? null;
+  const at = endMs !== null && t >= endMs ? Math.max(sub.startMs, endMs - 1) : t;
+  const p = periodAt(sub.startMs, sub.billingCadence ?? 'monthly', validZone(sub.timezone), at, endMs);
+  if (!p) return sub.startMs;
+  lastPeriod.set(sub, { from: p.startMs, to: p.endMs });
+  return p.startMs;
 }

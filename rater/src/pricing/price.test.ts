@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { CatalogSnapshot, PriceSnap } from '@drawdown/catalog';
+import { billingPeriods, type CatalogSnapshot, type PriceSnap } from '@drawdown/catalog';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
-import { applyCumulative, priceBatch, type CumulativeState, type PricingEvent } from './price';
+import { RATED_COLUMNS, applyCumulative, encodeRated, joinRated, priceBatch, type CumulativeState, type PricingEvent } from './price';
 import { cumulativeTotal, matrixUnit, periodStartMs } from './models';
 
 const T0 = Date.UTC(2026, 0, 15);
@@ -136,13 +136,24 @@ describe('metrics, currencies and reasons', () => {
     expect(r.rows.map((x) => x.reason.split(':')[0])).toEqual(['no_matching_price', '', 'unknown_customer', 'no_active_subscription', 'invalid_event']);
   });
 
-  it('anchors periods at the subscription start and clamps month ends', () => {
+  it('uses the catalog billing periods: first from the start instant, then local midnight of the anchor day, month ends clamped', () => {
     const sub = { startMs: Date.UTC(2026, 0, 31, 12), billingCadence: 'monthly' as const };
-    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 13))).toISOString()).toBe('2026-02-28T12:00:00.000Z');
-    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 11))).toISOString()).toBe('2026-01-31T12:00:00.000Z');
-    expect(new Date(periodStartMs(sub, Date.UTC(2026, 2, 31, 12))).toISOString()).toBe('2026-03-31T12:00:00.000Z');
-    expect(new Date(periodStartMs({ ...sub, billingCadence: 'annual' }, Date.UTC(2027, 5, 1))).toISOString()).toBe('2027-01-31T12:00:00.000Z');
-    expect(new Date(periodStartMs({ ...sub, billingCadence: 'quarterly' }, Date.UTC(2026, 4, 1))).toISOString()).toBe('2026-04-30T12:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 0, 31, 13))).toISOString()).toBe('2026-01-31T12:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 28, 13))).toISOString()).toBe('2026-02-28T00:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 1, 27, 23))).toISOString()).toBe('2026-01-31T12:00:00.000Z');
+    expect(new Date(periodStartMs(sub, Date.UTC(2026, 2, 31, 12))).toISOString()).toBe('2026-03-31T00:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, billingCadence: 'annual' }, Date.UTC(2027, 5, 1))).toISOString()).toBe('2027-01-31T00:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, billingCadence: 'quarterly' }, Date.UTC(2026, 4, 1))).toISOString()).toBe('2026-04-30T00:00:00.000Z');
+    // Past the end: the last (shortened) period.
+    expect(new Date(periodStartMs({ ...sub, endMs: Date.UTC(2026, 2, 10) }, Date.UTC(2026, 3, 1))).toISOString()).toBe('2026-02-28T00:00:00.000Z');
+  });
+
+  it('agrees with the periods settlement invoices (catalog billingPeriods) for every event time', () => {
+    const sub = { startMs: Date.UTC(2026, 0, 15, 17, 30), billingCadence: 'monthly' as const, timezone: 'America/New_York' };
+    const periods = billingPeriods(sub.startMs, 'monthly', 'America/New_York', { untilMs: Date.UTC(2027, 0, 1) });
+    for (const p of periods) {
+      for (const t of [p.startMs, p.startMs + 1, Math.floor((p.startMs + p.endMs) / 2), p.endMs - 1]) expect(periodStartMs(sub, t)).toBe(p.startMs);
+    }
   });
 
   it('follows the subscription time zone across DST', () => {
@@ -150,6 +161,24 @@ describe('metrics, currencies and reasons', () => {
     const sub = { startMs: Date.UTC(2026, 0, 1, 5), billingCadence: 'monthly' as const, timezone: 'America/New_York' };
     expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 3, 59))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
     expect(new Date(periodStartMs(sub, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-04-01T04:00:00.000Z');
-    expect(new Date(periodStartMs({ ...sub, timezone: 'Not/AZone' }, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-03-01T05:00:00.000Z');
+    expect(new Date(periodStartMs({ ...sub, timezone: 'Not/AZone' }, Date.UTC(2026, 3, 1, 4))).toISOString()).toBe('2026-04-01T00:00:00.000Z');
+  });
+});
+
+describe('ClickHouse payload (encodeRated, joinRated)', () => {
+  it('cuts before each cumulative amount and puts the amounts back in stream order', () => {
+    const s = snap([price('t', 'tiered', { tiered_config: { tiers: [{ first_unit: '0', last_unit: '2', unit_amount: '1' }, { first_unit: '2', unit_amount: '0.5' }] } }), price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
+    const r = priceBatch(s, [ev('1', { note: 'tab\there' }), ev('2'), ev('3')], 0, 'b');
+    const segments = encodeRated(r.rows, r.cumulative);
+    expect(segments).toHaveLength(r.cumulative.length + 1);
+    applyCumulative(s, r, new Map());
+    const joined = joinRated(segments, r.cumulative.map((i) => r.rows[i]!.amount));
+    expect(joined).toBe(encodeRated(r.rows, []).join(''));
+    const lines = joined.split('\n').slice(0, -1).map((l) => l.split('\t'));
+    expect(lines.every((l) => l.length === RATED_COLUMNS.length)).toBe(true);
+    const amount = RATED_COLUMNS.indexOf('amount');
+    expect(lines.map((l) => l[amount])).toEqual(['1', '0.1', '1.5', '0.2', '1.5', '0.3']);
+    expect(lines[0]![RATED_COLUMNS.indexOf('properties')]).toBe('{"n":"1","note":"tab\\\\there"}');
+    expect(() => joinRated(segments, [])).toThrow(/segments/);
   });
 });
