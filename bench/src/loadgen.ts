@@ -59,6 +59,12 @@ export interface LoadResult {
   socketErrors: number;
   dropped: number;
   eventsPerS: number;
+  /** Events acknowledged while the load ran (answers after the end not counted), per second: what the server kept up with. */
+  inWindowEventsPerS: number;
+  /** Open mode: requests due by the schedule (sent, queued or dropped); closed mode: requests sent. */
+  scheduledRequests: number;
+  /** Requests answered 2xx while the load ran. */
+  inWindowOkRequests: number;
   requestsPerS: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number; samples: number };
   cpuS: number;
@@ -154,6 +160,9 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
   let requests = 0;
   let okRequests = 0;
   let okEvents = 0;
+  let okEventsInWindow = 0;
+  let okRequestsInWindow = 0;
+  let scheduled = 0;
   let socketErrors = 0;
   let dropped = 0;
   let firstBody = '';
@@ -186,6 +195,10 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     if (status >= 200 && status < 300) {
       okRequests++;
       okEvents += c.events;
+      if (running) {
+        okEventsInWindow += c.events;
+        okRequestsInWindow++;
+      }
       cur.okRequests++;
       cur.okEvents += c.events;
       if (!firstBody) firstBody = body.toString('utf8').slice(0, 300);
@@ -240,6 +253,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
         while (issued < due) {
           const at = start + (issued * 1000) / rate;
           issued++;
+          scheduled = issued;
           let free: Conn | undefined;
           for (; ci < conns.length; ci++) if (!conns[ci]!.busy) { free = conns[ci]; break; }
           if (free) dispatch(free, at);
@@ -272,6 +286,9 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     socketErrors,
     dropped,
     eventsPerS: Math.round(okEvents / (measuredMs / 1000)),
+    inWindowEventsPerS: Math.round(okEventsInWindow / (measuredMs / 1000)),
+    scheduledRequests: spec.mode === 'open' ? scheduled : requests,
+    inWindowOkRequests: okRequestsInWindow,
     requestsPerS: Math.round(okRequests / (measuredMs / 1000)),
     latencyMs: { p50: r2(pct(50)), p90: r2(pct(90)), p99: r2(pct(99)), max: r2(sorted.length ? sorted[sorted.length - 1]! : NaN), samples: sorted.length },
     cpuS: r2((cpu.user + cpu.system) / 1e6),

@@ -114,10 +114,14 @@ export async function startLoadGen(): Promise<LoadGen> {
   };
 }
 
-/** Runs one scenario (bench/src/scenarios/<name>.ts) in its own process and returns its result. */
-export async function runScenario<T>(name: string, opts: unknown): Promise<T> {
+/**
+ * Runs one scenario (bench/src/scenarios/<name>.ts) in its own process and returns its result;
+ * the process starts at once, the scenario when `ready` resolves.
+ */
+export async function runScenario<T>(name: string, opts: unknown, ready?: Promise<unknown>): Promise<T> {
   const c = await forkTs('./child.ts', [name]);
   try {
+    await ready;
     return await c.call<T>('run', { opts });
   } finally {
     c.proc.kill('SIGTERM');

@@ -10,9 +10,9 @@ import { createIngest } from '@drawdown/ingest';
 import { LEDGER_MIGRATIONS } from '@drawdown/ledger';
 import { registry } from '@drawdown/metrics';
 import { connectNats, ensureStreams, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
-import { createPool, ensureDatabase, migrate } from '@drawdown/pg';
+import { createPool, migrate } from '@drawdown/pg';
 import { startBaseline } from './baseline/server';
-import { log } from './setup';
+import { createBenchDatabase, log } from './setup';
 
 export interface ServerSpec {
   kind: 'edge' | 'app' | 'baseline';
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     return;
   }
   if (spec.kind === 'edge') {
-    await ensureDatabase(config.databaseUrl);
+    await createBenchDatabase(config.databaseUrl);
     const pool = createPool(config.databaseUrl, { max: 4, application: 'bench-edge' });
     await migrate(pool, [LEDGER_MIGRATIONS]);
     const key = await createApiKey(pool, 'bench ingest', ['ingest']);

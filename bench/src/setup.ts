@@ -1,10 +1,11 @@
 // Setting up a benchmark's stores: an isolated environment (own Postgres database, NATS
 // namespace and chDB directory, from the test kit), the catalog through the billing API, and
-// many customers with subscriptions and credits by direct SQL (the API would take minutes
-// for 100,000 customers; the rows are what a grant through the API writes).
+// many customers with subscriptions and credits through the ledger's set-based seeding
+// (seedCustomers; the API would take minutes for 100,000 customers).
+import pg from 'pg';
 import type { Config } from '@drawdown/config';
 import { startHttpServer } from '@drawdown/http';
-import { startLedger, LEDGER_MIGRATIONS } from '@drawdown/ledger';
+import { startLedger, LEDGER_MIGRATIONS, seedCustomers } from '@drawdown/ledger';
 import { createLogger, type Logger } from '@drawdown/log';
 import { connectNats, ensureStreams, names, type NatsConnection } from '@drawdown/nats';
 import { createPool, ensureDatabase, migrate, type Pool } from '@drawdown/pg';
@@ -30,10 +31,63 @@ export function benchEnv(overrides: Record<string, string> = {}): TestEnv {
   return testEnv({ DRAWDOWN_LOG_LEVEL: 'error', ...overrides });
 }
 
+/**
+ * Set by the bench's main process for the scenario processes it starts: a database with the
+ * ledger's migrations applied, made once per run. Each scenario's database is a copy of it
+ * (CREATE DATABASE ... TEMPLATE, a file copy) instead of running the migrations again.
+ */
+export const TEMPLATE_ENV = 'BENCH_TEMPLATE_DB';
+
+function adminUrl(url: string): { admin: string; name: string } {
+  const u = new URL(url);
+  const name = decodeURIComponent(u.pathname.slice(1));
+  u.pathname = '/postgres';
+  return { admin: u.toString(), name };
+}
+
+/** Creates the database of `url`: a copy of the run's migrated template when there is one. */
+export async function createBenchDatabase(url: string): Promise<void> {
+  const template = process.env[TEMPLATE_ENV];
+  if (!template) return ensureDatabase(url);
+  const { admin, name } = adminUrl(url);
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(`CREATE DATABASE "${name.replace(/"/g, '""')}" TEMPLATE "${template.replace(/"/g, '""')}"`);
+  } catch (err) {
+    // Exists already (42P04), or another process (startApp's ensureDatabase) created it at the same moment (23505).
+    const code = (err as { code?: string }).code;
+    if (code !== '42P04' && code !== '23505') throw err;
+  } finally {
+    await c.end();
+  }
+}
+
+/** The run's template (see TEMPLATE_ENV): a migrated database named after `baseUrl`'s server; drop() removes it. */
+export async function createTemplate(baseUrl: string, name: string): Promise<{ name: string; drop(): Promise<void> }> {
+  const u = new URL(baseUrl);
+  u.pathname = `/${name}`;
+  await ensureDatabase(u.toString());
+  const pool = createPool(u.toString(), { max: 1, application: 'bench-template' });
+  try {
+    await migrate(pool, [LEDGER_MIGRATIONS]);
+  } finally {
+    await pool.end();
+  }
+  return {
+    name,
+    async drop() {
+      const c = new pg.Client({ connectionString: adminUrl(u.toString()).admin });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`).finally(() => c.end());
+    },
+  };
+}
+
 /** Database (migrated), streams; the caller closes (and cleans up with env.cleanup()). */
 export async function openStores(env: TestEnv): Promise<Stores> {
   const { config } = env;
-  await ensureDatabase(config.databaseUrl);
+  await createBenchDatabase(config.databaseUrl);
   const pool = createPool(config.databaseUrl, { max: 8, application: 'bench' });
   await migrate(pool, [LEDGER_MIGRATIONS]);
   const nc = await connectNats(config.natsUrl, 'bench', log);
@@ -92,39 +146,17 @@ export async function createCatalog(s: Stores, api?: { baseUrl: string; adminKey
 }
 
 /**
- * Customers [first, first + count): customer, credit balance row, one credit block of GRANT
- * credits with its increment entry, and (with a plan) an active subscription. Set-based SQL.
+ * Customers [first, first + count) through the ledger's seeding (seedCustomers): customer
+ * `bc<n>` (external id `ext-<n>`), one active credit block `bb<n>` of GRANT credits with its
+ * increment entry, and (with a plan) an active subscription; two slices in parallel.
  */
 export async function createCustomers(pool: Pool, opts: { first?: number; count: number; planId?: string }): Promise<void> {
-  const first = opts.first ?? 0;
-  const last = first + opts.count - 1;
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
-    const series = `FROM generate_series(${first}, ${last}) AS i`;
-    const cid = `'${customerId(0).replace(/0$/, '')}' || i`;
-    const ext = `'${externalId(0).replace(/0$/, '')}' || i`;
-    await c.query(`INSERT INTO customers (id, external_customer_id, name, email) SELECT ${cid}, ${ext}, 'Customer ' || i, 'c' || i || '@bench.test' ${series}`);
-    await c.query(`INSERT INTO credit_balances (customer_id, pricing_unit, next_entry_seq) SELECT ${cid}, 'credits', 2 ${series}`);
-    await c.query(
-      `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, effective_date, source)
-       SELECT 'bb' || i, ${cid}, 'credits', ${GRANT}, ${GRANT}, now() - interval '1 day', 'manual' ${series}`,
-    );
-    await c.query(
-      `INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance, ending_balance, description)
-       SELECT 'be' || i, ${cid}, 'credits', 1, 'increment', 'bb' || i, ${GRANT}, 0, ${GRANT}, 'bench grant' ${series}`,
-    );
-    if (opts.planId) {
-      await c.query(`INSERT INTO subscriptions (id, customer_id, plan_id, start_date) SELECT 'bs' || i, ${cid}, $1, now() - interval '2 days' ${series}`, [opts.planId]);
-    }
-    // The rater reloads its catalog snapshot when the version moves.
-    await c.query('UPDATE catalog_version SET version = version + 1, changed_at = now()');
-    await c.query('COMMIT');
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    c.release();
-  }
-  await pool.query('ANALYZE customers; ANALYZE credit_balances; ANALYZE credit_blocks; ANALYZE ledger_entries');
+  await seedCustomers(pool, {
+    first: opts.first,
+    count: opts.count,
+    ids: { customer: customerId(0).replace(/0$/, ''), external: externalId(0).replace(/0$/, ''), block: 'bb' },
+    grant: GRANT,
+    planId: opts.planId,
+    parallel: 2,
+  });
 }

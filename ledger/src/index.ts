@@ -25,6 +25,7 @@ export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions 
 export { idempotent, idempotentRoutes } from './http/idempotency';
 export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { parseMetricSql } from './sql-metric';
+export { seedCustomers, type SeedCustomersOptions } from './seed';
 export { evaluateCrossings, recordSubscriptionUsage } from './alerts/evaluate';
 export { setUnpaidOverage } from './access/policies';
 export { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';

@@ -1,32 +1,54 @@
-// End to end, all-in-one, against the baseline under the same loads. For each system and
-// load shape (uniform, Zipf s=1.1 over 10,000 customers): steady 100-event requests at rising
-// rates (open loop); a step is sustained when the achieved rate is within 5 % of the offered
-// one with no errors and, for Drawdown, no growing backlog (edge-accepted minus rater-processed
-// events, and DEBITS pending); for the baseline, with request p99 under 2 s (its balances are
-// fresh at the answer, so its latency is its freshness). Then a run at half the highest
-// sustained rate for request latency, with marker events (own customers, outside the load)
-// timing ingest ack -> balance endpoint reflecting the event.
+// End to end, all-in-one, against the baseline under the same loads. For each load shape
+// (uniform, Zipf s=1.1 over 10,000 customers) and system: steady 100-event requests (open loop)
+// in steps; the rate search looks for the highest rate sustained: at least 95 % of the offered
+// events acknowledged (90 % while the step ran), no errors and, for Drawdown, no growing
+// backlog (edge-accepted minus rater-processed events) past the step's settling time and no
+// pile of DEBITS; for the baseline, request p99 under 2 s (its balances are fresh at the answer,
+// so its latency is its freshness). The search rises until a step fails (a real upper bound),
+// then narrows between the best sustained step and the lowest failed one: the first step after a
+// failure aims just under what the failed step showed the system can process (its capacity at
+// saturation), later ones bisect. Then a run at half the highest sustained rate for request
+// latency, with marker events (own customers, outside the load) timing ingest ack -> balance
+// endpoint reflecting the event.
 // The long mode runs the same loads until a total number of events went through each system,
 // adapting the rate per window to what it sustains, and reports the rate per window.
 import { prepareBaseline } from '../baseline/server';
 import { startLoadGen, startServer, type Server, type LoadGen } from '../procs';
 import type { AppStats } from '../server';
 import type { LoadResult } from '../loadgen';
-import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE } from '../setup';
+import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE, type Stores } from '../setup';
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
+import { nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
   customers: number;
   stepSeconds: number;
   halfSeconds: number;
+  /** First rate of the search (events/s); later shapes and the baseline start from what the search found before. */
   startRate: number;
+  /** Rise per step until a step fails. */
   growth: number;
+  /** Most search steps per system and shape. */
   maxSteps: number;
+  /** The search stops when the lowest failed rate is within this factor of the highest sustained one. */
+  precision: number;
   connections: number;
-  /** Longest wait for the backlog to drain between steps. */
+  /** Longest wait for the backlog to drain. */
   drainSeconds: number;
+  /** Drain Drawdown's backlog after every search step (clean start for each); otherwise only before the half-rate run. */
+  drainBetweenSteps: boolean;
+  /** Backlog growth allowed past the settling time, as a share of the offered rate per second. */
+  growthLimit: number;
+  /** Seconds at the start of a step excluded from the backlog-growth judgement (the pipeline fills up). */
+  settleSeconds: number;
+  /** How often the backlog is read during a step (ms). */
+  sampleMs: number;
+  /** Warm-up load of both systems at once before the first step (not measured). */
+  warmupSeconds: number;
+  /** Run the baseline's half-rate step too (request latency at half its sustained rate). */
+  baselineHalf: boolean;
   shapes: Shape[];
   systems: ('drawdown' | 'baseline')[];
   /** Long mode: events per system and window length. */
@@ -109,6 +131,12 @@ class Markers {
 interface StepResult {
   offeredEventsPerS: number;
   achievedEventsPerS: number;
+  /** Events acknowledged while the step ran, per second. */
+  inWindowEventsPerS: number;
+  /** What the system processed past the settling time (Drawdown: rater-processed events/s; baseline: events acknowledged in the step): its capacity when the step was over it. */
+  processedEventsPerS: number;
+  /** Backlog change past the settling time, events per second (least squares). */
+  backlogSlopePerS: number;
   ok: boolean;
   why: string;
   latencyMs: LoadResult['latencyMs'];
@@ -123,11 +151,10 @@ interface StepResult {
 
 export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
   const env = benchEnv();
-  const s = await openStores(env);
-  const app = await startServer({ kind: 'app', config: env.config });
-  const baseUrl = `http://127.0.0.1:${app.port}`;
   const baselineUrl = new URL(env.config.databaseUrl);
   baselineUrl.pathname = `${baselineUrl.pathname}_baseline`;
+  let app: Server | undefined;
+  let s: Stores | undefined;
   let baseline: Server | undefined;
   let gen: LoadGen | undefined;
   const out: ScenarioResult[] = [];
@@ -136,18 +163,30 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
   const current = { offered: 0, acked: 0, label: 'set-up' };
   let timeline: NodeJS.Timeout | undefined;
   try {
+    // Set-up, the three parts at once: the all-in-one with its catalog and customers, the
+    // baseline with its balances, the load generator.
     const setup0 = performance.now();
-    const { planId } = await createCatalog(s, { baseUrl, adminKey: app.adminKey });
-    await createCustomers(s.pool, { count: opts.customers + MARKERS, planId });
-    const setupS = (performance.now() - setup0) / 1000;
-    progress(`set-up done in ${round(setupS, 1)} s`);
-    if (opts.systems.includes('baseline')) {
+    const drawdownReady = (async () => {
+      s = await openStores(env);
+      app = await startServer({ kind: 'app', config: env.config });
+      const { planId } = await createCatalog(s, { baseUrl: `http://127.0.0.1:${app.port}`, adminKey: app.adminKey });
+      await createCustomers(s.pool, { count: opts.customers + MARKERS, planId });
+    })();
+    const baselineReady = (async () => {
+      if (!opts.systems.includes('baseline')) return;
       await prepareBaseline(baselineUrl.toString(), { count: opts.customers + MARKERS, grant: GRANT, unitPrice: UNIT_PRICE, eventName: 'api_call', customerName: externalId });
       baseline = await startServer({ kind: 'baseline', config: env.config, baseline: { databaseUrl: baselineUrl.toString(), apiKey: 'baseline-key', poolMax: 16 } });
-    }
-    gen = await startLoadGen();
+    })();
+    const genReady = startLoadGen().then((g) => (gen = g));
+    const settled = await Promise.allSettled([drawdownReady, baselineReady, genReady]);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    if (!app || !s || !gen) throw new Error('e2e set-up did not finish');
+    const dd: Server = app;
+    const baseUrl = `http://127.0.0.1:${dd.port}`;
+    const setupS = (performance.now() - setup0) / 1000;
+    progress(`set-up done in ${round(setupS, 1)} s`);
     const natsPids = pidsByComm('nats-server');
-    const stats = () => app.call<AppStats>('stats');
+    const stats = () => dd.call<AppStats>('stats');
 
     const drain = async (timeoutMs: number) => {
       const until = Date.now() + timeoutMs;
@@ -164,12 +203,12 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           said = Date.now();
           progress(`draining: ${JSON.stringify(st)}`);
         }
-        await sleep(250);
+        await sleep(100);
       }
     };
 
     const step = async (system: 'drawdown' | 'baseline', shape: Shape, eventsPerS: number, seconds: number, label: string, markers?: Markers): Promise<StepResult> => {
-      const server = system === 'drawdown' ? app : baseline!;
+      const server = system === 'drawdown' ? dd : baseline!;
       const procs: Record<string, () => { cpuS: number; rssBytes: number } | undefined> = {
         [system === 'drawdown' ? 'allInOne' : 'baseline']: () => procSample(server.pid),
         loadgen: () => procSample(gen!.pid),
@@ -180,13 +219,21 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       // Postgres backends come and go: per-backend deltas (a backend that exits mid-step is missed).
       const pg0 = cpuByPid('postgres');
       const rssMax: Record<string, number> = {};
-      const backlogs: number[] = [];
+      const samples: { t: number; backlog: number; processed: number }[] = [];
       const first = system === 'drawdown' ? await stats() : undefined;
       const t0 = Date.now();
-      const sampler = setInterval(() => {
+      if (first) samples.push({ t: (first.atMs - t0) / 1000, backlog: first.eventsBacklog, processed: first.eventsProcessed });
+      const rssTimer = setInterval(() => {
         for (const [k, f] of Object.entries(procs)) rssMax[k] = Math.max(rssMax[k] ?? 0, f()?.rssBytes ?? 0);
-        if (system === 'drawdown') void stats().then((st) => backlogs.push(st.eventsBacklog), () => {});
       }, 1000);
+      let sampling = system === 'drawdown';
+      const sampler = (async () => {
+        while (sampling) {
+          const st = await stats().catch(() => undefined);
+          if (st) samples.push({ t: (st.atMs - t0) / 1000, backlog: st.eventsBacklog, processed: st.eventsProcessed });
+          await sleep(opts.sampleMs);
+        }
+      })();
       const rps = eventsPerS / 100;
       current.offered = eventsPerS;
       current.label = label;
@@ -194,7 +241,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         {
           host: '127.0.0.1', port: server.port, path: '/v1/ingest', authorization: `Bearer ${server.adminKey}`,
           templates: { count: 200, eventsPerRequest: 100, customers: opts.customers, shape, format: 'json', seed: shape === 'zipf' ? 21 : 22 },
-          connections: opts.connections, mode: 'open', rateRps: rps, durationMs: seconds * 1000, warmupMs: 500, maxQueue: Math.max(50, Math.round(rps * 2)),
+          connections: opts.connections, mode: 'open', rateRps: rps, durationMs: seconds * 1000, warmupMs: Math.min(500, seconds * 200), maxQueue: Math.max(50, Math.round(rps * 2)),
         },
         (sec) => {
           current.acked += sec.okEvents;
@@ -202,28 +249,43 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       );
       current.offered = 0;
       current.label = `${system} idle`;
-      clearInterval(sampler);
+      sampling = false;
+      clearInterval(rssTimer);
+      await sampler;
       const wall = (Date.now() - t0) / 1000;
       const end = system === 'drawdown' ? await stats() : undefined;
+      if (end) samples.push({ t: (end.atMs - t0) / 1000, backlog: end.eventsBacklog, processed: end.eventsProcessed });
       const cpuShare: Record<string, number> = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, Math.max(0, round(((f()?.cpuS ?? 0) - cpu0[k]!) / wall, 2))]));
       cpuShare.postgres = round(cpuBetween(pg0, cpuByPid('postgres')) / wall, 2);
       rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
+      // Past the settling time, up to the end of the load (later samples see the load stopped).
+      const settle = Math.min(opts.settleSeconds, seconds / 2);
+      // The reading right after the load (the loop above stopped with it) closes the window.
+      const settled = samples.filter((x) => x.t >= settle && x.t <= seconds + 0.5);
+      const slope = slopePerS(settled.map((x) => [x.t, x.backlog]));
+      const w0 = settled[0];
+      const w1 = settled[settled.length - 1];
+      // Few samples (a starved process answers stats late): the whole step, from its first to its last reading.
+      const [p0, p1] = w0 && w1 && w1.t - w0.t >= 0.5 ? [w0, w1] : [samples[0], samples[samples.length - 1]];
+      const processed = system === 'baseline' ? result.inWindowEventsPerS : p0 && p1 && p1.t > p0.t ? Math.round((p1.processed - p0.processed) / (p1.t - p0.t)) : NaN;
       const errors = result.requests - result.okRequests + result.socketErrors; // non-2xx, socket errors and requests unanswered 5 s after the step
-      let ok = achieved >= 0.95 * eventsPerS && errors === 0 && result.dropped === 0;
-      let why = ok ? 'sustained' : `achieved ${achieved} of ${eventsPerS} events/s, ${errors} errors, ${result.dropped} dropped${result.errorSample ? ` (${result.errorSample.slice(0, 160)})` : ''}`;
+      // Judged against the requests the schedule made due (whole requests: 2.5 s at 3 requests/s is 7, not 7.5).
+      const due = Math.max(1, result.scheduledRequests);
+      // While the step ran: 90 % of them, less the two last ones (an answer may miss the end by a hair).
+      let ok = result.okRequests >= 0.95 * due && result.inWindowOkRequests >= 0.9 * due - 2 && errors === 0 && result.dropped === 0;
+      let why = ok ? 'sustained' : `${result.okRequests} of ${due} requests answered (${result.inWindowOkRequests} while the step ran; ${achieved} events/s of ${eventsPerS}), ${errors} errors, ${result.dropped} dropped${result.errorSample ? ` (${result.errorSample.slice(0, 160)})` : ''}`;
       if (ok && system === 'drawdown') {
-        // Growing backlog: the last third's mean above the first third's by more than 5 % of a second of load, or above 2 s of load.
-        // Growth is judged only on steps long enough to be past the ramp from an empty pipeline
-        // (6+ samples); every step must end with no more backlog than 2 s of load clears.
-        const third = Math.max(1, Math.floor(backlogs.length / 3));
-        const head = backlogs.slice(0, third).reduce((a, b) => a + b, 0) / third;
-        const tail = backlogs.slice(-third).reduce((a, b) => a + b, 0) / third;
-        const growthPerS = backlogs.length >= 6 ? (tail - head) / Math.max(1, (seconds * 2) / 3) : 0;
-        const endBacklog = end?.eventsBacklog ?? tail;
-        if (growthPerS > 0.05 * eventsPerS || endBacklog > 2 * eventsPerS || (end?.debitsPending ?? 0) > 500) {
+        // A growing backlog past the settling time; or, for a step that started drained, a
+        // backlog at its end that two seconds of load would not clear; or DEBITS piling up.
+        const startedDrained = (first?.eventsBacklog ?? 0) <= Math.max(IDLE_BACKLOG, 0.5 * eventsPerS);
+        const endBacklog = end?.eventsBacklog ?? 0;
+        // (A starved process answers stats late: with fewer than two readings past the settling
+        // time, the step's first and last readings judge it.)
+        const growth = settled.length >= 2 ? slope : p0 && p1 && p1.t > p0.t ? (p1.backlog - p0.backlog) / (p1.t - p0.t) : 0;
+        if (growth > Math.max(IDLE_BACKLOG, opts.growthLimit * eventsPerS) || (startedDrained && endBacklog > 2 * eventsPerS) || (end?.debitsPending ?? 0) > 500) {
           ok = false;
-          why = `backlog: ${Math.round(head)} -> ${Math.round(tail)} events (end ${endBacklog}, limit 2 s of load), DEBITS pending ${end?.debitsPending}`;
+          why = `backlog: ${growth >= 0 ? '+' : ''}${Math.round(growth)} events/s past ${round(settle, 1)} s (limit ${Math.max(IDLE_BACKLOG, Math.round(opts.growthLimit * eventsPerS))}), ${first?.eventsBacklog ?? 0} -> ${endBacklog} events, DEBITS pending ${end?.debitsPending}`;
         }
       }
       if (ok && system === 'baseline' && result.latencyMs.p99 > 2000) {
@@ -232,10 +294,11 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       }
       const fresh = markers ? markers.between(t0, Date.now()) : [];
       const tEnd = Date.now();
-      progress(`${label}: offered ${eventsPerS} achieved ${achieved} p99 ${result.latencyMs.p99} ms backlog max ${Math.max(0, ...backlogs)} -> ${why}`);
+      progress(`${label}: offered ${eventsPerS} achieved ${achieved} processed ${processed} slope ${Math.round(slope)}/s p99 ${result.latencyMs.p99} ms backlog ${first?.eventsBacklog ?? 0} -> ${end?.eventsBacklog ?? 0} -> ${why}`);
       const stepResult: StepResult = {
-        offeredEventsPerS: eventsPerS, achievedEventsPerS: achieved, ok, why, latencyMs: result.latencyMs,
-        backlogStart: first?.eventsBacklog ?? 0, backlogEnd: end?.eventsBacklog ?? 0, backlogMax: Math.max(0, ...backlogs),
+        offeredEventsPerS: eventsPerS, achievedEventsPerS: achieved, inWindowEventsPerS: result.inWindowEventsPerS, processedEventsPerS: processed,
+        backlogSlopePerS: Math.round(slope), ok, why, latencyMs: result.latencyMs,
+        backlogStart: first?.eventsBacklog ?? 0, backlogEnd: end?.eventsBacklog ?? 0, backlogMax: Math.max(0, ...samples.map((x) => x.backlog)),
         debitsPendingEnd: end?.debitsPending ?? 0,
         ...(markers ? { freshnessMs: { p50: round(percentile(fresh, 50)), p99: round(percentile(fresh, 99)), samples: fresh.length } } : {}),
         cpuShare,
@@ -248,7 +311,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     const windows: { r: StepResult; t0: number; t1: number }[] = [];
     const stepTables: { figures: Record<string, unknown>; steps: StepResult[] }[] = [];
 
-    const markers = new Markers(baseUrl, app.adminKey, opts.customers);
+    const markers = new Markers(baseUrl, dd.adminKey, opts.customers);
     markers.start();
     // The timeline: one sample a second for the whole scenario (steps and drains alike).
     timeline = setInterval(() => {
@@ -271,12 +334,15 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           const windows: { window: number; storedEventsBefore: number; offered: number; achieved: number; ok: boolean; backlogEnd: number }[] = [];
           let rate = opts.startRate;
           let stored = 0;
+          let failedOnce = false;
           for (let w = 1; stored < opts.long.events; w++) {
             const r = await step(system, shape, rate, opts.long.windowSeconds, `${system} ${shape} long`);
             windows.push({ window: w, storedEventsBefore: stored, offered: rate, achieved: r.achievedEventsPerS, ok: r.ok, backlogEnd: r.backlogEnd });
             stored += r.achievedEventsPerS * opts.long.windowSeconds;
-            // Track what the system sustains: back off on a failed window, probe upward after a good one.
-            rate = Math.max(1000, Math.round(r.ok ? rate * 1.05 : Math.min(rate, r.achievedEventsPerS) * 0.85));
+            // Track what the system sustains: back off on a failed window, probe upward after a
+            // good one (+20 % until the first failure, so the start rate is left behind quickly, then +5 %).
+            failedOnce ||= !r.ok;
+            rate = Math.max(1000, roundRate(r.ok ? rate * (failedOnce ? 1.05 : 1.2) : Math.min(rate, r.achievedEventsPerS) * 0.85));
             if (system === 'drawdown' && !r.ok) await drain(opts.drainSeconds * 1000);
           }
           const good = windows.filter((x) => x.ok);
@@ -290,29 +356,39 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         }
       }
     } else {
-      const warmed = new Set<string>();
+      // Warm-up (JIT, connection pools, the catalog snapshot): both systems at once, not measured.
+      const warmRate = Math.max(500, roundRate(opts.startRate / 4));
+      await Promise.all(opts.systems.map((system) => step(system, opts.shapes[0]!, warmRate, opts.warmupSeconds, `${system} warm-up`)));
+      await drain(opts.drainSeconds * 1000);
+      const last = new Map<string, { lo?: StepResult; hi?: number }>();
       for (const shape of opts.shapes) {
         for (const system of opts.systems) {
-          if (!warmed.has(system)) {
-            // JIT, connection pools and the catalog snapshot warm up outside the measured steps.
-            warmed.add(system);
-            await step(system, shape, Math.round(opts.startRate / 2), 2, `${system} ${shape} warm-up`);
-            if (system === 'drawdown') await drain(opts.drainSeconds * 1000);
-          }
+          // Start where earlier searches point: this system's previous shape, else Drawdown's
+          // result for this shape (the baseline), else the plan's start rate.
+          const prev = last.get(system) ?? last.get('drawdown');
+          const start = prev?.hi ?? (prev?.lo ? prev.lo.offeredEventsPerS * opts.growth : opts.startRate);
           const steps: StepResult[] = [];
-          let rate = opts.startRate;
-          let best: StepResult | undefined;
+          let lo: StepResult | undefined;
+          let hi: number | undefined;
+          let rate = roundRate(start);
           for (let i = 0; i < opts.maxSteps; i++) {
-            const r = await step(system, shape, rate, opts.stepSeconds, `${system} ${shape} ${Math.round(rate / 1000)}K`, markers);
+            const r = await step(system, shape, rate, opts.stepSeconds, `${system} ${shape} ${round(rate / 1000, 1)}K`, markers);
             steps.push(r);
-            if (system === 'drawdown') await drain(opts.drainSeconds * 1000);
-            if (!r.ok) break;
-            best = r;
-            rate = Math.round(rate * opts.growth);
+            if (system === 'drawdown' && opts.drainBetweenSteps) await drain(opts.drainSeconds * 1000);
+            if (r.ok) lo = !lo || r.offeredEventsPerS > lo.offeredEventsPerS ? r : lo;
+            else hi = Math.min(hi ?? Infinity, rate);
+            const next = nextSearchRate({ rate, ok: r.ok, processed: r.processedEventsPerS, lo: lo?.offeredEventsPerS, hi }, opts);
+            if (next === undefined) break;
+            rate = next;
           }
-          const sustained = best?.achievedEventsPerS ?? 0;
-          const half = sustained > 0 ? await step(system, shape, Math.max(100, Math.round(sustained / 2 / 100) * 100), opts.halfSeconds, `${system} ${shape} half`, markers) : undefined;
+          last.set(system, { lo, hi });
+          const sustained = lo?.achievedEventsPerS ?? 0;
           if (system === 'drawdown') await drain(opts.drainSeconds * 1000);
+          const half = sustained > 0 && (system === 'drawdown' || opts.baselineHalf)
+            ? await step(system, shape, Math.max(100, roundRate(sustained / 2)), opts.halfSeconds, `${system} ${shape} half`, markers)
+            : undefined;
+          if (system === 'drawdown' && half) await drain(opts.drainSeconds * 1000);
+          const capacities = steps.filter((x) => !x.ok && Number.isFinite(x.processedEventsPerS)).map((x) => x.processedEventsPerS);
           const figures: Record<string, unknown> = {};
           stepTables.push({ figures, steps });
           out.push({
@@ -320,8 +396,10 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
             title: `End to end, ${system === 'drawdown' ? 'Drawdown all-in-one' : 'baseline (Postgres only)'}, ${shape === 'zipf' ? 'Zipf s=1.1' : 'uniform'} over ${opts.customers.toLocaleString('en')} customers`,
             figures: Object.assign(figures, {
               sustainedEventsPerS: sustained,
-              searchCappedAtLastStep: steps.length === opts.maxSteps && steps[steps.length - 1]!.ok,
-              atSustained: best ?? null,
+              upperBoundEventsPerS: hi ?? null,
+              processedWhenOverEventsPerS: capacities.length > 0 ? Math.max(...capacities) : null,
+              searchCappedAtLastStep: hi === undefined,
+              atSustained: lo ?? null,
               halfRate: half ?? null,
               steps: [],
               ...(shape === 'zipf' ? { top10CustomersShare: round(zipfTopShare(opts.customers, 10), 3) } : {}),
@@ -337,9 +415,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       w.r.freshnessMs = { p50: round(percentile(f, 50)), p99: round(percentile(f, 99)), samples: f.length };
     }
     for (const t of stepTables) {
-      t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples }));
+      t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, processed: x.processedEventsPerS, backlogSlope: x.backlogSlopePerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples }));
     }
-    const verify = await app.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
+    const verify = await dd.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
     const accepted = (await stats()).eventsAccepted;
     out.push({
       name: opts.long ? 'long_check' : 'e2e_check',
@@ -360,17 +438,16 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     return out;
   } finally {
     clearInterval(timeline);
-    await gen?.stop();
-    await baseline?.stop();
-    await app.stop();
-    await s.close();
-    await env.cleanup();
-    const { Client } = (await import('pg')).default;
-    const admin = new URL(env.config.databaseUrl);
-    admin.pathname = '/postgres';
-    const c = new Client({ connectionString: admin.toString() });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${baselineUrl.pathname.slice(1)}" WITH (FORCE)`);
-    await c.end();
+    await Promise.all([gen?.stop(), baseline?.stop(), app?.stop()]);
+    await s?.close();
+    const dropBaseline = async () => {
+      const { Client } = (await import('pg')).default;
+      const admin = new URL(env.config.databaseUrl);
+      admin.pathname = '/postgres';
+      const c = new Client({ connectionString: admin.toString() });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${baselineUrl.pathname.slice(1)}" WITH (FORCE)`).finally(() => c.end());
+    };
+    await Promise.all([env.cleanup(), dropBaseline()]);
   }
 }

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { nextSearchRate, roundRate, slopePerS } from './search';
+
+const opts = { growth: 1.5, precision: 1.2 };
+
+describe('nextSearchRate', () => {
+  it('rises by the growth factor until a step fails', () => {
+    expect(nextSearchRate({ rate: 4000, ok: true, processed: 4000, lo: 4000 }, opts)).toBe(6000);
+  });
+  it('aims just under what a failed first step processed, within 30-90 % of its rate', () => {
+    expect(nextSearchRate({ rate: 10_000, ok: false, processed: 6000, hi: 10_000 }, opts)).toBe(5400);
+    expect(nextSearchRate({ rate: 10_000, ok: false, processed: 9900, hi: 10_000 }, opts)).toBe(8900);
+    expect(nextSearchRate({ rate: 10_000, ok: false, processed: 100, hi: 10_000 }, opts)).toBe(3000);
+    expect(nextSearchRate({ rate: 10_000, ok: false, processed: NaN, hi: 10_000 }, opts)).toBe(5400);
+  });
+  it('bisects between the best sustained and the lowest failed rate, then stops within the precision', () => {
+    expect(nextSearchRate({ rate: 6000, ok: false, processed: 5000, lo: 4000, hi: 6000 }, opts)).toBe(4900);
+    expect(nextSearchRate({ rate: 4900, ok: true, processed: 4900, lo: 4900, hi: 5800 }, opts)).toBeUndefined();
+    // Nothing left between them at whole hundreds.
+    expect(nextSearchRate({ rate: 300, ok: false, processed: 200, lo: 200, hi: 300 }, { growth: 1.5, precision: 1.01 })).toBeUndefined();
+  });
+});
+
+describe('slopePerS', () => {
+  it('is the least-squares slope, 0 for fewer than two points', () => {
+    expect(slopePerS([[0, 100], [1, 300], [2, 500]])).toBeCloseTo(200);
+    expect(slopePerS([[0, 5], [0.5, 4], [1, 6], [1.5, 5]])).toBeCloseTo(0.4);
+    expect(slopePerS([[1, 7]])).toBe(0);
+  });
+  it('rounds rates to whole hundreds, at least 100', () => {
+    expect(roundRate(149)).toBe(100);
+    expect(roundRate(12_345)).toBe(12_300);
+    expect(roundRate(0)).toBe(100);
+  });
+});

@@ -1,0 +1,42 @@
+// The end-to-end rate search's arithmetic (pure, unit-tested): the next rate to try, and the
+// backlog's growth as a least-squares slope.
+
+/** Rates are offered in whole hundreds of events per second (whole 100-event requests). */
+export const roundRate = (x: number) => Math.max(100, Math.round(x / 100) * 100);
+
+/**
+ * The search's next rate after a step at `rate`, or undefined when it is done. Until a step
+ * fails: `growth` times the rate. After a failure with nothing sustained yet: 90 % of what the
+ * failed step processed (its capacity when over it), within 30-90 % of its rate. With both a
+ * sustained rate (lo) and a failed one (hi): their geometric mean, until hi is within
+ * `precision` of lo.
+ */
+export function nextSearchRate(s: { rate: number; ok: boolean; processed: number; lo?: number; hi?: number }, opts: { growth: number; precision: number }): number | undefined {
+  let next: number;
+  if (s.hi === undefined) next = s.rate * opts.growth;
+  else if (s.lo === undefined) {
+    const cap = !s.ok && Number.isFinite(s.processed) && s.processed > 0 ? s.processed : 0.6 * s.rate;
+    next = Math.max(0.3 * s.rate, Math.min(0.9 * s.rate, 0.9 * cap));
+  } else {
+    if (s.hi / s.lo <= opts.precision) return undefined;
+    next = Math.sqrt(s.lo * s.hi);
+  }
+  const r = roundRate(next);
+  if ((s.lo !== undefined && r <= s.lo) || (s.hi !== undefined && r >= s.hi)) return undefined;
+  return r;
+}
+
+/** Least-squares slope of (t, y) points, y per unit of t; 0 with fewer than two points. */
+export function slopePerS(points: [number, number][]): number {
+  if (points.length < 2) return 0;
+  const n = points.length;
+  const mt = points.reduce((a, p) => a + p[0], 0) / n;
+  const my = points.reduce((a, p) => a + p[1], 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [t, y] of points) {
+    num += (t - mt) * (y - my);
+    den += (t - mt) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
