@@ -242,6 +242,9 @@ function renderMarkdown(doc: Doc): string {
   row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
   row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
   row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
+  // What the ledger's consumer does when it has a backlog: DRAWDOWN_LEDGER_BATCH_MAX batches per transaction.
+  row('Ledger alone, 10,000 customers, backlog-sized transactions', g('ledger_10000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_10000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
+  row('Ledger alone, 100,000 customers, backlog-sized transactions', g('ledger_100000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_100000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
   row('Access checks (hot cache), peak', g('access_checks', 'peakChecksPerS'), 'checks/s', '', `p50 ${num(g('access_checks', 'halfLoadLatencyMs.p50'))} ms, p99 ${num(g('access_checks', 'halfLoadLatencyMs.p99'))} ms at half the peak`);
   row('Threshold crossing to signed webhook received, p99', g('crossing_to_webhook', 'commitToReceivedMs.p99'), 'ms', 'seconds', `p50 ${num(g('crossing_to_webhook', 'commitToReceivedMs.p50'))} ms over ${num(g('crossing_to_webhook', 'received'))} crossings, from the debit's commit`);
   for (const shape of ['uniform', 'zipf']) {
