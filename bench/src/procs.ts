@@ -18,7 +18,9 @@ let nextId = 1;
 
 export function forkTs<R = Record<string, unknown>>(file: string, args: string[], opts: { execArgv?: string[]; readyTimeoutMs?: number } = {}): Promise<Child<R>> {
   const proc = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
-    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+    // BENCH_CHILD_NODE_ARGS adds Node flags to every child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+    // to profile the services under the benchmark's load; NODE_OPTIONS refuses --cpu-prof).
+    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? []), ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env },
   });

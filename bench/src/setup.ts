@@ -3,7 +3,7 @@
 // many customers with subscriptions and credits through the ledger's set-based seeding
 // (seedCustomers; the API would take minutes for 100,000 customers).
 import pg from 'pg';
-import type { Config } from '@drawdown/config';
+import { SETTINGS, type Config } from '@drawdown/config';
 import { startHttpServer } from '@drawdown/http';
 import { startLedger, LEDGER_MIGRATIONS, seedCustomers } from '@drawdown/ledger';
 import { createLogger, type Logger } from '@drawdown/log';
@@ -28,7 +28,8 @@ export interface Stores {
 }
 
 export function benchEnv(overrides: Record<string, string> = {}): TestEnv {
-  return testEnv({ DRAWDOWN_LOG_LEVEL: 'error', ...overrides });
+  // The product's defaults (the test kit's 8 partitions are for exercising partitioned paths).
+  return testEnv({ DRAWDOWN_LOG_LEVEL: 'error', DRAWDOWN_PARTITIONS: process.env.DRAWDOWN_PARTITIONS ?? SETTINGS.partitions.default, ...overrides });
 }
 
 /**

@@ -9,7 +9,7 @@ import { loadCatalog, catalogVersion, type CatalogSnapshot } from '@drawdown/cat
 import type { Ch } from '@drawdown/clickhouse';
 import type { Route } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
-import { jetstream, names, openKv, type NatsConnection } from '@drawdown/nats';
+import { jetstream, names, openKv, type KV, type NatsConnection } from '@drawdown/nats';
 import type { Pool } from '@drawdown/pg';
 import { LeaseManager } from './lease';
 import { PartitionRunner, type PriceFn } from './partition';
@@ -56,6 +56,7 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
   const n = names(config.namespace);
   const js = jetstream(opts.nc);
   const kv = await openKv(opts.nc, n.raterStateBucket);
+  await checkPartitionCount(kv, config.partitions);
   const pool = new Piscina({
     filename: new URL('./pricing/worker-entry.mjs', import.meta.url).href,
     minThreads: 1,
@@ -180,4 +181,47 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
       await pool.destroy();
     },
   };
+}
+
+/** DRAWDOWN_PARTITIONS differs from what this deployment's events were partitioned into. */
+export class PartitionCountError extends Error {
+  override readonly name = 'PartitionCountError';
+  readonly code = 'partition_count_changed';
+}
+
+const PARTITIONS_KEY = 'partitions';
+
+/**
+ * The partition count is fixed for the life of a deployment (a customer's events must stay in
+ * one partition for ordering and dedup). The first rater records it in the state bucket; a
+ * later start with another count refuses to run. A deployment from before the record existed
+ * is recognised by its partition checkpoints (p0, p1, ...).
+ */
+export async function checkPartitionCount(kv: KV, partitions: number): Promise<void> {
+  const refuse = (stored: string) => {
+    throw new PartitionCountError(
+      `DRAWDOWN_PARTITIONS is ${partitions}, but this deployment's events are partitioned into ${stored}; ` +
+        `set DRAWDOWN_PARTITIONS to that (changing it would move customers to other partitions and break per-customer ordering and dedup)`,
+    );
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const e = await kv.get(PARTITIONS_KEY);
+    if (e && e.operation === 'PUT' && e.length > 0) {
+      const stored = Number(e.string());
+      if (stored !== partitions) refuse(String(stored));
+      return;
+    }
+    let highest = -1;
+    for await (const key of await kv.keys()) {
+      const m = /^p(\d+)$/.exec(key);
+      if (m) highest = Math.max(highest, Number(m[1]));
+    }
+    if (highest >= partitions) refuse(`at least ${highest + 1}`);
+    try {
+      await kv.create(PARTITIONS_KEY, String(partitions));
+      return;
+    } catch {
+      // Another rater recorded it first: read it again.
+    }
+  }
 }

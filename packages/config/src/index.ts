@@ -33,7 +33,7 @@ export const SETTINGS = {
   clickhouseUrl: s('CLICKHOUSE_URL', 'string', '', 'ClickHouse server URL (http://user:pass@host:8123/db). Empty: embedded chDB under DRAWDOWN_DATA_DIR/chdb.'),
   dataDir: s('DRAWDOWN_DATA_DIR', 'string', '.data', 'Directory for embedded state (chDB data, the generated admin key file).'),
   namespace: s('DRAWDOWN_NAMESPACE', 'string', '', 'Prefix for JetStream stream, subject and KV names, so several deployments (or test runs) can share one NATS. Empty for none.'),
-  partitions: s('DRAWDOWN_PARTITIONS', 'int', '8', 'Event partitions (hash of customer mod P). Fixed for the life of a deployment.', { min: 1, max: 1024 }),
+  partitions: s('DRAWDOWN_PARTITIONS', 'int', '2', 'Event partitions (hash of customer mod P), each rated in order by one rater at a time. Fixed for the life of a deployment: the rater records it and refuses to start with another value. Every partition\'s batch is one ClickHouse insert, and an embedded chDB runs inserts one at a time, so on one machine few partitions (larger inserts) rate fastest: 2 sustained about 2x the rate of 8 in the all-in-one here (bench/README.md). Choose more (e.g. 16-64) before going live when several rater processes will share the load.', { min: 1, max: 1024 }),
   logLevel: s('DRAWDOWN_LOG_LEVEL', 'string', 'info', 'debug, info, warn or error.'),
   // http (all-in-one serves ingest and the billing API on one port)
   httpHost: s('DRAWDOWN_HTTP_HOST', 'string', '127.0.0.1', 'Address the HTTP API listens on.'),

@@ -27,6 +27,9 @@ export function testEnv(overrides: Record<string, string> = {}): TestEnv {
     DRAWDOWN_DATA_DIR: dataDir,
     DRAWDOWN_HTTP_PORT: '0',
     DRAWDOWN_LOG_LEVEL: process.env.DRAWDOWN_TEST_LOG_LEVEL ?? 'error',
+    // Tests spread customers over more partitions than the one-machine default, so partitioned
+    // paths (leases, per-partition order, hand-over) are exercised.
+    DRAWDOWN_PARTITIONS: '8',
     ...overrides,
   });
   return {
