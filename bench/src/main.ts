@@ -32,7 +32,7 @@ const PLAN = {
   ceilings: { seconds: Q ? 1 : 5, customers: 10_000 },
   ingest: { seconds: Q ? 1 : 8, connections: 32, customers: 10_000 },
   rater: { events: Q ? 20_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
-  ledger: { seconds: Q ? 1 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8 },
+  ledger: { seconds: Q ? 1 : 5, customerCounts: [10_000, 100_000], batchesPerTx: 8, backlogMaxCustomers: Q ? 10_000 : 1_000_000 },
   alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 30 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
   // Quick: two short search steps per system and shape (a third when the bracket is still wider
   // than 2x), the first one aimed above the capacity (see adaptStartRate), no drain between them
@@ -41,7 +41,7 @@ const PLAN = {
   e2e: {
     customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1,
     connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 1 : 3, sampleMs: Q ? 250 : 1000,
-    warmupSeconds: Q ? 1 : 5, baselineHalf: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
+    warmupSeconds: Q ? 2 : 5, baselineHalf: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
   } satisfies E2eOpts,
   long: {
     customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, connections: 64, drainSeconds: 60,

@@ -374,7 +374,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           for (let i = 0; i < opts.maxSteps; i++) {
             const r = await step(system, shape, rate, opts.stepSeconds, `${system} ${shape} ${round(rate / 1000, 1)}K`, markers);
             steps.push(r);
-            if (system === 'drawdown' && opts.drainBetweenSteps) await drain(opts.drainSeconds * 1000);
+            // A failed step leaves a backlog that would be charged to the next (lower) step: drain
+            // it first, also in quick mode.
+            if (system === 'drawdown' && (opts.drainBetweenSteps || !r.ok)) await drain(opts.drainSeconds * 1000);
             if (r.ok) lo = !lo || r.offeredEventsPerS > lo.offeredEventsPerS ? r : lo;
             else hi = Math.min(hi ?? Infinity, rate);
             const next = nextSearchRate({ rate, ok: r.ok, processed: r.processedEventsPerS, lo: lo?.offeredEventsPerS, hi }, opts);
