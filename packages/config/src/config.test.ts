@@ -5,7 +5,7 @@ describe('loadConfig', () => {
   it('uses the documented defaults on an empty environment', () => {
     const c = loadConfig({});
     expect(c.httpPort).toBe(7070);
-    expect(c.partitions).toBe(8);
+    expect(c.partitions).toBe(2);
     expect(c.ingestGraceMs).toBe(12 * 3600_000);
     expect(c.natsUrl).toBe('nats://127.0.0.1:4222');
   });
