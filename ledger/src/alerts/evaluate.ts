@@ -90,10 +90,12 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
     `INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
      SELECT c, u, b * 0.000000000001, p FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[]) AS t(c, u, b, p)
      ON CONFLICT (customer_id, pricing_unit) DO UPDATE
-       SET balance = excluded.balance, changed_at = now(), txid = pg_current_xact_id(),
+       SET balance = excluded.balance, changed_at = now(),
            update_pending = balance_snapshots.update_pending OR excluded.update_pending`,
     [customers, units, `{${list.map((c) => c.after).join(',')}}`, `{${list.map((c) => (c.after < c.before ? 't' : 'f')).join(',')}}`],
   );
+  // The access cache's feed: one appended row per transaction (migrations 310).
+  await db.query('INSERT INTO balance_feed (customer_ids, pricing_units) VALUES ($1::text[], $2::text[])', [customers, units]);
 
   const flips = list.filter((c) => (c.before > 0n) !== (c.after > 0n));
   if (flips.length > 0) {
