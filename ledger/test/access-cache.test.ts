@@ -115,4 +115,30 @@ describe('access cache', () => {
       await cache.stop();
     }
   });
+
+  it('reloads when the balance feed was pruned past its position', async () => {
+    const cache = newCache(h.pool);
+    await cache.start();
+    try {
+      const id = ids[7]!;
+      const start = (await cache.check({ id }, {})).balance;
+      const day = new Date().toISOString().slice(0, 10);
+      await applyDebitBatches(h.pool, [{
+        id: 'prune:1', partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(),
+        lines: [{ customerId: id, pricingUnit: 'credits', priceId: 'price_x', day, amountPicos: parseDecimal('2').toString(), quantityPicos: parseDecimal('2').toString(), events: 1 }],
+      }]);
+      // The feed rows of that change are pruned (as the coalescer does past its horizon) before
+      // the cache polls: the poll cannot see the change, so it drops what it holds...
+      await h.pool.query(
+        `WITH d AS (DELETE FROM balance_feed RETURNING txid)
+         UPDATE balance_feed_pruned SET upto = greatest(upto, (SELECT max(txid) FROM d)) WHERE EXISTS (SELECT 1 FROM d)`,
+      );
+      await cache.poll();
+      expect(cache.size).toBe(0);
+      // ...and the next check reads the balance afresh.
+      expect((await cache.check({ id }, {})).balance).toBe(start - credits(2));
+    } finally {
+      await cache.stop();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 // The access cache: answers "may this customer consume now?" from memory. A customer is
 // loaded from Postgres on first use; afterwards it is kept fresh by polling three small change
-// feeds every accessPollMs: balance_snapshots (written by every balance change in its ledger
-// transaction), access_policies and unpaid_overage_invoices. Each feed is read by transaction
+// feeds every accessPollMs: balance_feed (appended by every balance change in its ledger
+// transaction; pruned by the coalescer, a reader behind the prune reloads), access_policies and unpaid_overage_invoices. Each feed is read by transaction
 // id: rows whose txid >= the xmin of the previous poll's snapshot, which includes every
 // transaction that had not committed at that poll, so no commit is ever missed (some rows are
 // read twice, harmlessly). Works the same when the ledger runs in other processes.
@@ -330,11 +330,18 @@ export class AccessCache {
 
   /** One round of the three change feeds (exposed for tests). */
   async poll(): Promise<void> {
-    const b = await this.o.pool.query<{ xmin: string; customer_id: string | null; pricing_unit: string; balance: string }>(
-      `WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-       SELECT x.xmin::text, s.customer_id, s.pricing_unit, s.balance::text FROM x LEFT JOIN balance_snapshots s ON s.txid >= $1::xid8`,
+    // The balance feed (migrations 310): pairs named by transactions at or after the position,
+    // with their latest snapshot. `lost`: the feed was pruned past our position; reload all.
+    const b = await this.o.pool.query<{ xmin: string; lost: boolean; customer_id: string | null; pricing_unit: string; balance: string }>(
+      `WITH x AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, (SELECT upto >= $1::xid8 FROM balance_feed_pruned) AS lost),
+            c AS (SELECT DISTINCT u.customer_id, u.pricing_unit
+                    FROM balance_feed f, unnest(f.customer_ids, f.pricing_units) AS u(customer_id, pricing_unit)
+                   WHERE f.txid >= $1::xid8)
+       SELECT x.xmin::text, coalesce(x.lost, false) AS lost, s.customer_id, s.pricing_unit, s.balance::text
+         FROM x LEFT JOIN (c JOIN balance_snapshots s ON s.customer_id = c.customer_id AND s.pricing_unit = c.pricing_unit) ON true`,
       [this.xmin.balances],
     );
+    if (b.rows[0]!.lost) for (const id of [...this.byId.keys()]) this.invalidate(id);
     for (const r of b.rows) {
       const e = r.customer_id ? this.byId.get(r.customer_id) : undefined;
       if (e) e.balances.set(r.pricing_unit, toPicos(r.balance));

@@ -8,7 +8,7 @@
 import { formatDecimal } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
 import { writeOutbox, type OutboxRow } from '../outbox/outbox';
-import { toPicos } from '../credits/balances';
+import { pgTextArray, toPicos } from '../credits/balances';
 import type { DebitBatch } from '@drawdown/debits';
 
 // One balance change of a transaction, as every crossing hook sees it (credits/crossings.ts).
@@ -67,25 +67,35 @@ export function decide(type: string, thresholds: bigint[], state: Map<bigint, bo
  * the outbox rows of every crossing. Call it once per transaction with every changed pair.
  */
 export async function evaluateCrossings(db: Queryable, changes: BalanceChange[]): Promise<CrossingResult> {
-  // Last change per pair wins (a transaction may report a pair twice).
+  // Last change per pair wins (a transaction may report a pair twice; most report each once).
+  let list = changes;
   const byPair = new Map<string, BalanceChange>();
   for (const c of changes) {
     const k = `${c.customerId}\u0000${c.pricingUnit}`;
     const prev = byPair.get(k);
     byPair.set(k, prev ? { ...c, before: prev.before } : c);
   }
-  const list = [...byPair.values()].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : 1));
+  if (byPair.size !== changes.length) list = [...byPair.values()];
+  const cmp = (a: BalanceChange, b: BalanceChange) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0);
+  let sorted = true;
+  for (let i = 1; i < list.length && sorted; i++) sorted = cmp(list[i - 1]!, list[i]!) < 0;
+  if (!sorted) list = [...list].sort(cmp);
   if (list.length === 0) return { depleted: 0, events: 0 };
 
   // First the snapshot row (it orders this transaction against the coalescer, see coalescer.ts).
+  // Arrays go as one text literal each (pgTextArray); balances as picos, scaled in SQL.
+  const customers = pgTextArray(list.map((c) => c.customerId));
+  const units = pgTextArray(list.map((c) => c.pricingUnit));
   await db.query(
     `INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[])
+     SELECT c, u, b * 0.000000000001, p FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[]) AS t(c, u, b, p)
      ON CONFLICT (customer_id, pricing_unit) DO UPDATE
-       SET balance = excluded.balance, changed_at = now(), txid = pg_current_xact_id(),
+       SET balance = excluded.balance, changed_at = now(),
            update_pending = balance_snapshots.update_pending OR excluded.update_pending`,
-    [list.map((c) => c.customerId), list.map((c) => c.pricingUnit), list.map((c) => formatDecimal(c.after)), list.map((c) => c.after < c.before)],
+    [customers, units, `{${list.map((c) => c.after).join(',')}}`, `{${list.map((c) => (c.after < c.before ? 't' : 'f')).join(',')}}`],
   );
+  // The access cache's feed: one appended row per transaction (migrations 310).
+  await db.query('INSERT INTO balance_feed (customer_ids, pricing_units) VALUES ($1::text[], $2::text[])', [customers, units]);
 
   const flips = list.filter((c) => (c.before > 0n) !== (c.after > 0n));
   if (flips.length > 0) {
@@ -101,7 +111,7 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
        FROM alerts a JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
          ON a.customer_id = t.customer_id AND a.currency = t.pricing_unit
       WHERE a.enabled AND a.type = ANY($3::text[])`,
-    [list.map((c) => c.customerId), list.map((c) => c.pricingUnit), BALANCE_ALERT_TYPES],
+    [customers, units, BALANCE_ALERT_TYPES],
   );
   if (alerts.rows.length === 0) return { depleted: 0, events: 0 };
 
@@ -119,8 +129,16 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
   const upserts: { alertId: string; threshold: bigint; inAlert: boolean }[] = [];
   const rows: OutboxRow[] = [];
   let depleted = 0;
+  const alertsOf = new Map<string, AlertRow[]>();
+  for (const a of alerts.rows) {
+    const k = `${a.customer_id}\u0000${a.currency}`;
+    const m = alertsOf.get(k);
+    if (m) m.push(a);
+    else alertsOf.set(k, [a]);
+  }
   for (const c of list) {
-    const mine = alerts.rows.filter((a) => a.customer_id === c.customerId && a.currency === c.pricingUnit);
+    const mine = alertsOf.get(`${c.customerId}\u0000${c.pricingUnit}`);
+    if (!mine) continue;
     // Announce in the order a reader expects: drops from the highest threshold down, then
     // depletion, then recoveries from the lowest threshold up.
     const order = { credit_balance_dropped: 0, credit_balance_depleted: 1, credit_balance_recovered: 2 } as Record<string, number>;
@@ -169,27 +187,32 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
  * Usage only grows inside a period, so each threshold fires at most once per period.
  */
 export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch[]): Promise<number> {
+  // The lines go to SQL as they are (one text literal per column, amounts in picos); SQL merges
+  // them per (customer, price, day) and keeps only those of customers with a subscription.
   const seen = new Set<string>();
-  const merged = new Map<string, { customerId: string; priceId: string; day: string; quantity: bigint; cost: bigint }>();
+  const customers: string[] = [];
+  const priceIds: string[] = [];
+  const days: string[] = [];
+  const quantities: string[] = [];
+  const costs: string[] = [];
   for (const b of batches) {
     if (seen.has(b.id)) continue;
     seen.add(b.id);
     for (const l of b.lines) {
-      const k = `${l.customerId}\u0000${l.priceId}\u0000${l.day}`;
-      const q = BigInt(l.quantityPicos ?? '0');
-      const a = BigInt(l.amountPicos);
-      const cur = merged.get(k);
-      if (cur) {
-        cur.quantity += q;
-        cur.cost += a;
-      } else merged.set(k, { customerId: l.customerId, priceId: l.priceId, day: l.day, quantity: q, cost: a });
+      customers.push(l.customerId);
+      priceIds.push(l.priceId);
+      days.push(l.day);
+      quantities.push(l.quantityPicos ?? '0');
+      costs.push(l.amountPicos);
     }
   }
-  const lines = [...merged.values()];
-  if (lines.length === 0) return 0;
+  if (customers.length === 0) return 0;
   const touched = await db.query<{ subscription_id: string; period_start: string }>(
     `WITH t AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::numeric[]) AS t(customer_id, price_id, day, quantity, cost)
+       SELECT customer_id, price_id, day, sum(quantity) * 0.000000000001 AS quantity, sum(cost) * 0.000000000001 AS cost
+         FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::numeric[]) AS t(customer_id, price_id, day, quantity, cost)
+        WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = t.customer_id)
+        GROUP BY 1, 2, 3
      ), m AS (
        SELECT DISTINCT ON (t.customer_id, t.price_id, t.day)
               s.id AS subscription_id, p.id AS price_id, p.metric_id, p.currency, t.quantity, t.cost,
@@ -204,7 +227,7 @@ export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch
      SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost) FROM m GROUP BY 1, 2, 3, 4, 5
      ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
      RETURNING subscription_id, period_start::text`,
-    [lines.map((l) => l.customerId), lines.map((l) => l.priceId), lines.map((l) => l.day), lines.map((l) => formatDecimal(l.quantity)), lines.map((l) => formatDecimal(l.cost))],
+    [pgTextArray(customers), pgTextArray(priceIds), pgTextArray(days), `{${quantities.join(',')}}`, `{${costs.join(',')}}`],
   );
   if (touched.rows.length === 0) return 0;
   // Only subscriptions with alerts go further.

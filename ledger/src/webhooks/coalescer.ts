@@ -15,6 +15,9 @@ const emitted = counter('drawdown_balance_updated_emitted_total', 'credit_balanc
 
 /** Most pairs emitted per transaction. */
 const BATCH = 1000;
+/** balance_feed rows (migrations 310) older than this are pruned, at most every PRUNE_EVERY_MS. */
+const FEED_HORIZON_MS = 3_600_000;
+const PRUNE_EVERY_MS = 60_000;
 
 export interface Coalescer {
   /** Emits what is due now; returns how many (tests). */
@@ -26,6 +29,7 @@ export function startBalanceUpdatedCoalescer(opts: { pool: Pool; intervalMs: num
   const tickMs = Math.min(5_000, Math.max(50, Math.floor(opts.intervalMs / 4)));
   let stopped = false;
   let running: Promise<number> | undefined;
+  let lastPrune = 0;
 
   const once = () =>
     withTx(opts.pool, async (c) => {
@@ -47,6 +51,15 @@ export function startBalanceUpdatedCoalescer(opts: { pool: Pool; intervalMs: num
         payload: { customer_id: x.customer_id, pricing_unit: x.pricing_unit, balance: formatDecimal(toPicos(x.balance)), balance_as_of: x.changed_at.toISOString() },
       })));
       emitted.inc(r.rows.length);
+      // The access cache's balance feed keeps FEED_HORIZON; a cache behind the prune reloads.
+      if (Date.now() - lastPrune >= PRUNE_EVERY_MS) {
+        lastPrune = Date.now();
+        await c.query(
+          `WITH d AS (DELETE FROM balance_feed WHERE at < now() - $1 * interval '1 millisecond' RETURNING txid)
+           UPDATE balance_feed_pruned SET upto = greatest(upto, (SELECT max(txid) FROM d)) WHERE EXISTS (SELECT 1 FROM d)`,
+          [FEED_HORIZON_MS],
+        );
+      }
       return r.rows.length;
     });
 
