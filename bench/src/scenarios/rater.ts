@@ -87,11 +87,18 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
     const startedS = (performance.now() - start) / 1000;
     let firstBatchS = 0;
+    // Events counted by the rater so far (every outcome but undecodable messages).
+    const processedSoFar = async () => ((await registry.getSingleMetric('drawdown_rater_events_total')?.get())?.values ?? [])
+      .filter((v) => v.labels.outcome !== 'undecodable_message').reduce((a, v) => a + v.value, 0);
+    let processedAtFirstBatch = 0;
     let rssMax = rssBefore;
     let timedOut = false;
     for (;;) {
       rssMax = Math.max(rssMax, procSample(process.pid)!.rssBytes);
-      if (!firstBatchS && rater.runners.some((r) => r.position > 0)) firstBatchS = (performance.now() - start) / 1000;
+      if (!firstBatchS && rater.runners.some((r) => r.position > 0)) {
+        firstBatchS = (performance.now() - start) / 1000;
+        processedAtFirstBatch = await processedSoFar();
+      }
       if (rater.runners.every((r) => r.position >= lastSeq[r.partition]!)) break;
       if (performance.now() - start > opts.maxSeconds * 1000) {
         timedOut = true;
@@ -123,6 +130,8 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
         processed,
         stoppedAtTimeLimit: timedOut,
         eventsPerS: Math.round(processed / secs),
+        // Past start-up (worker load, first chDB insert): from the first committed batch to the end.
+        eventsPerSAfterFirstBatch: secs > firstBatchS && processed > processedAtFirstBatch ? Math.round((processed - processedAtFirstBatch) / (secs - firstBatchS)) : null,
         seconds: round(secs, 2),
         startRaterSeconds: round(startedS, 2),
         firstBatchSeconds: round(firstBatchS, 2),
