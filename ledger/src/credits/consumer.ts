@@ -30,13 +30,37 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
   const consumer = await js.consumers.get(opts.stream, opts.durable);
   let stopped = false;
 
+  // consume() keeps a pull open, so a transaction starts as soon as a batch arrives (a fetch()
+  // waits until it has batchMax messages or its expiry, at least a second, has passed). While
+  // a transaction runs, the next batches queue in the iterator and are applied together.
+  const messages = await consumer.consume({ max_messages: Math.max(2 * opts.batchMax, 128) });
+  const iter = messages[Symbol.asyncIterator]();
+  type Msg = Awaited<ReturnType<typeof iter.next>>['value'];
+  let next: ReturnType<typeof iter.next> | undefined;
+  /** The next message, or undefined when none arrives within `waitMs` (null: the stream of messages ended). */
+  const take = async (waitMs: number): Promise<Msg | null | undefined> => {
+    next ??= iter.next();
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([next, new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), waitMs)))]);
+    clearTimeout(timer);
+    if (r === 'timeout') return undefined;
+    next = undefined;
+    return r.done ? null : r.value;
+  };
+
   const loop = (async () => {
     while (!stopped) {
       try {
-        const msgs = await consumer.fetch({ max_messages: opts.batchMax, expires: 1000 });
-        const got = [];
-        for await (const m of msgs) got.push(m);
-        if (got.length === 0) continue;
+        const first = await take(1000);
+        if (first === null) break;
+        if (first === undefined) continue;
+        const got = [first];
+        // What is already queued joins this transaction (a zero wait still lets buffered messages through).
+        while (got.length < opts.batchMax) {
+          const m = await take(0);
+          if (!m) break;
+          got.push(m);
+        }
         const batches: DebitBatch[] = [];
         for (const m of got) {
           try {
@@ -68,6 +92,8 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
   return {
     async stop() {
       stopped = true;
+      // Bounded: closing a consumer that still holds unread messages can wait a long time.
+      await Promise.race([messages.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
       await loop;
     },
     async idle() {
