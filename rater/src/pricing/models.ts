@@ -3,8 +3,8 @@
 // of the (subscription, price, billing period), so an event is charged the increment of the
 // period's total: amount = F(cum + q) - F(cum), each F rounded once (half-even to 12 places).
 // The amounts of a period therefore sum to exactly F(period total), whatever the batching.
-import { PriceConfigError, matrixUnitAmount, periodAt, type PriceSnap, type SubscriptionSnap } from '@drawdown/catalog';
-import { ONE, ceilDivQuantity, divRoundInt, mul, parseDecimal } from '@drawdown/money';
+import { PriceConfigError, configDecimal, matrixUnitAmount, periodAt, type PriceSnap, type SubscriptionSnap } from '@drawdown/catalog';
+import { ONE, ceilDivQuantity, divRoundInt, mul } from '@drawdown/money';
 
 export class Unpriceable extends Error {
   override readonly name = 'Unpriceable';
@@ -18,14 +18,18 @@ export function isCumulative(modelType: string): boolean {
   return modelType === 'tiered' || modelType === 'package';
 }
 
-function dec(v: unknown, field: string): bigint {
-  if (typeof v !== 'string' && typeof v !== 'number') throw new Unpriceable(`price config ${field}: not a decimal`);
+/** A price config's problem as the rater's reason for leaving an event unpriced. */
+function unpriceable<T>(f: () => T): T {
   try {
-    return parseDecimal(v, field);
+    return f();
   } catch (err) {
-    throw new Unpriceable((err as Error).message);
+    if (err instanceof PriceConfigError) throw new Unpriceable(err.message);
+    throw err;
   }
 }
+
+/** A decimal of a price config (@drawdown/catalog's configDecimal). */
+const dec = (v: unknown, field: string): bigint => unpriceable(() => configDecimal(v, field));
 
 interface Tier {
   first: bigint;
@@ -109,12 +113,7 @@ export function standaloneAmount(price: PriceSnap, q: bigint, props: Record<stri
 
 /** Matrix: the unit amount for the event's property values (@drawdown/catalog's matrixUnitAmount, shared with settlement). */
 export function matrixUnit(price: PriceSnap, props: Record<string, PropertyValue>): bigint {
-  try {
-    return matrixUnitAmount(price.config, props, price.id);
-  } catch (err) {
-    if (err instanceof PriceConfigError) throw new Unpriceable(err.message);
-    throw err;
-  }
+  return unpriceable(() => matrixUnitAmount(price.config, props, price.id));
 }
 
 // The period found last, per subscription: most events fall in the current one.
