@@ -19,8 +19,14 @@ describe('invoice rounding', () => {
     expect(money('7.000000000000', 'JPY')).toBe('7');
   });
   it('counts net terms in days from the invoice date', () => {
-    expect(dueDate(new Date('2026-01-31T09:00:00Z'), 30).toISOString()).toBe('2026-03-02T09:00:00.000Z');
-    expect(dueDate(new Date('2026-01-31T09:00:00Z'), 0).toISOString()).toBe('2026-01-31T09:00:00.000Z');
+    expect(dueDate(new Date('2026-01-31T09:00:00Z'), 30, 'UTC').toISOString()).toBe('2026-03-02T09:00:00.000Z');
+    expect(dueDate(new Date('2026-01-31T09:00:00Z'), 0, 'UTC').toISOString()).toBe('2026-01-31T09:00:00.000Z');
+  });
+  it('counts net terms as calendar days on the customer\'s calendar across a DST change', () => {
+    // New York local midnight of Mar 1 2026 (EST, -05:00); 30 days later is Mar 31 (EDT, -04:00).
+    expect(dueDate(new Date('2026-03-01T05:00:00Z'), 30, 'America/New_York').toISOString()).toBe('2026-03-31T04:00:00.000Z');
+    // Back across November's change: Oct 15 00:00 EDT + 30 days = Nov 14 00:00 EST.
+    expect(dueDate(new Date('2026-10-15T04:00:00.250Z'), 30, 'America/New_York').toISOString()).toBe('2026-11-14T05:00:00.250Z');
   });
 });
 

@@ -6,6 +6,7 @@
 // and rounded half-even to the currency's minor unit (currencyDecimals); the subtotal and
 // total are exact sums of the rounded lines. So the printed lines always add up to the total.
 import { setUnpaidOverage } from '../access/policies';
+import { addLocal } from '@drawdown/catalog';
 import { currencyDecimals, formatFixed, roundTo, sum, type Picos } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
 import { ApiError } from '@drawdown/http';
@@ -98,10 +99,9 @@ export interface LineRow {
   end_date: Date;
 }
 
-const DAY_MS = 86_400_000;
-
-export function dueDate(invoiceDate: Date, netTerms: number): Date {
-  return new Date(invoiceDate.getTime() + netTerms * DAY_MS);
+/** Net terms are calendar days on the customer's calendar: across a DST change the due date keeps its local time. */
+export function dueDate(invoiceDate: Date, netTerms: number, timeZone: string): Date {
+  return new Date(addLocal(invoiceDate.getTime(), netTerms, 'day', timeZone));
 }
 
 /** The line amounts rounded to the currency's minor unit (the invoice rounding rule). */
@@ -166,9 +166,10 @@ export async function issueInvoice(c: Queryable, id: string, now: Date): Promise
   if (inv.status !== 'draft') throw new ApiError('conflict', `invoice ${id} is ${inv.status}; only a draft can be issued`);
   const total = toPicos(inv.total);
   const collect = inv.auto_collection && total > 0n;
+  const tz = await c.query<{ timezone: string }>('SELECT timezone FROM customers WHERE id = $1', [inv.customer_id]);
   await c.query(
     `UPDATE invoices SET status = 'issued', issued_at = $2, due_date = $3, collection = CASE WHEN $4 THEN 'pending' ELSE collection END WHERE id = $1`,
-    [id, now, dueDate(now, inv.net_terms), collect],
+    [id, now, dueDate(now, inv.net_terms, tz.rows[0]?.timezone ?? 'UTC'), collect],
   );
   await writeOutbox(c, [{ topic: 'invoice.issued', customerId: inv.customer_id, payload: { invoice_id: id, customer_id: inv.customer_id, total: inv.total, currency: inv.currency } }]);
   if (total === 0n) await markInvoicePaid(c, id, { paidAt: now, notes: 'zero total' });

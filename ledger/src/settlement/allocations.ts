@@ -11,7 +11,7 @@
 // (days or months of the customer's calendar from the period start).
 // One grant per (subscription, price, period start): a unique key, so running the job twice is
 // harmless.
-import { localParts, zonedTimeToUtc } from '@drawdown/catalog';
+import { addLocal } from '@drawdown/catalog';
 import { parseDecimal } from '@drawdown/money';
 import { withTx, type Pool } from '@drawdown/pg';
 import { counter } from '@drawdown/metrics';
@@ -50,20 +50,9 @@ export function allocationOf(modelType: string, currency: string, config: Record
   };
 }
 
-/** `n` days or months after `from` on the customer's calendar (same local time of day). */
-function afterLocal(from: Date, n: number, unit: 'day' | 'month', timeZone: string): Date {
-  const l = localParts(from.getTime(), timeZone);
-  if (unit === 'day') return new Date(zonedTimeToUtc(l.year, l.month, l.day + n, l.hour, l.minute, l.second, timeZone));
-  const idx = l.year * 12 + (l.month - 1) + n;
-  const y = Math.floor(idx / 12);
-  const m = (idx % 12) + 1;
-  const last = new Date(Date.UTC(y, m, 0)).getUTCDate();
-  return new Date(zonedTimeToUtc(y, m, Math.min(l.day, last), l.hour, l.minute, l.second, timeZone));
-}
-
 /** When the block granted for `period` expires. */
 export function allocationExpiry(alloc: Allocation, basis: PeriodBasis, period: Period): Date {
-  if (alloc.customExpiration) return afterLocal(period.start, alloc.customExpiration.duration, alloc.customExpiration.duration_unit, basis.timeZone);
+  if (alloc.customExpiration) return new Date(addLocal(period.start.getTime(), alloc.customExpiration.duration, alloc.customExpiration.duration_unit, basis.timeZone));
   if (!alloc.rollover) return period.end;
   return periodAfter(basis, period)?.end ?? period.end;
 }

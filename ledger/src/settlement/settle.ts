@@ -9,7 +9,7 @@ import { withTx, type Pool, type Queryable } from '@drawdown/pg';
 import { counter } from '@drawdown/metrics';
 import { newId } from '../ids';
 import { balanceKey, lockBalances, readBalances } from '../credits/balances';
-import { insertInvoice, lineDto, money, roundLines } from '../invoices/invoices';
+import { dueDate, insertInvoice, lineDto, money, roundLines } from '../invoices/invoices';
 import { computePeriodInvoice, currentPeriod, isFiat, loadSubscription, type UsageSource } from './compute';
 import { periodsUntil, type Period } from './periods';
 
@@ -135,7 +135,7 @@ export async function upcomingInvoice(db: Queryable, usage: UsageSource, subscri
     customer_tax_id: null,
     discount: null,
     discounts: [],
-    due_date: new Date(period.end.getTime() + sub.netTerms * 86_400_000).toISOString(),
+    due_date: dueDate(period.end, sub.netTerms, sub.timeZone).toISOString(),
     eligible_to_issue_at: period.end.toISOString(),
     hosted_invoice_url: null,
     invoice_date: period.end.toISOString(),

@@ -5,7 +5,7 @@ import type { Queryable } from '@drawdown/pg';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import type { BillingCadence } from './periods';
 
-export { billingPeriods, periodAt, zonedTimeToUtc, localParts, isTimeZone, CADENCE_MONTHS } from './periods';
+export { addLocal, billingPeriods, periodAt, zonedTimeToUtc, localParts, isTimeZone, CADENCE_MONTHS } from './periods';
 export type { BillingCadence, Period } from './periods';
 export { PriceConfigError, configDecimal, matrixDimensions, matrixUnitAmount, type PropertyValue } from './pricing';
 

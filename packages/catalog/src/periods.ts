@@ -85,6 +85,21 @@ function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
+/**
+ * `n` days or months after `ms` on the calendar of `timeZone`, at the same local time of day (a
+ * month step on a day the target month lacks lands on its last day). Across a DST change this is
+ * not n * 24 hours: a due date 30 days after a local midnight is again a local midnight.
+ */
+export function addLocal(ms: number, n: number, unit: 'day' | 'month', timeZone: string): number {
+  const l = localParts(ms, timeZone);
+  const millis = ((ms % 1000) + 1000) % 1000;
+  if (unit === 'day') return zonedTimeToUtc(l.year, l.month, l.day + n, l.hour, l.minute, l.second, timeZone) + millis;
+  const idx = l.year * 12 + (l.month - 1) + n;
+  const y = Math.floor(idx / 12);
+  const m = (idx % 12) + 1;
+  return zonedTimeToUtc(y, m, Math.min(l.day, daysInMonth(y, m)), l.hour, l.minute, l.second, timeZone) + millis;
+}
+
 /** Local midnight of the anchor day, `months` months after (year, month). */
 function boundary(year: number, month: number, anchorDay: number, months: number, timeZone: string): number {
   const idx = year * 12 + (month - 1) + months;
