@@ -101,7 +101,9 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
       data.set(m.data, at);
       ends.push((at += m.data.byteLength));
     }
-    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, partition, batchId, data, ends, seqs: msgs.map((m) => m.seq), skip };
+    const rerate: number[] = [];
+    msgs.forEach((m, i) => m.rerateOf !== undefined && rerate.push(i));
+    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, partition, batchId, data, ends, seqs: msgs.map((m) => m.seq), rerate, skip };
     return (await pool.run(task, { transferList: [data.buffer] })) as PricingOutput;
   };
 
