@@ -315,7 +315,7 @@ export class PartitionRunner {
     }
     const duplicates = copies.length + dropped.length;
     const cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: result.debits }, this.cumulative);
-    const body = joinRated(result.segments, result.cumulative.map((r) => r.amount));
+    const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
     await insertTsv(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
     let outcome: Outcome = { debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { billingPeriods, type CatalogSnapshot, type PriceSnap } from '@drawdown/catalog';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
-import { RATED_COLUMNS, applyCumulative, encodeRated, joinRated, priceBatch, type CumulativeState, type PricingEvent } from './price';
+import { RATED_COLUMNS, applyCumulative, encodeRated, joinRated, packRated, priceBatch, type CumulativeState, type PricingEvent } from './price';
 import { cumulativeTotal, matrixUnit, periodStartMs } from './models';
 
 const T0 = Date.UTC(2026, 0, 15);
@@ -165,20 +165,22 @@ describe('metrics, currencies and reasons', () => {
   });
 });
 
-describe('ClickHouse payload (encodeRated, joinRated)', () => {
+describe('ClickHouse payload (encodeRated, packRated, joinRated)', () => {
   it('cuts before each cumulative amount and puts the amounts back in stream order', () => {
     const s = snap([price('t', 'tiered', { tiered_config: { tiers: [{ first_unit: '0', last_unit: '2', unit_amount: '1' }, { first_unit: '2', unit_amount: '0.5' }] } }), price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
     const r = priceBatch(s, [ev('1', { note: 'tab\there' }), ev('2'), ev('3')], 0, 'b');
     const segments = encodeRated(r.rows, r.cumulative);
     expect(segments).toHaveLength(r.cumulative.length + 1);
     applyCumulative(s, r, new Map());
-    const joined = joinRated(segments, r.cumulative.map((i) => r.rows[i]!.amount));
+    const packed = packRated(segments);
+    const joined = Buffer.from(joinRated(packed, r.cumulative.map((i) => r.rows[i]!.amount))).toString();
     expect(joined).toBe(encodeRated(r.rows, []).join(''));
+    expect(Buffer.from(joinRated(packRated([joined]), [])).toString()).toBe(joined);
     const lines = joined.split('\n').slice(0, -1).map((l) => l.split('\t'));
     expect(lines.every((l) => l.length === RATED_COLUMNS.length)).toBe(true);
     const amount = RATED_COLUMNS.indexOf('amount');
     expect(lines.map((l) => l[amount])).toEqual(['1', '0.1', '1.5', '0.2', '1.5', '0.3']);
     expect(lines[0]![RATED_COLUMNS.indexOf('properties')]).toBe('{"n":"1","note":"tab\\\\there"}');
-    expect(() => joinRated(segments, [])).toThrow(/segments/);
+    expect(() => joinRated(packed, [])).toThrow(/cuts/);
   });
 });

@@ -122,9 +122,20 @@ function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+interface DebitSum {
+  customerId: string;
+  pricingUnit: string;
+  priceId: string;
+  day: string;
+  amount: bigint;
+  quantity: bigint;
+  events: number;
+}
+
 /** Sums debit amounts per (customer, pricing unit, price, day). */
 export class DebitAccumulator {
-  private readonly acc = new Map<string, { customerId: string; pricingUnit: string; priceId: string; day: string; amount: bigint; quantity: bigint; events: number }>();
+  // Per customer, its few (unit, price, day) sums: no key string built per event.
+  private readonly acc = new Map<string, DebitSum[]>();
 
   private lastDayN = NaN;
   private lastDay = '';
@@ -133,20 +144,30 @@ export class DebitAccumulator {
     const dayN = Math.floor(t / 86_400_000);
     if (dayN !== this.lastDayN) this.lastDay = utcDay((this.lastDayN = dayN) * 86_400_000);
     const day = this.lastDay;
-    const key = `${customerId}\u0000${pricingUnit}\u0000${priceId}\u0000${day}`;
-    const a = this.acc.get(key);
-    if (a) {
-      a.amount += amount;
-      a.quantity += quantity;
-      a.events++;
-    } else this.acc.set(key, { customerId, pricingUnit, priceId, day, amount, quantity, events: 1 });
+    let sums = this.acc.get(customerId);
+    if (!sums) this.acc.set(customerId, (sums = []));
+    for (const a of sums) {
+      if (a.pricingUnit === pricingUnit && a.priceId === priceId && a.day === day) {
+        a.amount += amount;
+        a.quantity += quantity;
+        a.events++;
+        return;
+      }
+    }
+    sums.push({ customerId, pricingUnit, priceId, day, amount, quantity, events: 1 });
   }
 
   lines(): DebitLineOut[] {
-    return [...this.acc.values()].map((a) => ({
-      customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
-      amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
-    }));
+    const out: DebitLineOut[] = [];
+    for (const sums of this.acc.values()) {
+      for (const a of sums) {
+        out.push({
+          customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
+          amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
+        });
+      }
+    }
+    return out;
   }
 }
 
@@ -303,10 +324,35 @@ export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): 
   return segments;
 }
 
-/** The payload of encodeRated's segments with the amounts of the cut rows put back. */
-export function joinRated(segments: readonly string[], amounts: readonly string[]): string {
-  if (segments.length !== amounts.length + 1) throw new Error(`joinRated: ${segments.length} segments for ${amounts.length} amounts`);
-  let out = segments[0]!;
-  for (let i = 0; i < amounts.length; i++) out += amounts[i]! + segments[i + 1]!;
-  return out;
+/** encodeRated's segments as UTF-8 bytes back to back (one buffer, moved between threads), `cuts[i]` where the amount of cut row i goes. */
+export interface RatedPayload {
+  body: Uint8Array;
+  cuts: number[];
+}
+
+export function packRated(segments: readonly string[]): RatedPayload {
+  let size = 0;
+  for (const s of segments) size += Buffer.byteLength(s);
+  const body = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer, so it can be transferred
+  const cuts: number[] = [];
+  let at = 0;
+  for (let i = 0; i < segments.length; i++) {
+    at += body.write(segments[i]!, at);
+    if (i < segments.length - 1) cuts.push(at);
+  }
+  return { body: new Uint8Array(body.buffer, 0, size), cuts };
+}
+
+/** The payload with the amounts of the cut rows put in. */
+export function joinRated(p: RatedPayload, amounts: readonly string[]): Uint8Array {
+  if (p.cuts.length !== amounts.length) throw new Error(`joinRated: ${p.cuts.length} cuts for ${amounts.length} amounts`);
+  if (amounts.length === 0) return p.body;
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (let i = 0; i < amounts.length; i++) {
+    parts.push(p.body.subarray(from, p.cuts[i]), Buffer.from(amounts[i]!));
+    from = p.cuts[i]!;
+  }
+  parts.push(p.body.subarray(from));
+  return Buffer.concat(parts);
 }

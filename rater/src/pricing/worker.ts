@@ -8,9 +8,10 @@
 // posting it shares the memory instead of cloning the snapshot per task, and each worker
 // decodes it once per version.
 import type { CatalogSnapshot } from '@drawdown/catalog';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch } from '@drawdown/events';
 import { canonicalRef, dedupKey, hash64, hashHi, hashLo } from '../dedup';
-import { encodeRated, priceBatch, type DebitLineOut, type PricingEvent, type RatedRow } from './price';
+import { encodeRated, packRated, priceBatch, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -46,8 +47,8 @@ export interface BatchKeys {
 }
 
 export interface PricingOutput extends BatchKeys {
-  /** rated_events payload (RATED_COLUMNS) cut before the amount of each `cumulative` row: joinRated puts them in. */
-  segments: string[];
+  /** rated_events payload (RATED_COLUMNS), without the amounts of the `cumulative` rows: joinRated puts them in. */
+  payload: RatedPayload;
   /** Rows in the payload. */
   rows: number;
   /** Tiered/package rows in stream order, amounts still to be set (applyCumulative). */
@@ -125,16 +126,22 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   return { events: out, keys };
 }
 
-export default function price(task: PricingTask): PricingOutput {
+export function priceTask(task: PricingTask): PricingOutput {
   const snap = snapshotOf(task);
   const { events, keys } = taskEvents(snap, task);
   const result = priceBatch(snap, events, task.partition, task.batchId);
   return {
     ...keys,
-    segments: encodeRated(result.rows, result.cumulative),
+    payload: packRated(encodeRated(result.rows, result.cumulative)),
     rows: result.rows.length,
     cumulative: result.cumulative.map((i) => result.rows[i]!),
     debits: result.debits,
     unpriced: result.unpriced,
   };
+}
+
+/** The pool's task: the output with its buffers moved to the main thread, not copied. */
+export default function price(task: PricingTask): unknown {
+  const out = priceTask(task);
+  return move({ [transferableSymbol]: [out.payload.body.buffer, out.hi.buffer, out.lo.buffer, out.t.buffer], [valueSymbol]: out });
 }
