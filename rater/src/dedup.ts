@@ -6,22 +6,45 @@
 // may be a copy of something forgotten, so it is checked against ClickHouse too.
 
 import type { CatalogSnapshot } from '@drawdown/catalog';
+import { resolveCustomer } from './pricing/price';
 
 /** Two independent 32-bit hashes of a string (FNV-1a and a multiplicative mix), as one 64-bit fingerprint: read hashHi, hashLo after the call. */
 export let hashHi = 0;
 export let hashLo = 0;
 export function hash64(s: string): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
+  hashLo = 0x811c9dc5;
+  hashHi = 0x9747b28c;
+  mix(s);
+  finish();
+}
+
+/** hash64(dedupKey(customerRef, idempotencyKey)) without building the key. */
+export function hashKey(customerRef: string, idempotencyKey: string): void {
+  hashLo = 0x811c9dc5;
+  hashHi = 0x9747b28c;
+  mix(customerRef);
+  mix('\u0000');
+  mix(idempotencyKey);
+  finish();
+}
+
+function mix(s: string): void {
+  let a = hashLo;
+  let b = hashHi;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  hashLo = a;
+  hashHi = b;
+}
+
+function finish(): void {
+  const b = Math.imul(hashHi ^ (hashHi >>> 13), 0xc2b2ae35);
   hashHi = (b ^ (b >>> 16)) >>> 0;
-  hashLo = a >>> 0;
+  hashLo = hashLo >>> 0;
 }
 
 export class DedupMemory {
@@ -132,9 +155,8 @@ export class DedupMemory {
 export const dedupKey = (customerRef: string, idempotencyKey: string) => `${customerRef}\u0000${idempotencyKey}`;
 
 /** The customer id when the snapshot knows the customer, so an event sent by id and by external id dedups alike. */
-export function canonicalRef(snapshot: Pick<CatalogSnapshot, 'byExternalId'>, ref: string): string {
-  if (ref.startsWith('x:')) return snapshot.byExternalId[ref.slice(2)] ?? ref;
-  return ref;
+export function canonicalRef(snapshot: CatalogSnapshot, ref: string): string {
+  return resolveCustomer(snapshot, ref)?.id ?? ref;
 }
 
 /** Key fingerprints (hash64 of dedupKey) with the events' timestamps, index by index. */

@@ -76,14 +76,33 @@ export function isPricingUnit(snap: Pick<CatalogSnapshot, 'pricingUnits'>, curre
   return !isFiat(currency);
 }
 
-export function resolveCustomer(snap: CatalogSnapshot, ref: string): { id: string; externalId: string } | undefined {
-  if (ref.startsWith('x:')) {
-    const ext = ref.slice(2);
-    const id = snap.byExternalId[ext];
-    return id === undefined ? undefined : { id, externalId: ext };
+export interface ResolvedCustomer {
+  id: string;
+  externalId: string;
+}
+
+// Per snapshot (immutable), every way an event may name a known customer: its id and `x:` +
+// its external id. One lookup of the event's reference, no string cut per event.
+const customerIndexes = new WeakMap<CatalogSnapshot, Map<string, ResolvedCustomer>>();
+
+let lastIndexed: { snap: CatalogSnapshot; index: Map<string, ResolvedCustomer> } | undefined;
+
+function customerIndex(snap: CatalogSnapshot): Map<string, ResolvedCustomer> {
+  if (lastIndexed?.snap === snap) return lastIndexed.index;
+  let index = customerIndexes.get(snap);
+  if (!index) {
+    index = new Map();
+    for (const [id, externalId] of Object.entries(snap.customers)) if (!id.startsWith('x:')) index.set(id, { id, externalId });
+    for (const [externalId, id] of Object.entries(snap.byExternalId)) index.set(`x:${externalId}`, { id, externalId });
+    customerIndexes.set(snap, index);
   }
-  const ext = snap.customers[ref];
-  return ext === undefined ? undefined : { id: ref, externalId: ext };
+  lastIndexed = { snap, index };
+  return index;
+}
+
+/** The customer an event's reference (a customer id, or `x:` and an external id) names, if the snapshot knows it. */
+export function resolveCustomer(snap: CatalogSnapshot, ref: string): ResolvedCustomer | undefined {
+  return customerIndex(snap).get(ref);
 }
 
 export function metricMatches(metric: MetricSnap, e: Pick<PricingEvent, 'n' | 'p'>): boolean {
@@ -180,6 +199,11 @@ function activeSubscriptions(subs: SubscriptionSnap[] | undefined, t: number): S
   return subs;
 }
 
+// Scratch of priceBatch: the prices, amounts and quantities of the current event's rows.
+const matchedPrices: PriceSnap[] = [];
+const matchedAmounts: bigint[] = [];
+const matchedQuantities: bigint[] = [];
+
 export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string): PricingResult {
   const rows: RatedRow[] = [];
   const debits = new DebitAccumulator();
@@ -222,7 +246,9 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
       skip(e, customer.id, customer.externalId, 'no_active_subscription');
       continue;
     }
-    const out: { row: RatedRow; price: PriceSnap; amount: bigint; quantity: bigint }[] = [];
+    // The event's rows go straight into `rows` (dropped again if the event turns out invalid);
+    // what the debit step needs of each is kept in scratch arrays reused for every event.
+    const start = rows.length;
     let properties: string | undefined;
     try {
       for (const sub of subs) {
@@ -234,28 +260,32 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
           const quantity = quantityOf(metric, e);
           const amount = isCumulative(price.modelType) ? 0n : standaloneAmount(price, quantity, e.p);
           const g = metric.group_by ? e.p[metric.group_by] : undefined;
-          out.push({
-            row: row(e, properties ??= JSON.stringify(e.p), customer.id, customer.externalId, sub.id, price.id, metric.id,
-              g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), decimalText(quantity), decimalText(amount), price.currency, 'rated', ''),
-            price, amount, quantity,
-          });
+          const i = rows.length - start;
+          matchedPrices[i] = price;
+          matchedAmounts[i] = amount;
+          matchedQuantities[i] = quantity;
+          rows.push(row(e, properties ??= JSON.stringify(e.p), customer.id, customer.externalId, sub.id, price.id, metric.id,
+            g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), decimalText(quantity), decimalText(amount), price.currency, 'rated', ''));
         }
       }
     } catch (err) {
       if (!(err instanceof Unpriceable)) throw err;
+      rows.length = start;
       skip(e, customer.id, customer.externalId, 'invalid_event', err.message);
       continue;
     }
-    if (out.length === 0) {
+    if (rows.length === start) {
       skip(e, customer.id, customer.externalId, 'no_matching_price');
       continue;
     }
-    for (const o of out) {
-      if (isCumulative(o.price.modelType)) cumulative.push(rows.length);
-      else if (isPricingUnit(snap, o.price.currency) && o.amount !== 0n) debits.add(customer.id, o.price.currency, o.price.id, e.t, o.amount, o.quantity);
-      rows.push(o.row);
+    for (let r = start; r < rows.length; r++) {
+      const price = matchedPrices[r - start]!;
+      const amount = matchedAmounts[r - start]!;
+      if (isCumulative(price.modelType)) cumulative.push(r);
+      else if (isPricingUnit(snap, price.currency) && amount !== 0n) debits.add(customer.id, price.currency, price.id, e.t, amount, matchedQuantities[r - start]!);
     }
   }
+  matchedPrices.length = 0;
   return { rows, debits: debits.lines(), cumulative, unpriced };
 }
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { encodeBatch, type AcceptedEvent } from '@drawdown/events';
-import { dedupKey, hash64, hashHi, hashLo } from '../dedup';
+import { dedupKey, hash64, hashHi, hashKey, hashLo } from '../dedup';
 import { taskEvents } from './worker';
 
-const snap = { byExternalId: { acme: 'cus_1' } } as unknown as CatalogSnapshot;
+const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' } } as unknown as CatalogSnapshot;
 const ev = (k: string, c: string, r = 1): AcceptedEvent => ({ k, c, n: 'call', t: 1000 + r, r, p: {} });
 
 function task(messages: Uint8Array[], rerate: number[] = [], skip: number[] = []) {
@@ -35,5 +35,22 @@ describe('taskEvents (the worker side of dedup)', () => {
     expect([keys.hi[1], keys.lo[1], keys.t[1]]).toEqual([hashHi, hashLo, 1002]);
     hash64(dedupKey('x:other', 'c'));
     expect([keys.hi[3], keys.lo[3]]).toEqual([hashHi, hashLo]);
+  });
+
+  it('tells apart keys whose fingerprints share the bits the batch map uses, and still catches their copies', () => {
+    // Two idempotency keys of one customer whose hashes agree on the 30 bits (birthday search).
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair; i++) {
+      hashKey('cus_1', `k${i}`);
+      const bits = hashHi & 0x3fffffff;
+      const other = seen.get(bits);
+      if (other !== undefined) pair = [other, `k${i}`];
+      else seen.set(bits, `k${i}`);
+    }
+    const [a, b] = pair;
+    const { events, keys } = taskEvents(snap, task([encodeBatch([ev(a, 'cus_1'), ev(b, 'cus_1'), ev(b, 'x:acme'), ev(a, 'cus_1'), ev('c', 'cus_1')])]));
+    expect(keys.copies).toEqual([2, 3]);
+    expect(events.map((e) => e.k)).toEqual([a, b, 'c']);
   });
 });

@@ -10,7 +10,7 @@
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch } from '@drawdown/events';
-import { canonicalRef, dedupKey, hash64, hashHi, hashLo } from '../dedup';
+import { canonicalRef, dedupKey, hashKey, hashHi, hashLo } from '../dedup';
 import { encodeRated, packRated, priceBatch, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
 
 export interface PricingTask {
@@ -94,7 +94,13 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   }
   const keys: BatchKeys = { perMessage: decoded.map((m) => m.length), undecodable, copies: [], hi: new Uint32Array(total), lo: new Uint32Array(total), t: new Float64Array(total), receivedAtMax: 0 };
   const rerate = new Set(task.rerate);
-  const local = new Set<string>();
+  // Copies inside the batch, exactly: the first event per fingerprint (30 bits of it, so the
+  // map keys stay small integers), its key compared in full on a hit; keys sharing those bits
+  // with another key go to an exact set (rare).
+  const firstByPrint = new Map<number, number>();
+  const refs: string[] = [];
+  const idKeys: string[] = [];
+  let shared: Set<string> | undefined;
   const out: PricingEvent[] = [];
   let pos = 0;
   let s = 0;
@@ -103,17 +109,29 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
     const isRerate = rerate.has(i);
     for (const e of decoded[i]!) {
       const at = pos++;
-      const key = dedupKey(canonicalRef(snap, e.c), e.k);
-      hash64(key);
+      const ref = canonicalRef(snap, e.c);
+      hashKey(ref, e.k);
       keys.hi[at] = hashHi;
       keys.lo[at] = hashLo;
       keys.t[at] = e.t;
       if (!isRerate) {
-        if (local.has(key)) {
+        refs[at] = ref;
+        idKeys[at] = e.k;
+        const print = hashHi & 0x3fffffff;
+        const prev = firstByPrint.get(print);
+        let copy = false;
+        if (prev === undefined) firstByPrint.set(print, at);
+        else if (refs[prev] === ref && idKeys[prev] === e.k) copy = true;
+        else {
+          const key = dedupKey(ref, e.k);
+          shared ??= new Set();
+          copy = shared.has(key);
+          shared.add(key);
+        }
+        if (copy) {
           keys.copies.push(at);
           continue;
         }
-        local.add(key);
         if (e.r > keys.receivedAtMax) keys.receivedAtMax = e.r;
       }
       if (task.skip[s] === at) {
