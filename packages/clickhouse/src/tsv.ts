@@ -2,11 +2,15 @@
 // threads can build payloads without loading one.
 
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const NEEDS_ESCAPE = /[\\\t\n\r]/;
 
 /** A string field of a TabSeparated line: backslash, tab, newline and carriage return escaped. */
 export function tsvField(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => TSV_ESCAPES[c]!) : s;
+  // Most fields need nothing: one pass over the char codes is cheaper than a regular expression.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 92 || c === 9 || c === 10 || c === 13) return s.replace(/[\\\t\n\r]/g, (x) => TSV_ESCAPES[x]!);
+  }
+  return s;
 }
 
 /**

@@ -10,6 +10,8 @@ import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standalo
 
 export interface PricingEvent {
   seq: number;
+  /** The customer `c` names, when already looked up (resolveCustomer; null: unknown). */
+  customer?: ResolvedCustomer | null;
   k: string;
   c: string;
   n: string;
@@ -79,6 +81,7 @@ export function isPricingUnit(snap: Pick<CatalogSnapshot, 'pricingUnits'>, curre
 export interface ResolvedCustomer {
   id: string;
   externalId: string;
+  subscriptions: SubscriptionSnap[] | undefined;
 }
 
 // Per snapshot (immutable), every way an event may name a known customer: its id and `x:` +
@@ -92,8 +95,8 @@ function customerIndex(snap: CatalogSnapshot): Map<string, ResolvedCustomer> {
   let index = customerIndexes.get(snap);
   if (!index) {
     index = new Map();
-    for (const [id, externalId] of Object.entries(snap.customers)) if (!id.startsWith('x:')) index.set(id, { id, externalId });
-    for (const [externalId, id] of Object.entries(snap.byExternalId)) index.set(`x:${externalId}`, { id, externalId });
+    for (const [id, externalId] of Object.entries(snap.customers)) if (!id.startsWith('x:')) index.set(id, { id, externalId, subscriptions: snap.subscriptions[id] });
+    for (const [externalId, id] of Object.entries(snap.byExternalId)) index.set(`x:${externalId}`, { id, externalId, subscriptions: snap.subscriptions[id] });
     customerIndexes.set(snap, index);
   }
   lastIndexed = { snap, index };
@@ -235,13 +238,13 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
   };
 
   for (const e of events) {
-    const customer = resolveCustomer(snap, e.c);
+    const customer = e.customer !== undefined ? e.customer : resolveCustomer(snap, e.c);
     if (!customer) {
       const ext = e.c.startsWith('x:');
       skip(e, ext ? '' : e.c, ext ? e.c.slice(2) : '', 'unknown_customer');
       continue;
     }
-    const subs = activeSubscriptions(snap.subscriptions[customer.id], e.t);
+    const subs = activeSubscriptions(customer.subscriptions, e.t);
     if (subs.length === 0) {
       skip(e, customer.id, customer.externalId, 'no_active_subscription');
       continue;
@@ -318,6 +321,21 @@ export function applyCumulative(snap: CatalogSnapshot, result: Pick<PricingResul
   return updates;
 }
 
+/** `format` remembering its last input and output. */
+function sameField<T>(format: (v: T) => string): (v: T) => string {
+  let last: T | undefined;
+  let out = '';
+  let primed = false;
+  return (v) => {
+    if (!primed || v !== last) {
+      out = format(v);
+      last = v;
+      primed = true;
+    }
+    return out;
+  };
+}
+
 /** rated_events columns, in the order encodeRated writes them. */
 export const RATED_COLUMNS = [
   'partition', 'seq', 'batch_id', 'customer_id', 'external_customer_id', 'idempotency_key', 'event_name', 'timestamp', 'received_at',
@@ -334,16 +352,14 @@ export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): 
   const segments: string[] = [];
   let cur = '';
   let next = 0;
-  // Consecutive rows mostly share their batch id and timestamps: format those once.
-  let lastBatch = '', batchField = '', lastT = -1, tField = '', lastR = -1, rField = '', lastP = -1, pField = '';
+  // Consecutive rows mostly share their batch id, timestamps, event name and price: format
+  // those once (the same string, compared by identity first).
+  const batchField = sameField(tsvField), eventField = sameField(tsvField), priceField = sameField(tsvField), metricField = sameField(tsvField);
+  const tField = sameField(tsvDateTime64), rField = sameField(tsvDateTime64), pField = sameField(tsvDateTime64), tailField = sameField(tsvField);
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
-    if (r.batch_id !== lastBatch) batchField = tsvField((lastBatch = r.batch_id));
-    if (r.timestamp !== lastT) tField = tsvDateTime64((lastT = r.timestamp));
-    if (r.received_at !== lastR) rField = tsvDateTime64((lastR = r.received_at));
-    if (r.period_start !== lastP) pField = tsvDateTime64((lastP = r.period_start));
-    const head = `${r.partition}\t${r.seq}\t${batchField}\t${tsvField(r.customer_id)}\t${tsvField(r.external_customer_id)}\t${tsvField(r.idempotency_key)}\t${tsvField(r.event_name)}\t${tField}\t${rField}\t${tsvField(r.properties)}\t${tsvField(r.subscription_id)}\t${tsvField(r.price_id)}\t${tsvField(r.metric_id)}\t${tsvField(r.group_key)}\t${pField}\t${r.quantity}\t`;
-    const tail = `\t${tsvField(r.pricing_unit)}\t${r.status}\t${tsvField(r.reason)}\t${r.catalog_version}\n`;
+    const head = `${r.partition}\t${r.seq}\t${batchField(r.batch_id)}\t${tsvField(r.customer_id)}\t${tsvField(r.external_customer_id)}\t${tsvField(r.idempotency_key)}\t${eventField(r.event_name)}\t${tField(r.timestamp)}\t${rField(r.received_at)}\t${tsvField(r.properties)}\t${tsvField(r.subscription_id)}\t${priceField(r.price_id)}\t${metricField(r.metric_id)}\t${r.group_key ? tsvField(r.group_key) : ''}\t${pField(r.period_start)}\t${r.quantity}\t`;
+    const tail = `\t${tailField(r.pricing_unit)}\t${r.status}\t${r.reason ? tsvField(r.reason) : ''}\t${r.catalog_version}\n`;
     if (cut[next] === i) {
       segments.push(cur + head);
       cur = tail;

@@ -4,7 +4,7 @@ import { encodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { dedupKey, hash64, hashHi, hashKey, hashLo } from '../dedup';
 import { taskEvents } from './worker';
 
-const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' } } as unknown as CatalogSnapshot;
+const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' }, subscriptions: {} } as unknown as CatalogSnapshot;
 const ev = (k: string, c: string, r = 1): AcceptedEvent => ({ k, c, n: 'call', t: 1000 + r, r, p: {} });
 
 function task(messages: Uint8Array[], rerate: number[] = [], skip: number[] = []) {

@@ -10,8 +10,8 @@
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch } from '@drawdown/events';
-import { canonicalRef, dedupKey, hashKey, hashHi, hashLo } from '../dedup';
-import { encodeRated, packRated, priceBatch, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
+import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
+import { encodeRated, packRated, priceBatch, resolveCustomer, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -109,7 +109,8 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
     const isRerate = rerate.has(i);
     for (const e of decoded[i]!) {
       const at = pos++;
-      const ref = canonicalRef(snap, e.c);
+      const customer = resolveCustomer(snap, e.c) ?? null;
+      const ref = customer?.id ?? e.c; // canonicalRef
       hashKey(ref, e.k);
       keys.hi[at] = hashHi;
       keys.lo[at] = hashLo;
@@ -138,7 +139,7 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
         s++;
         continue;
       }
-      out.push({ seq, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p });
+      out.push({ seq, customer, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p });
     }
   }
   return { events: out, keys };
