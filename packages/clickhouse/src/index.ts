@@ -11,7 +11,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '@drawdown/log';
 import { SCHEMA } from './schema';
 
-export { tsvField, tsvDateTime64 } from './tsv';
+export { tsvField, tsvDateTime64, TsvWriter } from './tsv';
 
 export type { ClickHouseClient };
 export { SCHEMA };

@@ -4,7 +4,7 @@
 // partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
 // and `applyCumulative` fills them in stream order.
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
-import { tsvDateTime64, tsvField } from '@drawdown/clickhouse';
+import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
@@ -321,21 +321,6 @@ export function applyCumulative(snap: CatalogSnapshot, result: Pick<PricingResul
   return updates;
 }
 
-/** `format` remembering its last input and output. */
-function sameField<T>(format: (v: T) => string): (v: T) => string {
-  let last: T | undefined;
-  let out = '';
-  let primed = false;
-  return (v) => {
-    if (!primed || v !== last) {
-      out = format(v);
-      last = v;
-      primed = true;
-    }
-    return out;
-  };
-}
-
 /** rated_events columns, in the order encodeRated writes them. */
 export const RATED_COLUMNS = [
   'partition', 'seq', 'batch_id', 'customer_id', 'external_customer_id', 'idempotency_key', 'event_name', 'timestamp', 'received_at',
@@ -343,50 +328,40 @@ export const RATED_COLUMNS = [
   'reason', 'catalog_version',
 ] as const satisfies readonly (keyof RatedRow)[];
 
-/**
- * The rows as TabSeparated lines (RATED_COLUMNS), cut just before the amount of each row listed
- * in `cut` (ascending: the cumulative rows, whose amounts are set later in stream order), so
- * `segments.length === cut.length + 1` and joinRated puts the amounts in.
- */
-export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): string[] {
-  const segments: string[] = [];
-  let cur = '';
-  let next = 0;
-  // Consecutive rows mostly share their batch id, timestamps, event name and price: format
-  // those once (the same string, compared by identity first).
-  const batchField = sameField(tsvField), eventField = sameField(tsvField), priceField = sameField(tsvField), metricField = sameField(tsvField);
-  const tField = sameField(tsvDateTime64), rField = sameField(tsvDateTime64), pField = sameField(tsvDateTime64), tailField = sameField(tsvField);
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    const head = `${r.partition}\t${r.seq}\t${batchField(r.batch_id)}\t${tsvField(r.customer_id)}\t${tsvField(r.external_customer_id)}\t${tsvField(r.idempotency_key)}\t${eventField(r.event_name)}\t${tField(r.timestamp)}\t${rField(r.received_at)}\t${tsvField(r.properties)}\t${tsvField(r.subscription_id)}\t${priceField(r.price_id)}\t${metricField(r.metric_id)}\t${r.group_key ? tsvField(r.group_key) : ''}\t${pField(r.period_start)}\t${r.quantity}\t`;
-    const tail = `\t${tailField(r.pricing_unit)}\t${r.status}\t${r.reason ? tsvField(r.reason) : ''}\t${r.catalog_version}\n`;
-    if (cut[next] === i) {
-      segments.push(cur + head);
-      cur = tail;
-      next++;
-    } else cur += head + r.amount + tail;
-  }
-  segments.push(cur);
-  return segments;
-}
-
-/** encodeRated's segments as UTF-8 bytes back to back (one buffer, moved between threads), `cuts[i]` where the amount of cut row i goes. */
+/** A rated_events payload: TabSeparated bytes (RATED_COLUMNS), `cuts[i]` the offset where the amount of cut row i goes. */
 export interface RatedPayload {
   body: Uint8Array;
   cuts: number[];
 }
 
-export function packRated(segments: readonly string[]): RatedPayload {
-  let size = 0;
-  for (const s of segments) size += Buffer.byteLength(s);
-  const body = Buffer.allocUnsafeSlow(size); // its own ArrayBuffer, so it can be transferred
+/**
+ * The rows as TabSeparated bytes (RATED_COLUMNS), without the amount of each row listed in `cut`
+ * (ascending: the cumulative rows, whose amounts are set later in stream order): joinRated puts
+ * them in.
+ */
+export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): RatedPayload {
+  const w = new TsvWriter(rows.length * 256);
   const cuts: number[] = [];
-  let at = 0;
-  for (let i = 0; i < segments.length; i++) {
-    at += body.write(segments[i]!, at);
-    if (i < segments.length - 1) cuts.push(at);
+  let next = 0;
+  // Consecutive rows mostly share their timestamps: format those once.
+  let lastT = -1, tField = '', lastR = -1, rField = '', lastP = -1, pField = '';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.timestamp !== lastT) tField = tsvDateTime64((lastT = r.timestamp));
+    if (r.received_at !== lastR) rField = tsvDateTime64((lastR = r.received_at));
+    if (r.period_start !== lastP) pField = tsvDateTime64((lastP = r.period_start));
+    w.raw(String(r.partition)).byte(9).raw(String(r.seq)).byte(9).field(r.batch_id).byte(9)
+      .field(r.customer_id).byte(9).field(r.external_customer_id).byte(9).field(r.idempotency_key).byte(9).field(r.event_name).byte(9)
+      .raw(tField).byte(9).raw(rField).byte(9).field(r.properties).byte(9)
+      .field(r.subscription_id).byte(9).field(r.price_id).byte(9).field(r.metric_id).byte(9).field(r.group_key).byte(9)
+      .raw(pField).byte(9).raw(r.quantity).byte(9);
+    if (cut[next] === i) {
+      cuts.push(w.length);
+      next++;
+    } else w.raw(r.amount);
+    w.byte(9).field(r.pricing_unit).byte(9).raw(r.status).byte(9).field(r.reason).byte(9).raw(String(r.catalog_version)).byte(10);
   }
-  return { body: new Uint8Array(body.buffer, 0, size), cuts };
+  return { body: w.bytes(), cuts };
 }
 
 /** The payload with the amounts of the cut rows put in. */

@@ -11,7 +11,7 @@ import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch } from '@drawdown/events';
 import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
-import { encodeRated, packRated, priceBatch, resolveCustomer, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
+import { encodeRated, priceBatch, resolveCustomer, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -151,7 +151,7 @@ export function priceTask(task: PricingTask): PricingOutput {
   const result = priceBatch(snap, events, task.partition, task.batchId);
   return {
     ...keys,
-    payload: packRated(encodeRated(result.rows, result.cumulative)),
+    payload: encodeRated(result.rows, result.cumulative),
     rows: result.rows.length,
     cumulative: result.cumulative.map((i) => result.rows[i]!),
     debits: result.debits,
