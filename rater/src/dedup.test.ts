@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DedupMemory, dedupKey } from './dedup';
+import { DedupMemory, dedupKey, hash64, hashHi, hashKey, hashLo } from './dedup';
 
 describe('DedupMemory', () => {
   it('holds what was added, evicts oldest first and remembers the newest evicted timestamp', () => {
@@ -33,5 +33,16 @@ describe('DedupMemory', () => {
     const m = new DedupMemory(10);
     m.add(dedupKey('a', 'k'), 1);
     expect(m.has(dedupKey('b', 'k'))).toBe(false);
+  });
+});
+
+describe('hashKey', () => {
+  it('is hash64 of the dedup key, without building it', () => {
+    for (const [c, k] of [['cus_1', 'k'], ['', ''], ['x:é', 'ключ\u0000'], ['c'.repeat(300), 'k'.repeat(40)]] as const) {
+      hash64(dedupKey(c, k));
+      const want = [hashHi, hashLo];
+      hashKey(c, k);
+      expect([hashHi, hashLo]).toEqual(want);
+    }
   });
 });

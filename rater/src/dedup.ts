@@ -5,21 +5,46 @@
 // exact for events newer than everything evicted; an older event (timestamp <= evictedUpToMs)
 // may be a copy of something forgotten, so it is checked against ClickHouse too.
 
-/** Two independent 32-bit hashes of a string (FNV-1a and a multiplicative mix), as one 64-bit fingerprint. */
-let hashHi = 0;
-let hashLo = 0;
-function hash64(s: string): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
+import type { CatalogSnapshot } from '@drawdown/catalog';
+import { resolveCustomer } from './pricing/price';
+
+/** Two independent 32-bit hashes of a string (FNV-1a and a multiplicative mix), as one 64-bit fingerprint: read hashHi, hashLo after the call. */
+export let hashHi = 0;
+export let hashLo = 0;
+export function hash64(s: string): void {
+  hashLo = 0x811c9dc5;
+  hashHi = 0x9747b28c;
+  mix(s);
+  finish();
+}
+
+/** hash64(dedupKey(customerRef, idempotencyKey)) without building the key. */
+export function hashKey(customerRef: string, idempotencyKey: string): void {
+  hashLo = 0x811c9dc5;
+  hashHi = 0x9747b28c;
+  mix(customerRef);
+  mix('\u0000');
+  mix(idempotencyKey);
+  finish();
+}
+
+function mix(s: string): void {
+  let a = hashLo;
+  let b = hashHi;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  b = Math.imul(b ^ (b >>> 13), 0xc2b2ae35);
+  hashLo = a;
+  hashHi = b;
+}
+
+function finish(): void {
+  const b = Math.imul(hashHi ^ (hashHi >>> 13), 0xc2b2ae35);
   hashHi = (b ^ (b >>> 16)) >>> 0;
-  hashLo = a >>> 0;
+  hashLo = hashLo >>> 0;
 }
 
 export class DedupMemory {
@@ -76,6 +101,11 @@ export class DedupMemory {
     return this.find(hashHi, hashLo) >= 0;
   }
 
+  /** `has` for a fingerprint computed elsewhere (hash64, in a pricing worker). */
+  hasPrint(hi: number, lo: number): boolean {
+    return this.find(hi, lo) >= 0;
+  }
+
   /** Whether a miss for an event at `ts` needs the store check. */
   needsStoreCheck(ts: number): boolean {
     return ts <= this.evictedUpToMs;
@@ -83,8 +113,11 @@ export class DedupMemory {
 
   add(key: string, ts: number): void {
     hash64(key);
-    const hi = hashHi;
-    const lo = hashLo;
+    this.addPrint(hashHi, hashLo, ts);
+  }
+
+  /** `add` for a fingerprint computed elsewhere (hash64). */
+  addPrint(hi: number, lo: number, ts: number): void {
     if (this.find(hi, lo) >= 0) return;
     if (this.count === this.capacity) this.evict(this.head);
     else this.count++;
@@ -120,3 +153,15 @@ export class DedupMemory {
 }
 
 export const dedupKey = (customerRef: string, idempotencyKey: string) => `${customerRef}\u0000${idempotencyKey}`;
+
+/** The customer id when the snapshot knows the customer, so an event sent by id and by external id dedups alike. */
+export function canonicalRef(snapshot: CatalogSnapshot, ref: string): string {
+  return resolveCustomer(snapshot, ref)?.id ?? ref;
+}
+
+/** Key fingerprints (hash64 of dedupKey) with the events' timestamps, index by index. */
+export interface KeyPrints {
+  hi: ArrayLike<number>;
+  lo: ArrayLike<number>;
+  t: ArrayLike<number>;
+}

@@ -8,7 +8,7 @@
 // its revision when it starts, so an old owner that lost its lease fails its next checkpoint
 // write and stops; whatever it wrote after recording the batch carries the same dedup token
 // and batch id as the new owner's replay, so it lands once.
-import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
+import { batchLength, decodeBatch } from '@drawdown/events';
 import { batchId as makeBatchId, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { insertRows, insertTsv, queryRows, type Ch } from '@drawdown/clickhouse';
@@ -16,9 +16,9 @@ import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { parseDecimal } from '@drawdown/money';
 import { DeliverPolicy, type JetStreamClient, type KV } from '@drawdown/nats';
-import { DedupMemory, dedupKey } from './dedup';
+import { DedupMemory, canonicalRef, dedupKey, hash64, hashHi, hashLo, type KeyPrints } from './dedup';
 import { DebitAccumulator, RATED_COLUMNS, applyCumulative, cumulativeKey, isPricingUnit, joinRated, type CumulativeState, type DebitLineOut } from './pricing/price';
-import type { PricingOutput } from './pricing/worker';
+import type { BatchKeys, PricingOutput } from './pricing/worker';
 
 const eventsIn = counter('drawdown_rater_events_total', 'Events seen by the rater by outcome', ['outcome']);
 const batchSeconds = histogram('drawdown_rater_batch_seconds', 'Time to process one batch end to end');
@@ -45,15 +45,13 @@ export class FencedError extends Error {
   readonly isRetryable = false;
 }
 
-/** Prices one batch's messages in a worker thread, leaving out the events at the `skip` positions (see index.ts, pricing/worker.ts). */
+/** Prices one batch's messages in a worker thread, leaving out the copies inside the batch and the events at the `skip` positions (see index.ts, pricing/worker.ts). */
 export type PriceFn = (snapshot: CatalogSnapshot, msgs: readonly Msg[], skip: number[], partition: number, batchId: string) => Promise<PricingOutput>;
 
-/** An event of the batch being cut, for dedup: its position among the batch's decoded events and its canonical dedup key. */
+/** An event of the batch, decoded in this thread for the rare checks (see screen): its position among the batch's decoded events and its canonical dedup key. */
 interface Candidate {
   pos: number;
   k: string;
-  c: string;
-  t: number;
   key: string;
 }
 
@@ -91,14 +89,14 @@ interface Outcome {
   cumulativeUpdates: Map<string, bigint>;
   unpriced: Record<string, number>;
   rated: number;
-  seen: [string, number][];
+  /** Fingerprints of the events the batch takes in (added to the dedup memory on commit). */
+  seen: KeyPrints & { n: number };
 }
 
 export interface Msg {
   seq: number;
   /** The message's payload (msgpack), handed to the pricing worker as is. */
   data: Uint8Array;
-  events: AcceptedEvent[];
   /** Set on re-rating messages: sequence of the original unpriced events. */
   rerateOf?: number;
 }
@@ -199,16 +197,10 @@ export class PartitionRunner {
         const m = r.value;
         if (m.seq <= this.checkpoint.seq) continue; // already committed (ordered consumer restart)
         if (buf.length === 0) firstAt = Date.now();
-        let events: AcceptedEvent[] = [];
-        try {
-          events = decodeBatch(m.data);
-        } catch (err) {
-          eventsIn.inc({ outcome: 'undecodable_message' });
-          d.log.error('undecodable message in events stream skipped', { partition: d.partition, seq: m.seq, err });
-        }
         const rerate = m.headers?.get(RERATE_HEADER);
-        buf.push({ seq: m.seq, data: m.data, events, ...(rerate ? { rerateOf: Number(rerate) } : {}) });
-        bufEvents += events.length;
+        buf.push({ seq: m.seq, data: m.data, ...(rerate ? { rerateOf: Number(rerate) } : {}) });
+        // The pricing worker decodes the batch: the header's count is enough to cut it.
+        bufEvents += batchLength(m.data);
         const pending = this.checkpoint.pending;
         // Replaying a recorded batch: cut exactly at its recorded end.
         if (pending) {
@@ -302,74 +294,31 @@ export class PartitionRunner {
     const replay = this.checkpoint.pending !== null;
     if (!replay) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
 
-    // Every candidate keeps its place in stream order (cumulative prices depend on it, and a
-    // replay must price in the same order whatever the dedup memory holds). `pos` counts the
-    // batch's decoded events: the worker decodes the same messages and skips by position.
-    const candidates: Candidate[] = [];
-    const maybeSeen: Candidate[] = [];
-    const rerates: Candidate[] = [];
-    const dropped = new Set<Candidate>();
-    const skip: number[] = [];
-    const resolved: Record<string, unknown>[] = [];
-    let receivedAtMax = 0;
-    const local = new Set<string>();
-    let inBatchDuplicates = 0;
-    let pos = 0;
-    for (const m of msgs) {
-      for (const e of m.events) {
-        const key = dedupKey(canonicalRef(snapshot, e.c), e.k);
-        const ev: Candidate = { pos: pos++, k: e.k, c: e.c, t: e.t, key };
-        if (m.rerateOf !== undefined) {
-          resolved.push({ partition: d.partition, seq: m.rerateOf, idempotency_key: e.k, resolved_by_seq: m.seq, resolved_at: Date.now() });
-          rerates.push(ev);
-          candidates.push(ev);
-          continue;
-        }
-        if (local.has(key)) {
-          inBatchDuplicates++;
-          skip.push(ev.pos);
-          continue;
-        }
-        local.add(key);
-        if (e.r > receivedAtMax) receivedAtMax = e.r;
-        candidates.push(ev);
-        // A fingerprint hit is confirmed exactly; so is a miss older than the memory's reach.
-        if (this.dedup.has(key) || this.dedup.needsStoreCheck(e.t)) maybeSeen.push(ev);
+    // The worker decodes the batch, leaves out the copies inside it, prices the rest and returns
+    // every event's key fingerprint. Copies of earlier batches are screened here; should any be
+    // confirmed (rare: JetStream's message-id dedup catches whole-request retries first), the
+    // batch is priced again without them, so the output never depends on what memory held.
+    let result = await d.price(snapshot, msgs, [], d.partition, id);
+    const { dropped, resolved } = await this.screen(msgs, result, snapshot, first);
+    if (dropped.length > 0) result = await d.price(snapshot, msgs, dropped, d.partition, id);
+    const { hi, lo, t, copies, receivedAtMax } = result;
+    // The events the batch takes in: neither copies inside it nor dropped.
+    const fresh = { hi: new Uint32Array(hi.length), lo: new Uint32Array(hi.length), t: new Float64Array(hi.length), n: 0 };
+    for (let pos = 0, c = 0, x = 0; pos < hi.length; pos++) {
+      if (copies[c] === pos) c++;
+      else if (dropped[x] === pos) x++;
+      else {
+        fresh.hi[fresh.n] = hi[pos]!;
+        fresh.lo[fresh.n] = lo[pos]!;
+        fresh.t[fresh.n++] = t[pos]!;
       }
     }
-    if (maybeSeen.length > 0) {
-      storeChecks.inc({}, maybeSeen.length);
-      const known = await this.seenInStore(maybeSeen, snapshot, first, false);
-      for (const ev of maybeSeen) if (known.has(ev.key)) dropped.add(ev);
-    }
-    // Re-rating copies: priced unless a priced row of the event exists, or the event is
-    // already in this batch (as a new copy or an earlier re-rating copy).
-    if (rerates.length > 0) {
-      const rated = await this.seenInStore(rerates, snapshot, first, true);
-      const inBatch = new Set<string>();
-      const isRerate = new Set(rerates);
-      for (const ev of candidates) {
-        if (dropped.has(ev)) continue;
-        if (isRerate.has(ev) && (rated.has(ev.key) || inBatch.has(ev.key))) dropped.add(ev);
-        else inBatch.add(ev.key);
-      }
-    }
-    const fresh = dropped.size === 0 ? candidates : candidates.filter((ev) => !dropped.has(ev));
-    const duplicates = inBatchDuplicates + dropped.size;
-    if (dropped.size > 0) {
-      for (const ev of dropped) skip.push(ev.pos);
-      skip.sort((x, y) => x - y);
-    }
-
-    const result = fresh.length > 0 ? await d.price(snapshot, msgs, skip, d.partition, id) : { segments: [''], rows: 0, cumulative: [], debits: [], unpriced: {} };
+    const duplicates = copies.length + dropped.length;
     const cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: result.debits }, this.cumulative);
-    const body = joinRated(result.segments, result.cumulative.map((r) => r.amount));
+    const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
     await insertTsv(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
-    let outcome: Outcome = {
-      debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.length - unpricedTotal,
-      seen: fresh.map((ev) => [ev.key, ev.t] as [string, number]),
-    };
+    let outcome: Outcome = { debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };
     // A replayed range: the insert above was dropped if an earlier attempt stored the batch
     // (same token), and that attempt may have priced with another catalog version. The debits
     // are then derived from the rows ClickHouse holds, so the ledger always matches them.
@@ -388,16 +337,84 @@ export class PartitionRunner {
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
     await this.writeCheckpoint({ seq: last, pending: null });
-    for (const [key, t] of outcome.seen) this.dedup.add(key, t);
+    for (let i = 0; i < outcome.seen.n; i++) this.dedup.addPrint(outcome.seen.hi[i]!, outcome.seen.lo[i]!, outcome.seen.t[i]!);
     for (const [k, v] of outcome.cumulativeUpdates) this.cumulative.set(k, v);
 
     positionGauge.set({ partition: String(d.partition) }, last);
     dedupBytes.set({ partition: String(d.partition) }, this.dedup.bytes);
     eventsIn.inc({ outcome: 'duplicate' }, duplicates);
+    for (const i of result.undecodable) {
+      eventsIn.inc({ outcome: 'undecodable_message' });
+      d.log.error('undecodable message in events stream skipped', { partition: d.partition, seq: msgs[i]!.seq });
+    }
     eventsIn.inc({ outcome: 'rated' }, outcome.rated);
     for (const [reason, n] of Object.entries(outcome.unpriced)) eventsIn.inc({ outcome: `unpriced_${reason}` }, n);
     batchSeconds.observe((performance.now() - t0) / 1000);
-    d.log.debug('batch committed', { partition: d.partition, batch: id, events: fresh.length, duplicates });
+    d.log.debug('batch committed', { partition: d.partition, batch: id, events: fresh.n, duplicates });
+  }
+
+  /**
+   * Copies of earlier batches among the events the worker priced, and what re-rating copies
+   * resolve. A fingerprint hit in memory (maybe a copy) and an event older than memory's reach
+   * are checked exactly against ClickHouse; a re-rating copy is left out when a priced row of
+   * its event exists or the event is already in this batch. Only then is the batch decoded in
+   * this thread (rare), for the keys.
+   */
+  private async screen(msgs: readonly Msg[], keys: BatchKeys, snapshot: CatalogSnapshot, first: number): Promise<{ dropped: number[]; resolved: Record<string, unknown>[] }> {
+    const maybe: number[] = [];
+    let rerates = false;
+    for (let i = 0, pos = 0, c = 0; i < msgs.length; i++) {
+      const n = keys.perMessage[i]!;
+      if (msgs[i]!.rerateOf !== undefined) {
+        rerates ||= n > 0;
+        pos += n;
+        continue;
+      }
+      for (const end = pos + n; pos < end; pos++) {
+        if (keys.copies[c] === pos) c++;
+        else if (this.dedup.hasPrint(keys.hi[pos]!, keys.lo[pos]!) || this.dedup.needsStoreCheck(keys.t[pos]!)) maybe.push(pos);
+      }
+    }
+    const resolved: Record<string, unknown>[] = [];
+    if (maybe.length === 0 && !rerates) return { dropped: [], resolved };
+
+    // Every event but the copies inside the batch, in stream order, with its key.
+    const candidates: Candidate[] = [];
+    const reratesOf: Candidate[] = [];
+    for (let i = 0, pos = 0, c = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      const events = keys.perMessage[i] === 0 ? [] : decodeBatch(m.data);
+      for (const e of events) {
+        const ev: Candidate = { pos, k: e.k, key: dedupKey(canonicalRef(snapshot, e.c), e.k) };
+        if (m.rerateOf !== undefined) {
+          resolved.push({ partition: this.d.partition, seq: m.rerateOf, idempotency_key: e.k, resolved_by_seq: m.seq, resolved_at: Date.now() });
+          reratesOf.push(ev);
+        }
+        if (keys.copies[c] === pos++) c++;
+        else candidates.push(ev);
+      }
+    }
+    const dropped = new Set<number>();
+    if (maybe.length > 0) {
+      storeChecks.inc({}, maybe.length);
+      const maybeSeen = new Set(maybe);
+      const check = candidates.filter((ev) => maybeSeen.has(ev.pos));
+      const known = await this.seenInStore(check, snapshot, first, false);
+      for (const ev of check) if (known.has(ev.key)) dropped.add(ev.pos);
+    }
+    // Re-rating copies: priced unless a priced row of the event exists, or the event is
+    // already in this batch (as a new copy or an earlier re-rating copy).
+    if (reratesOf.length > 0) {
+      const rated = await this.seenInStore(reratesOf, snapshot, first, true);
+      const inBatch = new Set<string>();
+      const isRerate = new Set(reratesOf);
+      for (const ev of candidates) {
+        if (dropped.has(ev.pos)) continue;
+        if (isRerate.has(ev) && (rated.has(ev.key) || inBatch.has(ev.key))) dropped.add(ev.pos);
+        else inBatch.add(ev.key);
+      }
+    }
+    return { dropped: [...dropped].sort((x, y) => x - y), resolved };
   }
 
   /** The rows an earlier attempt stored for this batch, turned into its debits and state updates; undefined when none. */
@@ -414,6 +431,16 @@ export class PartitionRunner {
     const cumulativeUpdates = new Map<string, bigint>();
     const unpriced: Record<string, number> = {};
     const seen = new Map<string, number>();
+    const prints = (): Outcome['seen'] => {
+      const out = { hi: [] as number[], lo: [] as number[], t: [] as number[], n: seen.size };
+      for (const [key, t] of seen) {
+        hash64(key);
+        out.hi.push(hashHi);
+        out.lo.push(hashLo);
+        out.t.push(t);
+      }
+      return out;
+    };
     const ratedKeys = new Set<string>();
     for (const r of rows) {
       const key = dedupKey(canonicalRef(snapshot, r.c || `x:${r.e}`), r.k);
@@ -430,7 +457,7 @@ export class PartitionRunner {
       cumulativeUpdates.set(ck, (cumulativeUpdates.get(ck) ?? this.cumulative.get(ck) ?? 0n) + q);
       if (isPricingUnit(snapshot, r.u) && a !== 0n) debits.add(r.c, r.u, r.p, Number(r.t), a, q);
     }
-    return { debits: debits.lines(), cumulativeUpdates, unpriced, rated: ratedKeys.size, seen: [...seen] };
+    return { debits: debits.lines(), cumulativeUpdates, unpriced, rated: ratedKeys.size, seen: prints() };
   }
 
   /** Which of these keys this partition already committed before this batch (rated only, for re-rating copies). */
@@ -451,10 +478,4 @@ export class PartitionRunner {
     }
     return out;
   }
-}
-
-/** The customer id when the snapshot knows the customer, so an event sent by id and by external id dedups alike. */
-export function canonicalRef(snapshot: CatalogSnapshot, ref: string): string {
-  if (ref.startsWith('x:')) return snapshot.byExternalId[ref.slice(2)] ?? ref;
-  return ref;
 }

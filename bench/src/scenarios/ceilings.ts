@@ -30,8 +30,8 @@ function ratedRow(e: AcceptedEvent, seq: number, batch: string): RatedRow {
 }
 
 /** A rated_events payload as the rater's worker writes it. */
-function tsvOf(rows: RatedRow[]): { columns: readonly string[]; body: Buffer; rows: number } {
-  return { columns: RATED_COLUMNS, body: Buffer.from(encodeRated(rows, []).join('')), rows: rows.length };
+function tsvOf(rows: RatedRow[]): { columns: readonly string[]; body: Uint8Array; rows: number } {
+  return { columns: RATED_COLUMNS, body: encodeRated(rows, []).body, rows: rows.length };
 }
 
 export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {

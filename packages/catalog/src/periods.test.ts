@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { billingPeriods, periodAt, zonedTimeToUtc } from './periods';
+import { billingPeriods, localParts, periodAt, zonedTimeToUtc } from './periods';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const at = (s: string) => Date.parse(s);
@@ -94,5 +94,16 @@ describe('periodAt', () => {
   it('null before the start and after the end', () => {
     expect(periodAt(at('2026-01-01T00:00:00Z'), 'monthly', 'UTC', at('2025-12-31T00:00:00Z'))).toBeNull();
     expect(periodAt(at('2026-01-01T00:00:00Z'), 'monthly', 'UTC', at('2026-03-01T00:00:00Z'), at('2026-02-01T00:00:00Z'))).toBeNull();
+  });
+});
+
+describe('UTC fast path', () => {
+  it('gives the time zone data\'s answer (Etc/UTC goes through Intl)', () => {
+    for (const s of ['1970-01-01T00:00:00Z', '2026-02-28T23:59:59.999Z', '2028-02-29T12:34:56Z', '2026-12-31T00:00:01Z']) {
+      expect(localParts(at(s), 'UTC')).toEqual(localParts(at(s), 'Etc/UTC'));
+    }
+    expect(zonedTimeToUtc(2026, 1, 32, 25, 0, 0, 'UTC')).toBe(zonedTimeToUtc(2026, 1, 32, 25, 0, 0, 'Etc/UTC'));
+    expect(billingPeriods(at('2026-01-31T10:00:00Z'), 'monthly', 'UTC', { untilMs: at('2027-01-01T00:00:00Z') }))
+      .toEqual(billingPeriods(at('2026-01-31T10:00:00Z'), 'monthly', 'Etc/UTC', { untilMs: at('2027-01-01T00:00:00Z') }));
   });
 });

@@ -11,7 +11,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Logger } from '@drawdown/log';
 import { SCHEMA } from './schema';
 
-export { tsvField, tsvDateTime64 } from './tsv';
+export { tsvField, tsvDateTime64, TsvWriter } from './tsv';
 
 export type { ClickHouseClient };
 export { SCHEMA };
@@ -131,7 +131,7 @@ function insertSettings(dedupToken: string): Record<string, string | number> {
 /** A ready insert payload: TabSeparated text, one line per row, fields in `columns` order. */
 export interface TsvBody {
   columns: readonly string[];
-  /** TabSeparated rows, each ending in a newline (fields written with `tsvField`, `tsvDateTime64`). */
+  /** TabSeparated rows, each ending in a newline (written with `TsvWriter` or `tsvField`, timestamps with `tsvDateTime64`). */
   body: string | Uint8Array;
   rows: number;
 }

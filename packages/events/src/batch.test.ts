@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   BatchDecodeError,
+  batchLength,
   batchMessageId,
   decodeBatch,
   encodeBatch,
@@ -104,6 +105,15 @@ describe('joinBatches', () => {
 
   it('refuses what encodeBatch did not write', () => {
     expect(() => joinBatches([encodeBatch([event('a', 'c')]), Uint8Array.of(0x81, 0xa1, 0x6b, 0x01)])).toThrow(/not a msgpack array/);
+  });
+});
+
+describe('batchLength', () => {
+  it('reads the event count from the header (every header size), 0 for anything else', () => {
+    const many = Array.from({ length: 70_000 }, (_, i) => event(`k${i}`, 'x:1'));
+    for (const n of [0, 1, 15, 16, 65_535, 65_536, 70_000]) expect(batchLength(encodeBatch(many.slice(0, n)))).toBe(n);
+    expect(batchLength(Uint8Array.of(0x81, 0xa1, 0x6b, 0x01))).toBe(0);
+    expect(batchLength(new Uint8Array(0))).toBe(0);
   });
 });
 

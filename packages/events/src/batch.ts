@@ -25,6 +25,11 @@ function arrayHeader(b: Uint8Array): { count: number; head: number } | undefined
   return undefined;
 }
 
+/** Events in a payload written by encodeBatch, from its header alone (0 when it is not a msgpack array). */
+export function batchLength(payload: Uint8Array): number {
+  return arrayHeader(payload)?.count ?? 0;
+}
+
 /**
  * One payload holding the events of several payloads written by encodeBatch, in order: the same
  * bytes as encodeBatch of the concatenated lists, without encoding the events again.

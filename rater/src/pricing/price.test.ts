@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { billingPeriods, type CatalogSnapshot, type PriceSnap } from '@drawdown/catalog';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
+import { tsvDateTime64, tsvField } from '@drawdown/clickhouse';
 import { RATED_COLUMNS, applyCumulative, encodeRated, joinRated, priceBatch, type CumulativeState, type PricingEvent } from './price';
 import { cumulativeTotal, matrixUnit, periodStartMs } from './models';
 
@@ -166,19 +167,27 @@ describe('metrics, currencies and reasons', () => {
 });
 
 describe('ClickHouse payload (encodeRated, joinRated)', () => {
-  it('cuts before each cumulative amount and puts the amounts back in stream order', () => {
+  it('leaves out each cumulative amount and puts the amounts back in stream order', () => {
     const s = snap([price('t', 'tiered', { tiered_config: { tiers: [{ first_unit: '0', last_unit: '2', unit_amount: '1' }, { first_unit: '2', unit_amount: '0.5' }] } }), price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
     const r = priceBatch(s, [ev('1', { note: 'tab\there' }), ev('2'), ev('3')], 0, 'b');
-    const segments = encodeRated(r.rows, r.cumulative);
-    expect(segments).toHaveLength(r.cumulative.length + 1);
+    const payload = encodeRated(r.rows, r.cumulative);
+    expect(payload.cuts).toHaveLength(r.cumulative.length);
     applyCumulative(s, r, new Map());
-    const joined = joinRated(segments, r.cumulative.map((i) => r.rows[i]!.amount));
-    expect(joined).toBe(encodeRated(r.rows, []).join(''));
+    const joined = Buffer.from(joinRated(payload, r.cumulative.map((i) => r.rows[i]!.amount))).toString();
+    expect(joined).toBe(Buffer.from(encodeRated(r.rows, []).body).toString());
     const lines = joined.split('\n').slice(0, -1).map((l) => l.split('\t'));
     expect(lines.every((l) => l.length === RATED_COLUMNS.length)).toBe(true);
     const amount = RATED_COLUMNS.indexOf('amount');
     expect(lines.map((l) => l[amount])).toEqual(['1', '0.1', '1.5', '0.2', '1.5', '0.3']);
     expect(lines[0]![RATED_COLUMNS.indexOf('properties')]).toBe('{"n":"1","note":"tab\\\\there"}');
-    expect(() => joinRated(segments, [])).toThrow(/segments/);
+    expect(() => joinRated(payload, [])).toThrow(/cuts/);
+  });
+
+  it('writes every field as tsvField and UTF-8 as TextEncoder (escapes, non-ASCII, surrogate pairs, lone surrogates)', () => {
+    const s = snap([price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
+    const odd = ['a\\b\tc\nd\re', 'é€😀', 'x\ud800y', '\udc00', ''];
+    const r = priceBatch(s, odd.map((v) => ({ ...ev('1', { v }), k: v })), 0, 'b\tatch');
+    const want = r.rows.map((x) => RATED_COLUMNS.map((c) => (typeof x[c] === 'string' && !['quantity', 'amount', 'status'].includes(c) ? tsvField(x[c] as string) : ['timestamp', 'received_at', 'period_start'].includes(c) ? tsvDateTime64(x[c] as number) : String(x[c]))).join('\t') + '\n').join('');
+    expect(Buffer.from(encodeRated(r.rows, []).body).equals(Buffer.from(new TextEncoder().encode(want)))).toBe(true);
   });
 });

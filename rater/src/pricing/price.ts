@@ -4,12 +4,14 @@
 // partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
 // and `applyCumulative` fills them in stream order.
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
-import { tsvDateTime64, tsvField } from '@drawdown/clickhouse';
+import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
 export interface PricingEvent {
   seq: number;
+  /** The customer `c` names, when already looked up (resolveCustomer; null: unknown). */
+  customer?: ResolvedCustomer | null;
   k: string;
   c: string;
   n: string;
@@ -76,14 +78,34 @@ export function isPricingUnit(snap: Pick<CatalogSnapshot, 'pricingUnits'>, curre
   return !isFiat(currency);
 }
 
-export function resolveCustomer(snap: CatalogSnapshot, ref: string): { id: string; externalId: string } | undefined {
-  if (ref.startsWith('x:')) {
-    const ext = ref.slice(2);
-    const id = snap.byExternalId[ext];
-    return id === undefined ? undefined : { id, externalId: ext };
+export interface ResolvedCustomer {
+  id: string;
+  externalId: string;
+  subscriptions: SubscriptionSnap[] | undefined;
+}
+
+// Per snapshot (immutable), every way an event may name a known customer: its id and `x:` +
+// its external id. One lookup of the event's reference, no string cut per event.
+const customerIndexes = new WeakMap<CatalogSnapshot, Map<string, ResolvedCustomer>>();
+
+let lastIndexed: { snap: CatalogSnapshot; index: Map<string, ResolvedCustomer> } | undefined;
+
+function customerIndex(snap: CatalogSnapshot): Map<string, ResolvedCustomer> {
+  if (lastIndexed?.snap === snap) return lastIndexed.index;
+  let index = customerIndexes.get(snap);
+  if (!index) {
+    index = new Map();
+    for (const [id, externalId] of Object.entries(snap.customers)) if (!id.startsWith('x:')) index.set(id, { id, externalId, subscriptions: snap.subscriptions[id] });
+    for (const [externalId, id] of Object.entries(snap.byExternalId)) index.set(`x:${externalId}`, { id, externalId, subscriptions: snap.subscriptions[id] });
+    customerIndexes.set(snap, index);
   }
-  const ext = snap.customers[ref];
-  return ext === undefined ? undefined : { id: ref, externalId: ext };
+  lastIndexed = { snap, index };
+  return index;
+}
+
+/** The customer an event's reference (a customer id, or `x:` and an external id) names, if the snapshot knows it. */
+export function resolveCustomer(snap: CatalogSnapshot, ref: string): ResolvedCustomer | undefined {
+  return customerIndex(snap).get(ref);
 }
 
 export function metricMatches(metric: MetricSnap, e: Pick<PricingEvent, 'n' | 'p'>): boolean {
@@ -122,9 +144,20 @@ function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+interface DebitSum {
+  customerId: string;
+  pricingUnit: string;
+  priceId: string;
+  day: string;
+  amount: bigint;
+  quantity: bigint;
+  events: number;
+}
+
 /** Sums debit amounts per (customer, pricing unit, price, day). */
 export class DebitAccumulator {
-  private readonly acc = new Map<string, { customerId: string; pricingUnit: string; priceId: string; day: string; amount: bigint; quantity: bigint; events: number }>();
+  // Per customer, its few (unit, price, day) sums: no key string built per event.
+  private readonly acc = new Map<string, DebitSum[]>();
 
   private lastDayN = NaN;
   private lastDay = '';
@@ -133,20 +166,30 @@ export class DebitAccumulator {
     const dayN = Math.floor(t / 86_400_000);
     if (dayN !== this.lastDayN) this.lastDay = utcDay((this.lastDayN = dayN) * 86_400_000);
     const day = this.lastDay;
-    const key = `${customerId}\u0000${pricingUnit}\u0000${priceId}\u0000${day}`;
-    const a = this.acc.get(key);
-    if (a) {
-      a.amount += amount;
-      a.quantity += quantity;
-      a.events++;
-    } else this.acc.set(key, { customerId, pricingUnit, priceId, day, amount, quantity, events: 1 });
+    let sums = this.acc.get(customerId);
+    if (!sums) this.acc.set(customerId, (sums = []));
+    for (const a of sums) {
+      if (a.pricingUnit === pricingUnit && a.priceId === priceId && a.day === day) {
+        a.amount += amount;
+        a.quantity += quantity;
+        a.events++;
+        return;
+      }
+    }
+    sums.push({ customerId, pricingUnit, priceId, day, amount, quantity, events: 1 });
   }
 
   lines(): DebitLineOut[] {
-    return [...this.acc.values()].map((a) => ({
-      customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
-      amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
-    }));
+    const out: DebitLineOut[] = [];
+    for (const sums of this.acc.values()) {
+      for (const a of sums) {
+        out.push({
+          customerId: a.customerId, pricingUnit: a.pricingUnit, priceId: a.priceId, day: a.day,
+          amountPicos: a.amount.toString(), quantityPicos: a.quantity.toString(), events: a.events,
+        });
+      }
+    }
+    return out;
   }
 }
 
@@ -158,6 +201,11 @@ function activeSubscriptions(subs: SubscriptionSnap[] | undefined, t: number): S
   for (const s of subs) if (!(s.startMs <= t && (s.endMs === null || t < s.endMs))) return subs.filter((x) => x.startMs <= t && (x.endMs === null || t < x.endMs));
   return subs;
 }
+
+// Scratch of priceBatch: the prices, amounts and quantities of the current event's rows.
+const matchedPrices: PriceSnap[] = [];
+const matchedAmounts: bigint[] = [];
+const matchedQuantities: bigint[] = [];
 
 export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string): PricingResult {
   const rows: RatedRow[] = [];
@@ -190,18 +238,20 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
   };
 
   for (const e of events) {
-    const customer = resolveCustomer(snap, e.c);
+    const customer = e.customer !== undefined ? e.customer : resolveCustomer(snap, e.c);
     if (!customer) {
       const ext = e.c.startsWith('x:');
       skip(e, ext ? '' : e.c, ext ? e.c.slice(2) : '', 'unknown_customer');
       continue;
     }
-    const subs = activeSubscriptions(snap.subscriptions[customer.id], e.t);
+    const subs = activeSubscriptions(customer.subscriptions, e.t);
     if (subs.length === 0) {
       skip(e, customer.id, customer.externalId, 'no_active_subscription');
       continue;
     }
-    const out: { row: RatedRow; price: PriceSnap; amount: bigint; quantity: bigint }[] = [];
+    // The event's rows go straight into `rows` (dropped again if the event turns out invalid);
+    // what the debit step needs of each is kept in scratch arrays reused for every event.
+    const start = rows.length;
     let properties: string | undefined;
     try {
       for (const sub of subs) {
@@ -213,28 +263,32 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
           const quantity = quantityOf(metric, e);
           const amount = isCumulative(price.modelType) ? 0n : standaloneAmount(price, quantity, e.p);
           const g = metric.group_by ? e.p[metric.group_by] : undefined;
-          out.push({
-            row: row(e, properties ??= JSON.stringify(e.p), customer.id, customer.externalId, sub.id, price.id, metric.id,
-              g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), decimalText(quantity), decimalText(amount), price.currency, 'rated', ''),
-            price, amount, quantity,
-          });
+          const i = rows.length - start;
+          matchedPrices[i] = price;
+          matchedAmounts[i] = amount;
+          matchedQuantities[i] = quantity;
+          rows.push(row(e, properties ??= JSON.stringify(e.p), customer.id, customer.externalId, sub.id, price.id, metric.id,
+            g === undefined || g === null ? '' : String(g), periodStartMs(sub, e.t), decimalText(quantity), decimalText(amount), price.currency, 'rated', ''));
         }
       }
     } catch (err) {
       if (!(err instanceof Unpriceable)) throw err;
+      rows.length = start;
       skip(e, customer.id, customer.externalId, 'invalid_event', err.message);
       continue;
     }
-    if (out.length === 0) {
+    if (rows.length === start) {
       skip(e, customer.id, customer.externalId, 'no_matching_price');
       continue;
     }
-    for (const o of out) {
-      if (isCumulative(o.price.modelType)) cumulative.push(rows.length);
-      else if (isPricingUnit(snap, o.price.currency) && o.amount !== 0n) debits.add(customer.id, o.price.currency, o.price.id, e.t, o.amount, o.quantity);
-      rows.push(o.row);
+    for (let r = start; r < rows.length; r++) {
+      const price = matchedPrices[r - start]!;
+      const amount = matchedAmounts[r - start]!;
+      if (isCumulative(price.modelType)) cumulative.push(r);
+      else if (isPricingUnit(snap, price.currency) && amount !== 0n) debits.add(customer.id, price.currency, price.id, e.t, amount, matchedQuantities[r - start]!);
     }
   }
+  matchedPrices.length = 0;
   return { rows, debits: debits.lines(), cumulative, unpriced };
 }
 
@@ -274,39 +328,52 @@ export const RATED_COLUMNS = [
   'reason', 'catalog_version',
 ] as const satisfies readonly (keyof RatedRow)[];
 
+/** A rated_events payload: TabSeparated bytes (RATED_COLUMNS), `cuts[i]` the offset where the amount of cut row i goes. */
+export interface RatedPayload {
+  body: Uint8Array;
+  cuts: number[];
+}
+
 /**
- * The rows as TabSeparated lines (RATED_COLUMNS), cut just before the amount of each row listed
- * in `cut` (ascending: the cumulative rows, whose amounts are set later in stream order), so
- * `segments.length === cut.length + 1` and joinRated puts the amounts in.
+ * The rows as TabSeparated bytes (RATED_COLUMNS), without the amount of each row listed in `cut`
+ * (ascending: the cumulative rows, whose amounts are set later in stream order): joinRated puts
+ * them in.
  */
-export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): string[] {
-  const segments: string[] = [];
-  let cur = '';
+export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): RatedPayload {
+  const w = new TsvWriter(rows.length * 256);
+  const cuts: number[] = [];
   let next = 0;
-  // Consecutive rows mostly share their batch id and timestamps: format those once.
-  let lastBatch = '', batchField = '', lastT = -1, tField = '', lastR = -1, rField = '', lastP = -1, pField = '';
+  // Consecutive rows mostly share their timestamps: format those once.
+  let lastT = -1, tField = '', lastR = -1, rField = '', lastP = -1, pField = '';
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
-    if (r.batch_id !== lastBatch) batchField = tsvField((lastBatch = r.batch_id));
     if (r.timestamp !== lastT) tField = tsvDateTime64((lastT = r.timestamp));
     if (r.received_at !== lastR) rField = tsvDateTime64((lastR = r.received_at));
     if (r.period_start !== lastP) pField = tsvDateTime64((lastP = r.period_start));
-    const head = `${r.partition}\t${r.seq}\t${batchField}\t${tsvField(r.customer_id)}\t${tsvField(r.external_customer_id)}\t${tsvField(r.idempotency_key)}\t${tsvField(r.event_name)}\t${tField}\t${rField}\t${tsvField(r.properties)}\t${tsvField(r.subscription_id)}\t${tsvField(r.price_id)}\t${tsvField(r.metric_id)}\t${tsvField(r.group_key)}\t${pField}\t${r.quantity}\t`;
-    const tail = `\t${tsvField(r.pricing_unit)}\t${r.status}\t${tsvField(r.reason)}\t${r.catalog_version}\n`;
+    w.raw(String(r.partition)).byte(9).raw(String(r.seq)).byte(9).field(r.batch_id).byte(9)
+      .field(r.customer_id).byte(9).field(r.external_customer_id).byte(9).field(r.idempotency_key).byte(9).field(r.event_name).byte(9)
+      .raw(tField).byte(9).raw(rField).byte(9).field(r.properties).byte(9)
+      .field(r.subscription_id).byte(9).field(r.price_id).byte(9).field(r.metric_id).byte(9).field(r.group_key).byte(9)
+      .raw(pField).byte(9).raw(r.quantity).byte(9);
     if (cut[next] === i) {
-      segments.push(cur + head);
-      cur = tail;
+      cuts.push(w.length);
       next++;
-    } else cur += head + r.amount + tail;
+    } else w.raw(r.amount);
+    w.byte(9).field(r.pricing_unit).byte(9).raw(r.status).byte(9).field(r.reason).byte(9).raw(String(r.catalog_version)).byte(10);
   }
-  segments.push(cur);
-  return segments;
+  return { body: w.bytes(), cuts };
 }
 
-/** The payload of encodeRated's segments with the amounts of the cut rows put back. */
-export function joinRated(segments: readonly string[], amounts: readonly string[]): string {
-  if (segments.length !== amounts.length + 1) throw new Error(`joinRated: ${segments.length} segments for ${amounts.length} amounts`);
-  let out = segments[0]!;
-  for (let i = 0; i < amounts.length; i++) out += amounts[i]! + segments[i + 1]!;
-  return out;
+/** The payload with the amounts of the cut rows put in. */
+export function joinRated(p: RatedPayload, amounts: readonly string[]): Uint8Array {
+  if (p.cuts.length !== amounts.length) throw new Error(`joinRated: ${p.cuts.length} cuts for ${amounts.length} amounts`);
+  if (amounts.length === 0) return p.body;
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (let i = 0; i < amounts.length; i++) {
+    parts.push(p.body.subarray(from, p.cuts[i]), Buffer.from(amounts[i]!));
+    from = p.cuts[i]!;
+  }
+  parts.push(p.body.subarray(from));
+  return Buffer.concat(parts);
 }

@@ -1,13 +1,17 @@
 // Piscina worker: prices one batch of events per task (never one task per event) and writes
 // the batch's ClickHouse payload. The main thread hands over the batch's raw msgpack messages
-// (one transferred buffer) and which events to leave out (copies it found); the worker decodes
-// them, prices them and returns TabSeparated text, so no event or row object is cloned between
-// threads. The catalog snapshot arrives as JSON bytes in a SharedArrayBuffer, encoded once per
-// catalog version by the main thread: posting it shares the memory instead of cloning the
-// snapshot per task, and each worker decodes it once per version.
+// (one transferred buffer); the worker decodes them (the only decode of a batch, but for rare
+// cases), leaves out the copies inside the batch (exact keys), prices the rest and returns
+// TabSeparated text and every event's key fingerprint, with which the main thread checks its
+// dedup memory. No event or row object is cloned between threads. The catalog snapshot arrives
+// as JSON bytes in a SharedArrayBuffer, encoded once per catalog version by the main thread:
+// posting it shares the memory instead of cloning the snapshot per task, and each worker
+// decodes it once per version.
 import type { CatalogSnapshot } from '@drawdown/catalog';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch } from '@drawdown/events';
-import { encodeRated, priceBatch, type DebitLineOut, type PricingEvent, type RatedRow } from './price';
+import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
+import { encodeRated, priceBatch, resolveCustomer, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -20,13 +24,31 @@ export interface PricingTask {
   ends: number[];
   /** Stream sequence of each message. */
   seqs: number[];
-  /** Positions (ascending, counted over the batch's decoded events in order) of the events not to price: copies. */
+  /** Indexes of the re-rating messages: their events are not deduplicated here (the main thread decides). */
+  rerate: number[];
+  /** Positions (ascending, counted over the batch's decoded events in order) of more events not to price: copies of earlier batches. */
   skip: number[];
 }
 
-export interface PricingOutput {
-  /** rated_events payload (RATED_COLUMNS) cut before the amount of each `cumulative` row: joinRated puts them in. */
-  segments: string[];
+/** What the worker learnt about the batch's events, for the main thread's dedup. */
+export interface BatchKeys {
+  /** Decoded events per message (0 for an undecodable message). */
+  perMessage: number[];
+  /** Indexes of the messages that are not event batches (left out; the main thread reports them). */
+  undecodable: number[];
+  /** Positions (ascending) of copies of an earlier event of the same batch (re-rating messages aside): not priced. */
+  copies: number[];
+  /** Per position: fingerprint of the event's dedup key (hash64) and its timestamp. */
+  hi: Uint32Array;
+  lo: Uint32Array;
+  t: Float64Array;
+  /** Latest `received_at` among the batch's events (re-rating messages and copies aside). */
+  receivedAtMax: number;
+}
+
+export interface PricingOutput extends BatchKeys {
+  /** rated_events payload (RATED_COLUMNS), without the amounts of the `cumulative` rows: joinRated puts them in. */
+  payload: RatedPayload;
   /** Rows in the payload. */
   rows: number;
   /** Tiered/package rows in stream order, amounts still to be set (applyCumulative). */
@@ -55,37 +77,90 @@ export function snapshotOf(task: Pick<PricingTask, 'snapshotVersion' | 'snapshot
   return cached.snap;
 }
 
-/** The events of a task to price, in stream order, the skipped ones left out. An undecodable message has none (the main thread reports it). */
-export function taskEvents(task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'skip'>): PricingEvent[] {
-  const out: PricingEvent[] = [];
-  let pos = 0;
-  let s = 0;
+/** The events of a task to price, in stream order, copies and skipped ones left out, and the batch's keys. */
+export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'rerate' | 'skip'>): { events: PricingEvent[]; keys: BatchKeys } {
+  const decoded: ReturnType<typeof decodeBatch>[] = [];
+  const undecodable: number[] = [];
+  let total = 0;
   for (let i = 0; i < task.ends.length; i++) {
     let events: ReturnType<typeof decodeBatch> = [];
     try {
       events = decodeBatch(task.data.subarray(task.ends[i - 1] ?? 0, task.ends[i]));
     } catch {
-      // counted and logged by the main thread, which decoded the same bytes
+      undecodable.push(i);
     }
+    decoded.push(events);
+    total += events.length;
+  }
+  const keys: BatchKeys = { perMessage: decoded.map((m) => m.length), undecodable, copies: [], hi: new Uint32Array(total), lo: new Uint32Array(total), t: new Float64Array(total), receivedAtMax: 0 };
+  const rerate = new Set(task.rerate);
+  // Copies inside the batch, exactly: the first event per fingerprint (30 bits of it, so the
+  // map keys stay small integers), its key compared in full on a hit; keys sharing those bits
+  // with another key go to an exact set (rare).
+  const firstByPrint = new Map<number, number>();
+  const refs: string[] = [];
+  const idKeys: string[] = [];
+  let shared: Set<string> | undefined;
+  const out: PricingEvent[] = [];
+  let pos = 0;
+  let s = 0;
+  for (let i = 0; i < decoded.length; i++) {
     const seq = task.seqs[i]!;
-    for (const e of events) {
-      if (task.skip[s] === pos++) {
+    const isRerate = rerate.has(i);
+    for (const e of decoded[i]!) {
+      const at = pos++;
+      const customer = resolveCustomer(snap, e.c) ?? null;
+      const ref = customer?.id ?? e.c; // canonicalRef
+      hashKey(ref, e.k);
+      keys.hi[at] = hashHi;
+      keys.lo[at] = hashLo;
+      keys.t[at] = e.t;
+      if (!isRerate) {
+        refs[at] = ref;
+        idKeys[at] = e.k;
+        const print = hashHi & 0x3fffffff;
+        const prev = firstByPrint.get(print);
+        let copy = false;
+        if (prev === undefined) firstByPrint.set(print, at);
+        else if (refs[prev] === ref && idKeys[prev] === e.k) copy = true;
+        else {
+          const key = dedupKey(ref, e.k);
+          shared ??= new Set();
+          copy = shared.has(key);
+          shared.add(key);
+        }
+        if (copy) {
+          keys.copies.push(at);
+          continue;
+        }
+        if (e.r > keys.receivedAtMax) keys.receivedAtMax = e.r;
+      }
+      if (task.skip[s] === at) {
         s++;
         continue;
       }
-      out.push({ seq, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p });
+      out.push({ seq, customer, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p });
     }
   }
-  return out;
+  return { events: out, keys };
 }
 
-export default function price(task: PricingTask): PricingOutput {
-  const result = priceBatch(snapshotOf(task), taskEvents(task), task.partition, task.batchId);
+export function priceTask(task: PricingTask): PricingOutput {
+  const snap = snapshotOf(task);
+  const { events, keys } = taskEvents(snap, task);
+  const result = priceBatch(snap, events, task.partition, task.batchId);
   return {
-    segments: encodeRated(result.rows, result.cumulative),
+    ...keys,
+    payload: encodeRated(result.rows, result.cumulative),
     rows: result.rows.length,
     cumulative: result.cumulative.map((i) => result.rows[i]!),
     debits: result.debits,
     unpriced: result.unpriced,
   };
+}
+
+/** The pool's task: the output with its buffers moved to the main thread, not copied. */
+export default function price(task: PricingTask): unknown {
+  const out = priceTask(task);
+  return move({ [transferableSymbol]: [out.payload.body.buffer, out.hi.buffer, out.lo.buffer, out.t.buffer], [valueSymbol]: out });
 }

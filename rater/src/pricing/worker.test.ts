@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import type { CatalogSnapshot } from '@drawdown/catalog';
+import { encodeBatch, type AcceptedEvent } from '@drawdown/events';
+import { dedupKey, hash64, hashHi, hashKey, hashLo } from '../dedup';
+import { taskEvents } from './worker';
+
+const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' }, subscriptions: {} } as unknown as CatalogSnapshot;
+const ev = (k: string, c: string, r = 1): AcceptedEvent => ({ k, c, n: 'call', t: 1000 + r, r, p: {} });
+
+function task(messages: Uint8Array[], rerate: number[] = [], skip: number[] = []) {
+  const data = new Uint8Array(messages.reduce((a, m) => a + m.byteLength, 0));
+  const ends: number[] = [];
+  let at = 0;
+  for (const m of messages) {
+    data.set(m, at);
+    ends.push((at += m.byteLength));
+  }
+  return { data, ends, seqs: messages.map((_, i) => 10 + i), rerate, skip };
+}
+
+describe('taskEvents (the worker side of dedup)', () => {
+  it('leaves out copies inside the batch by canonical key (id or external id), keeps re-rating copies, skips what it is told', () => {
+    const { events, keys } = taskEvents(snap, task([
+      encodeBatch([ev('a', 'x:acme', 5), ev('b', 'cus_1', 2)]),
+      Uint8Array.of(0x81, 0xa1, 0x6b, 0x01), // not an event batch
+      encodeBatch([ev('a', 'cus_1', 9), ev('c', 'x:other', 3)]), // a copy of 'a' (same customer by id)
+      encodeBatch([ev('a', 'x:acme', 7)]), // re-rating copy: priced unless the main thread drops it
+    ], [3], [3]));
+    expect(keys.perMessage).toEqual([2, 0, 2, 1]);
+    expect(keys.undecodable).toEqual([1]);
+    expect(keys.copies).toEqual([2]);
+    expect(keys.receivedAtMax).toBe(5); // copies and re-rating messages aside
+    expect(events.map((e) => [e.seq, e.k, e.c])).toEqual([[10, 'a', 'x:acme'], [10, 'b', 'cus_1'], [13, 'a', 'x:acme']]);
+    hash64(dedupKey('cus_1', 'b'));
+    expect([keys.hi[1], keys.lo[1], keys.t[1]]).toEqual([hashHi, hashLo, 1002]);
+    hash64(dedupKey('x:other', 'c'));
+    expect([keys.hi[3], keys.lo[3]]).toEqual([hashHi, hashLo]);
+  });
+
+  it('tells apart keys whose fingerprints share the bits the batch map uses, and still catches their copies', () => {
+    // Two idempotency keys of one customer whose hashes agree on the 30 bits (birthday search).
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair; i++) {
+      hashKey('cus_1', `k${i}`);
+      const bits = hashHi & 0x3fffffff;
+      const other = seen.get(bits);
+      if (other !== undefined) pair = [other, `k${i}`];
+      else seen.set(bits, `k${i}`);
+    }
+    const [a, b] = pair;
+    const { events, keys } = taskEvents(snap, task([encodeBatch([ev(a, 'cus_1'), ev(b, 'cus_1'), ev(b, 'x:acme'), ev(a, 'cus_1'), ev('c', 'cus_1')])]));
+    expect(keys.copies).toEqual([2, 3]);
+    expect(events.map((e) => e.k)).toEqual([a, b, 'c']);
+  });
+});
