@@ -12,6 +12,7 @@ import { createPublisher, type MessageOutcome } from './publisher';
 import { prepareRequest, type PreparedRequest } from './prepare';
 
 export { reasonOf, reasonsOf, type RejectReason } from './reasons';
+export { startIngestEdge, type IngestEdge } from './edge';
 
 const eventsTotal = counter('drawdown_ingest_events_total', 'Events received, by outcome (accepted, duplicate, rejected)', ['outcome']);
 const rejectedEvents = counter('drawdown_ingest_events_rejected_total', 'Rejected events by reason (an event with several problems counts once per reason)', ['reason']);
