@@ -59,6 +59,7 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
         name: `ingest_${format}`,
         title: `Ingest edge alone: 100-event requests, ${format === 'json' ? 'JSON' : 'msgpack'}`,
         figures: {
+          edgeThreads: env.config.ingestThreads,
           connections: opts.connections,
           peakEventsPerS: peak.r.eventsPerS,
           peakRequestsPerS: peak.r.requestsPerS,
