@@ -131,7 +131,10 @@ export async function startIngestEdge(opts: { config: Config; log: Logger }): Pr
         else if (m.type === 'failed') reject(new Error(`ingest thread ${index}: ${m.message}`));
         else onMessage(w, m);
       });
-      w.once('error', reject);
+      w.on('error', (err) => {
+        log.error('ingest thread failed', { thread: index, err });
+        reject(err);
+      });
       w.once('exit', (code) => reject(new Error(`ingest thread ${index} exited (code ${code}) before it was ready`)));
     })),
   );
