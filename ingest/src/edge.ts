@@ -93,13 +93,16 @@ export async function startIngestEdge(opts: { config: Config; log: Logger }): Pr
 
   const port = config.httpPort === 0 ? await freePort(config.httpHost) : config.httpPort;
   const workers: Worker[] = [];
+  /** Threads running (a thread that ended is no longer asked for its metrics). */
+  const live = new Set<Worker>();
   const exited: Promise<void>[] = [];
   let nextId = 0;
-  // Metrics requests in flight: the thread that asked (and its request id), the threads' answers awaited.
-  const gathering = new Map<number, { asker: Worker; askerId: number; pending: number; parts: MetricsSnapshot[] }>();
+  // Metrics requests in flight: the thread that asked (and its request id), the threads whose answer is awaited.
+  const gathering = new Map<number, { asker: Worker; askerId: number; waiting: Set<Worker>; parts: MetricsSnapshot[] }>();
 
   const answerMetrics = (id: number): void => {
     const g = gathering.get(id)!;
+    if (g.waiting.size > 0) return;
     gathering.delete(id);
     // Process-wide figures (CPU, memory, event loop) are this thread's: workers do not collect them.
     void metricsSnapshot().then((own) => aggregateMetrics([own, ...g.parts])).then(
@@ -111,13 +114,20 @@ export async function startIngestEdge(opts: { config: Config; log: Logger }): Pr
   const onMessage = (from: Worker, m: FromWorker): void => {
     if (m.type === 'metrics') {
       const id = nextId++;
-      gathering.set(id, { asker: from, askerId: m.id, pending: workers.length, parts: [] });
-      for (const w of workers) w.postMessage({ type: 'collect', id } satisfies ToWorker);
+      gathering.set(id, { asker: from, askerId: m.id, waiting: new Set(live), parts: [] });
+      for (const w of live) w.postMessage({ type: 'collect', id } satisfies ToWorker);
     } else if (m.type === 'collected') {
       const g = gathering.get(m.id);
       if (g === undefined) return;
       g.parts.push(m.metrics);
-      if (--g.pending === 0) answerMetrics(m.id);
+      g.waiting.delete(from);
+      answerMetrics(m.id);
+    }
+  };
+  const ended = (w: Worker): void => {
+    live.delete(w);
+    for (const [id, g] of gathering) {
+      if (g.waiting.delete(w)) answerMetrics(id);
     }
   };
 
@@ -125,7 +135,11 @@ export async function startIngestEdge(opts: { config: Config; log: Logger }): Pr
     Array.from({ length: threads }, (_, index) => new Promise<void>((resolve, reject) => {
       const w = new Worker(new URL('./edge-worker-entry.mjs', import.meta.url), { workerData: { config, port, index } });
       workers.push(w);
-      exited.push(new Promise((r) => w.once('exit', () => r())));
+      live.add(w);
+      exited.push(new Promise((r) => w.once('exit', () => {
+        ended(w);
+        r();
+      })));
       w.on('message', (m: FromWorker) => {
         if (m.type === 'ready') resolve();
         else if (m.type === 'failed') reject(new Error(`ingest thread ${index}: ${m.message}`));
