@@ -2,14 +2,13 @@
 // alone, the all-in-one app, or the baseline. Started by the bench with fork(); reports its
 // port over IPC and answers `stats` (backlog figures) and `verify` requests.
 import type { Config } from '@drawdown/config';
-import { createApiKey, createKeyVerifier } from '@drawdown/auth';
+import { createApiKey } from '@drawdown/auth';
 import { queryRows } from '@drawdown/clickhouse';
 import { startApp, type App } from '@drawdown/drawdown';
-import { startHttpServer } from '@drawdown/http';
-import { createIngest } from '@drawdown/ingest';
+import { startIngestEdge } from '@drawdown/ingest';
 import { LEDGER_MIGRATIONS } from '@drawdown/ledger';
 import { registry } from '@drawdown/metrics';
-import { connectNats, ensureStreams, jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
+import { jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
 import { createPool, migrate } from '@drawdown/pg';
 import { startBaseline } from './baseline/server';
 import { createBenchDatabase, log } from './setup';
@@ -100,18 +99,15 @@ async function main(): Promise<void> {
   }
   if (spec.kind === 'edge') {
     await createBenchDatabase(config.databaseUrl);
-    const pool = createPool(config.databaseUrl, { max: 4, application: 'bench-edge' });
+    const pool = createPool(config.databaseUrl, { max: 1, application: 'bench-edge' });
     await migrate(pool, [LEDGER_MIGRATIONS]);
     const key = await createApiKey(pool, 'bench ingest', ['ingest']);
-    const nc = await connectNats(config.natsUrl, 'bench-edge', log);
-    await ensureStreams(nc, names(config.namespace));
-    const verifier = createKeyVerifier(pool);
-    const ingest = createIngest({ config, nc, log });
-    const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: ingest.routes, authenticate: (h) => verifier.authenticate(h), log, ready: () => true });
+    await pool.end();
+    const edge = await startIngestEdge({ config: { ...config, httpHost: '127.0.0.1', httpPort: 0 }, log });
     process.on('message', (m: { type: string; id: number }) => {
-      if (m.type === 'stop') void http.close(2000).then(() => nc.drain()).then(() => pool.end()).then(() => process.send!({ type: 'answer', id: m.id, result: true })).then(() => process.exit(0));
+      if (m.type === 'stop') void edge.close(2000).then(() => process.send!({ type: 'answer', id: m.id, result: true })).then(() => process.exit(0));
     });
-    process.send!({ type: 'ready', port: http.port, adminKey: key.key, pid: process.pid });
+    process.send!({ type: 'ready', port: edge.port, adminKey: key.key, pid: process.pid });
     return;
   }
   const b = spec.baseline!;

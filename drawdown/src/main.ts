@@ -1,6 +1,9 @@
 #!/usr/bin/env -S node --import tsx
-// drawdown: the command line. `start` runs the all-in-one pipeline; `config` prints every setting.
+// drawdown: the command line. `start` runs the all-in-one pipeline; `ingest` runs a standalone
+// ingest edge (on DRAWDOWN_INGEST_THREADS threads) in front of the same NATS and Postgres;
+// `config` prints every setting.
 import { ConfigError, loadConfig, settingsTable } from '@drawdown/config';
+import { startIngestEdge } from '@drawdown/ingest';
 import { createLogger, isLevel } from '@drawdown/log';
 import { preflight } from './preflight';
 import { startApp } from './app';
@@ -11,8 +14,8 @@ async function main(): Promise<number> {
     process.stdout.write(settingsTable() + '\n');
     return 0;
   }
-  if (cmd !== 'start') {
-    process.stderr.write(`unknown command "${cmd}"; commands: start, config\n`);
+  if (cmd !== 'start' && cmd !== 'ingest') {
+    process.stderr.write(`unknown command "${cmd}"; commands: start, ingest, config\n`);
     return 2;
   }
   let config;
@@ -33,8 +36,17 @@ async function main(): Promise<number> {
     process.stderr.write((err as Error).message + '\n');
     return 1;
   }
-  const app = await startApp(config, log);
-  process.stdout.write(`\nDrawdown is running at ${app.baseUrl}\nAdmin API key: see ${config.adminApiKey ? 'DRAWDOWN_ADMIN_API_KEY' : `${config.dataDir}/admin-api-key`}\n\n`);
+  let stop: () => Promise<void>;
+  if (cmd === 'ingest') {
+    // API keys are created and revoked through the all-in-one's API, in the same Postgres.
+    const edge = await startIngestEdge({ config, log });
+    process.stdout.write(`\nDrawdown ingest edge is running at http://${config.httpHost}:${edge.port}/v1/ingest (${edge.threads} thread${edge.threads === 1 ? '' : 's'})\n\n`);
+    stop = () => edge.close();
+  } else {
+    const app = await startApp(config, log);
+    process.stdout.write(`\nDrawdown is running at ${app.baseUrl}\nAdmin API key: see ${config.adminApiKey ? 'DRAWDOWN_ADMIN_API_KEY' : `${config.dataDir}/admin-api-key`}\n\n`);
+    stop = () => app.stop();
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info('signal received', { signal: sig });
@@ -43,7 +55,7 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
-  await app.stop();
+  await stop();
   return 0;
 }
 

@@ -2,18 +2,17 @@
 // JetStream, grouped by partition, answering only once JetStream acknowledged every batch of
 // the request. Never a 2xx for an event that is not durable.
 import type { Config } from '@drawdown/config';
-import {
-  decodeBody, validateEvents, partitionOf, RequestError,
-  type AcceptedEvent, type IngestLimits, type ValidationResult,
-} from '@drawdown/events';
+import { RequestError, type IngestLimits } from '@drawdown/events';
 import { ApiError, type Route, type Request, type Reply } from '@drawdown/http';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { names, type NatsConnection } from '@drawdown/nats';
 import { reasonsOf } from './reasons';
 import { createPublisher, type MessageOutcome } from './publisher';
+import { prepareRequest, type PreparedRequest } from './prepare';
 
 export { reasonOf, reasonsOf, type RejectReason } from './reasons';
+export { startIngestEdge, type IngestEdge } from './edge';
 
 const eventsTotal = counter('drawdown_ingest_events_total', 'Events received, by outcome (accepted, duplicate, rejected)', ['outcome']);
 const rejectedEvents = counter('drawdown_ingest_events_rejected_total', 'Rejected events by reason (an event with several problems counts once per reason)', ['reason']);
@@ -80,23 +79,17 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       rejectedRequests.inc({ reason: 'backfill' });
       throw new ApiError('validation_failed', 'backfill_id: backfills are not supported; send events inside the accept window', [{ field: 'backfill_id', message: 'backfills are not supported' }]);
     }
-    let result: ValidationResult & { duplicates: string[] };
-    const receivedAt = now();
+    let result: PreparedRequest;
+    const window = { nowMs: now(), graceMs: config.ingestGraceMs, futureMs: config.ingestFutureMs };
     try {
-      const decoded = decodeBody(req.headers['content-type'], req.body);
-      result = validateEvents(decoded, { nowMs: receivedAt, graceMs: config.ingestGraceMs, futureMs: config.ingestFutureMs }, limits);
+      result = prepareRequest(req.headers['content-type'], req.body, window, limits, config.partitions);
     } catch (err) {
       if (err instanceof RequestError) return refuse(err);
       throw err;
     }
-    requestEvents.observe(result.accepted.length + result.failed.length + result.duplicates.length);
-    const groups = new Map<number, AcceptedEvent[]>();
-    for (const e of result.accepted) {
-      const p = partitionOf(e.c, config.partitions);
-      const g = groups.get(p);
-      if (g) g.push(e);
-      else groups.set(p, [e]);
-    }
+    let accepted = 0;
+    for (const part of result.parts) accepted += part.events.length;
+    requestEvents.observe(accepted + result.failed.length + result.duplicates.length);
     const debugAsked = req.query.get('debug');
     const wantDebug = debugAsked === 'true' || debugAsked === '1';
     // The key lists are built only when asked for; the counts always.
@@ -110,12 +103,8 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       // Every message carrying events of this request is awaited (allSettled, not all): the
       // answer waits until JetStream has settled each one, so a 503 never races a message still
       // in flight. A message may carry other requests' events too (the linger joins them).
-      const parts: AcceptedEvent[][] = [];
       const waits: Promise<MessageOutcome>[] = [];
-      for (const [p, events] of groups) {
-        parts.push(events);
-        waits.push(publisher.add(p, events));
-      }
+      for (const part of result.parts) waits.push(publisher.add(part.partition, part.payload, part.events));
       const outcomes = await Promise.allSettled(waits);
       let failed = 0;
       let first: Error | undefined;
@@ -127,7 +116,7 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       }
       if (failed > 0) {
         rejectedRequests.inc({ reason: 'publish_failed' });
-        log.warn('publish to JetStream failed', { err: first?.message, batches: groups.size, failed, events: result.accepted.length });
+        log.warn('publish to JetStream failed', { err: first?.message, batches: result.parts.length, failed, events: accepted });
         throw new ApiError(
           'unavailable',
           'events could not be stored durably (JetStream unavailable or slow); nothing in this request is acknowledged, retry it whole',
@@ -137,7 +126,7 @@ export function createIngest(opts: { config: Config; nc: NatsConnection; log: Lo
       for (let i = 0; i < outcomes.length; i++) {
         const o = outcomes[i]!;
         if (o.status !== 'fulfilled') continue;
-        const events = parts[i]!;
+        const events = result.parts[i]!.events;
         if (o.value.duplicate) duplicateCount += events.length;
         else ingestedCount += events.length;
         if (wantDebug) for (const e of events) (o.value.duplicate ? duplicates : ingested).push(e.k);

@@ -8,7 +8,7 @@
 // (stack traces) and a mux entry per request; here one inbox subscription receives every ack,
 // and a message costs one publish, one timer and one small JSON parse.
 import { randomBytes } from 'node:crypto';
-import { batchMessageId, encodeBatch, joinBatches, type AcceptedEvent } from '@drawdown/events';
+import { batchMessageId, joinBatches, type EventKey } from '@drawdown/events';
 import { headers, type NatsConnection } from '@drawdown/nats';
 
 export interface PublisherOptions {
@@ -36,7 +36,7 @@ export interface MessageOutcome {
 interface OpenMessage {
   partition: number;
   parts: Uint8Array[];
-  events: AcceptedEvent[];
+  events: EventKey[];
   bytes: number;
   outcome: Promise<MessageOutcome>;
   resolve: (o: MessageOutcome) => void;
@@ -63,11 +63,12 @@ interface PubAck {
 
 export interface Publisher {
   /**
-   * Adds one request's accepted events of one partition to the partition's open message.
+   * Adds one request's accepted events of one partition (`payload`: their msgpack array, as
+   * encodeBatch writes it) to the partition's open message.
    * Settles when JetStream acknowledged (or refused, or did not answer in time) the message
    * that carries them; a rejection means none of that message's events may be acknowledged.
    */
-  add(partition: number, events: AcceptedEvent[]): Promise<MessageOutcome>;
+  add(partition: number, payload: Uint8Array, events: EventKey[]): Promise<MessageOutcome>;
   /** Messages published whose ack is awaited. */
   inflightMessages(): number;
 }
@@ -171,8 +172,7 @@ export function createPublisher(opts: PublisherOptions): Publisher {
   };
 
   return {
-    add(partition, events) {
-      const payload = encodeBatch(events);
+    add(partition, payload, events) {
       let m = open.get(partition);
       // Would not fit: publish what is open, start a new message with this part.
       if (m !== undefined && (m.events.length + events.length > opts.maxEvents || m.bytes + payload.length > opts.maxBytes)) {

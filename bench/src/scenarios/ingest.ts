@@ -2,6 +2,7 @@
 // against JetStream, driven by the load generator (another process) with 100-event requests in
 // JSON and msgpack over many keep-alive connections. Peak: closed loop; latency: open loop at
 // half the peak.
+import { SETTINGS } from '@drawdown/config';
 import { startLoadGen, startServer } from '../procs';
 import { benchEnv } from '../setup';
 import type { ScenarioResult } from './common';
@@ -23,7 +24,8 @@ async function messageEvents(port: number): Promise<{ sum: number; count: number
 }
 
 export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
-  const env = benchEnv();
+  // DRAWDOWN_INGEST_THREADS from the bench's environment (default: the product's), to compare thread counts.
+  const env = benchEnv({ DRAWDOWN_INGEST_THREADS: process.env.DRAWDOWN_INGEST_THREADS ?? SETTINGS.ingestThreads.default });
   const server = await startServer({ kind: 'edge', config: env.config });
   const gen = await startLoadGen();
   const out: ScenarioResult[] = [];
@@ -57,6 +59,7 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
         name: `ingest_${format}`,
         title: `Ingest edge alone: 100-event requests, ${format === 'json' ? 'JSON' : 'msgpack'}`,
         figures: {
+          edgeThreads: env.config.ingestThreads,
           connections: opts.connections,
           peakEventsPerS: peak.r.eventsPerS,
           peakRequestsPerS: peak.r.requestsPerS,

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
   BatchDecodeError,
@@ -38,7 +39,37 @@ const accepted: fc.Arbitrary<AcceptedEvent> = fc.record({
   r: fc.integer({ min: 0, max: 253_402_300_799_999 }),
 });
 
+/** What encodeBatch must write: msgpackr's own encoding of the events. */
+const packr = new Packr({ useRecords: false });
+const pack = (v: unknown): Uint8Array => packr.pack(v);
+
+/** Strings of every UTF-8 width and msgpack string header, lone surrogates included. */
+const text = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: 'grapheme', minLength: 20, maxLength: 120 }),
+  fc.constantFrom('\ud800', 'a\udc00b', '\ud83d\ude00'.repeat(20), 'é'.repeat(31), 'é'.repeat(32), 'é'.repeat(40), 'a'.repeat(255), 'é'.repeat(200), '€'.repeat(90), 'a'.repeat(70_000), 'é'.repeat(33_000)),
+);
+const number = fc.oneof(
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)),
+  fc.constantFrom(127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, -32, -33, -128, -129, -32_768, -32_769, -(2 ** 31), -(2 ** 31) - 1, 0.5, 2 ** 53),
+);
+
 describe('encodeBatch / decodeBatch', () => {
+  it('writes the bytes msgpackr writes for the same events', () => {
+    const value = fc.oneof(text, number, fc.boolean(), fc.constant(null));
+    const ev: fc.Arbitrary<AcceptedEvent> = fc.record({
+      k: text, c: text, n: text, t: number,
+      p: fc.dictionary(text.filter((k) => k !== '__proto__'), value, { maxKeys: 6 }), r: number,
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.array(ev, { maxLength: 20 }), fc.array(ev, { minLength: 15, maxLength: 17 })), (events) => {
+        expect(Buffer.from(encodeBatch(events)).toString('hex')).toBe(Buffer.from(pack(events)).toString('hex'));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('round-trips', () => {
     fc.assert(
       fc.property(fc.array(accepted, { maxLength: 20 }), (events) => {
@@ -51,7 +82,8 @@ describe('encodeBatch / decodeBatch', () => {
   it('keeps earlier payloads intact when encoding more', () => {
     const first = encodeBatch([event('a', 'x:1')]);
     const copy = Uint8Array.from(first);
-    for (let i = 0; i < 2000; i++) encodeBatch([event(`k${i}`, 'x:2', { s: 'y'.repeat(i % 50) })]);
+    // Enough bytes to fill the shared buffer payloads are written into several times.
+    for (let i = 0; i < 10_000; i++) encodeBatch([event(`k${i}`, 'x:2', { s: 'y'.repeat(i % 50) })]);
     expect(Uint8Array.from(first)).toEqual(copy);
   });
 
@@ -63,11 +95,11 @@ describe('encodeBatch / decodeBatch', () => {
   it.each([
     ['garbage', Uint8Array.from([0xc1, 0xff, 0x00])],
     ['truncated', encodeBatch([event('a', 'c')]).subarray(0, 10)],
-    ['not an array', encodeBatch({ k: 'a' } as unknown as AcceptedEvent[])],
-    ['an event without k', encodeBatch([{ c: 'c', n: 'n', t: 1, p: {}, r: 1 } as unknown as AcceptedEvent])],
-    ['t a string', encodeBatch([{ ...event('a', 'c'), t: '1' } as unknown as AcceptedEvent])],
-    ['p an array', encodeBatch([{ ...event('a', 'c'), p: [] } as unknown as AcceptedEvent])],
-    ['an element null', encodeBatch([event('a', 'c'), null] as unknown as AcceptedEvent[])],
+    ['not an array', pack({ k: 'a' })],
+    ['an event without k', pack([{ c: 'c', n: 'n', t: 1, p: {}, r: 1 }])],
+    ['t a string', pack([{ ...event('a', 'c'), t: '1' }])],
+    ['p an array', pack([{ ...event('a', 'c'), p: [] }])],
+    ['an element null', pack([event('a', 'c'), null])],
   ])('throws BatchDecodeError on %s', (_name, bytes) => {
     expect(() => decodeBatch(bytes)).toThrow(BatchDecodeError);
   });

@@ -63,6 +63,8 @@ export interface ServerOptions {
   log: Logger;
   /** /readyz answers 200 only when this returns true. */
   ready: () => boolean;
+  /** What /metrics shows; default this thread's registry (renderMetrics). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 export interface HttpServer {
@@ -213,7 +215,7 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
       void (async () => {
         try {
           if (url === '/metrics') {
-            const m = await renderMetrics();
+            const m = await (opts.metrics ?? renderMetrics)();
             write(res, state, { status: 200, headers: { 'content-type': m.contentType }, body: m.body }, url, started);
           } else if (url === '/healthz') {
             write(res, state, { status: 200, body: { status: 'ok' } }, url, started);
@@ -221,6 +223,8 @@ export async function startHttpServer(opts: ServerOptions): Promise<HttpServer> 
             const ok = !closing && opts.ready();
             write(res, state, { status: ok ? 200 : 503, body: { status: ok ? 'ready' : 'not ready' } }, url, started);
           }
+        } catch (err) {
+          fail(res, state, err, url, started);
         } finally {
           done();
         }

@@ -37,4 +37,17 @@ export async function renderMetrics(): Promise<{ contentType: string; body: stri
   return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
+/** This thread's metrics as data, to be merged with other threads' (aggregateMetrics). */
+export type MetricsSnapshot = client.MetricObjectWithValues<client.MetricValue<string>>[];
+
+export function metricsSnapshot(): Promise<MetricsSnapshot> {
+  return registry.getMetricsAsJSON();
+}
+
+/** Several threads' snapshots as one /metrics text: counters, histograms and gauges summed. */
+export async function aggregateMetrics(snapshots: MetricsSnapshot[]): Promise<{ contentType: string; body: string }> {
+  const merged = client.AggregatorRegistry.aggregate(snapshots);
+  return { contentType: merged.contentType, body: await merged.metrics() };
+}
+
 export type { Counter, Gauge, Histogram } from 'prom-client';
