@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig, SETTINGS } from '@drawdown/config';
 import { runScenario, startScenario, type Child } from './procs';
-import { createTemplate, TEMPLATE_ENV } from './setup';
+import { createTemplate, settingsFromEnv, TEMPLATE_ENV } from './setup';
 import { lineChart } from './plot';
 import { machineCpu, machineFacts, round } from './util';
 import type { ScenarioResult } from './scenarios/common';
@@ -34,7 +34,7 @@ const PLAN = {
   rater: { events: Q ? 100_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   // Quick: 10,000 customers only (seeding 100,000 takes longer than the rest of the scenario).
   ledger: { seconds: Q ? 1 : 5, customerCounts: Q ? [10_000] : [10_000, 100_000], batchesPerTx: 8, backlogMaxCustomers: Q ? 10_000 : 1_000_000 },
-  alerts: { customers: Q ? 1_000 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 30 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
+  alerts: { customers: Q ? 500 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 20 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
   // Quick: two short search steps per system and shape (a third when the bracket is still wider
   // than 2x), the first one aimed above the capacity (see adaptStartRate), no drain between them
   // (a standing backlog only makes a step's growth easier to see), growth judged on 250 ms
@@ -64,7 +64,8 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const started = new Date();
   const cpu0 = machineCpu();
-  const config = loadConfig({ DATABASE_URL: process.env.DATABASE_URL, NATS_URL: process.env.NATS_URL });
+  // The settings every scenario runs with (see benchEnv), for results.json.
+  const config = loadConfig({ DATABASE_URL: process.env.DATABASE_URL, NATS_URL: process.env.NATS_URL, ...settingsFromEnv() });
   const c = new pg.Client({ connectionString: config.databaseUrl.replace(/\/[^/]*$/, '/postgres') });
   await c.connect();
   const pgVersion = (await c.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version'])).rows[0]!.v;
