@@ -117,11 +117,16 @@ export async function startLoadGen(): Promise<LoadGen> {
 }
 
 /**
- * Runs one scenario (bench/src/scenarios/<name>.ts) in its own process and returns its result;
- * the process starts at once, the scenario when `ready` resolves.
+ * A scenario's process (bench/src/scenarios/<name>.ts), started ahead of its run: it loads the
+ * scenario's modules and then waits, idle, for runScenario.
  */
-export async function runScenario<T>(name: string, opts: unknown, ready?: Promise<unknown>): Promise<T> {
-  const c = await forkTs('./child.ts', [name]);
+export function startScenario(name: string): Promise<Child> {
+  return forkTs('./child.ts', [name]);
+}
+
+/** Runs a started scenario once `ready` resolves, returns its result and ends its process. */
+export async function runScenario<T>(started: Promise<Child>, opts: unknown, ready?: Promise<unknown>): Promise<T> {
+  const c = await started;
   try {
     await ready;
     return await c.call<T>('run', { opts });

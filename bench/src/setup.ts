@@ -27,9 +27,19 @@ export interface Stores {
   close(): Promise<void>;
 }
 
+/** Settings the bench's isolation sets itself: never taken from the environment. */
+const ISOLATION = new Set(['DRAWDOWN_NAMESPACE', 'DRAWDOWN_DATA_DIR', 'DRAWDOWN_HTTP_PORT', 'DRAWDOWN_ADMIN_API_KEY']);
+
+/** The DRAWDOWN_* settings of the bench's environment (`DRAWDOWN_RATER_WORKERS=2 pnpm bench`), isolation aside. */
+export function settingsFromEnv(): Record<string, string> {
+  const known = new Set(Object.values(SETTINGS).map((x) => x.env));
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => known.has(e[0]) && e[0].startsWith('DRAWDOWN_') && !ISOLATION.has(e[0]) && e[1] !== undefined));
+}
+
 export function benchEnv(overrides: Record<string, string> = {}): TestEnv {
-  // The product's defaults (the test kit's 8 partitions are for exercising partitioned paths).
-  return testEnv({ DRAWDOWN_LOG_LEVEL: 'error', DRAWDOWN_PARTITIONS: process.env.DRAWDOWN_PARTITIONS ?? SETTINGS.partitions.default, ...overrides });
+  // The product's defaults (the test kit's 8 partitions are for exercising partitioned paths),
+  // and the settings of the bench's environment.
+  return testEnv({ DRAWDOWN_LOG_LEVEL: 'error', DRAWDOWN_PARTITIONS: SETTINGS.partitions.default, ...settingsFromEnv(), ...overrides });
 }
 
 /**

@@ -80,8 +80,12 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
 
     // chDB: a rater batch's worth of rated rows per insert (DRAWDOWN_RATER_BATCH_MAX_EVENTS),
     // written the rater's way: TabSeparated through chDB's raw insert, one block, dedup token.
+    // Set-up only, so at once: chDB's start and the Postgres ceiling's customers.
+    const customersReady = createCustomers(s.pool, { count: opts.customers });
+    customersReady.catch(() => {}); // awaited below
     const ch = await openClickHouse({ url: '', dataDir: join(s.config.dataDir, 'chdb') }, log);
     await migrateClickHouse(ch);
+    await customersReady;
     const perInsert = Math.min(events.length, s.config.raterBatchMaxEvents);
     const rows = events.slice(0, perInsert).map((e, i) => ratedRow(e, i + 1, 'ceil'));
     const body = tsvOf(rows);
@@ -117,7 +121,6 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
     await ch.close();
 
     // Postgres: the same debits as the ledger stage, one set-based UPDATE per 8 batches.
-    await createCustomers(s.pool, { count: opts.customers });
     const batches = debitBatches({ count: 64, customers: opts.customers, eventsPerBatch: 2500, shape: 'uniform', seed: 7, tag: 'ceil' });
     {
       const until = performance.now() + opts.seconds * 1000;

@@ -47,8 +47,8 @@ export interface E2eOpts {
   sampleMs: number;
   /** Warm-up load of both systems at once before the first step (not measured). */
   warmupSeconds: number;
-  /** Run the baseline's half-rate step too (request latency at half its sustained rate). */
-  baselineHalf: boolean;
+  /** Run a step at half the sustained rate for each system and shape (request latency, freshness); quick mode skips it. */
+  halfRate: boolean;
   shapes: Shape[];
   systems: ('drawdown' | 'baseline')[];
   /** Long mode: events per system and window length. */
@@ -386,7 +386,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           last.set(system, { lo, hi });
           const sustained = lo?.achievedEventsPerS ?? 0;
           if (system === 'drawdown') await drain(opts.drainSeconds * 1000);
-          const half = sustained > 0 && (system === 'drawdown' || opts.baselineHalf)
+          const half = sustained > 0 && opts.halfRate
             ? await step(system, shape, Math.max(100, roundRate(sustained / 2)), opts.halfSeconds, `${system} ${shape} half`, markers)
             : undefined;
           if (system === 'drawdown' && half) await drain(opts.drainSeconds * 1000);
