@@ -77,6 +77,7 @@ export function toPicos(text: string): bigint {
  *  Values holding a quote or backslash take node-postgres' own serialization. */
 export function pgTextArray(values: readonly string[]): string | readonly string[] {
   if (values.length === 0) return '{}';
-  const body = values.join('","');
-  return /["\\]/.test(body) ? values : `{"${body}"}`;
+  // Test the values, not the literal: its separators hold quotes.
+  if (values.some((v) => v.includes('"') || v.includes('\\'))) return values;
+  return `{"${values.join('","')}"}`;
 }
