@@ -86,9 +86,18 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
   // Arrays go as one text literal each (pgTextArray); balances as picos, scaled in SQL.
   const customers = pgTextArray(list.map((c) => c.customerId));
   const units = pgTextArray(list.map((c) => c.pricingUnit));
+  // Rows that exist are updated (an INSERT ... ON CONFLICT DO UPDATE would also lock each
+  // conflicting row first, one more WAL record per row); only missing ones are inserted.
   await db.query(
-    `INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
-     SELECT c, u, b * 0.000000000001, p FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[]) AS t(c, u, b, p)
+    `WITH t AS (
+       SELECT c, u, b * 0.000000000001 AS b, p FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[]) AS t(c, u, b, p)
+     ), upd AS (
+       UPDATE balance_snapshots s SET balance = t.b, changed_at = now(), update_pending = s.update_pending OR t.p
+         FROM t WHERE s.customer_id = t.c AND s.pricing_unit = t.u
+       RETURNING s.customer_id, s.pricing_unit
+     )
+     INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
+     SELECT c, u, b, p FROM t WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.customer_id = t.c AND upd.pricing_unit = t.u)
      ON CONFLICT (customer_id, pricing_unit) DO UPDATE
        SET balance = excluded.balance, changed_at = now(),
            update_pending = balance_snapshots.update_pending OR excluded.update_pending`,

@@ -20,9 +20,18 @@ export async function lockBalances(db: Queryable, pairs: { customerId: string; p
   const sorted = [...pairs].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0));
   const customers = pgTextArray(sorted.map((p) => p.customerId));
   const units = pgTextArray(sorted.map((p) => p.pricingUnit));
-  if (create) {
-    // Rows for unknown customers would fail the foreign key; the rater only debits known customers.
-    // Only missing rows are inserted (the anti-join is cheaper than a conflict check per row).
+  const lock = () =>
+    db.query<{ customer_id: string; pricing_unit: string; overage: string }>(
+      `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+          ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
+        ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb`,
+      [customers, units],
+    );
+  let r = await lock();
+  if (create && r.rows.length < sorted.length) {
+    // Some rows are missing (a customer's first use of a unit): insert them, then lock the whole
+    // list again in the same order (rows already held are no wait). Rows for unknown customers
+    // would fail the foreign key; the rater only debits known customers.
     await db.query(
       `INSERT INTO credit_balances (customer_id, pricing_unit)
        SELECT t.customer_id, t.pricing_unit FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
@@ -30,13 +39,8 @@ export async function lockBalances(db: Queryable, pairs: { customerId: string; p
         ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
       [customers, units],
     );
+    r = await lock();
   }
-  const r = await db.query<{ customer_id: string; pricing_unit: string; overage: string }>(
-    `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
-        ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
-      ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb`,
-    [customers, units],
-  );
   return new Map(r.rows.map((x) => [balanceKey(x.customer_id, x.pricing_unit), toPicos(x.overage)]));
 }
 
@@ -77,6 +81,7 @@ export function toPicos(text: string): bigint {
  *  Values holding a quote or backslash take node-postgres' own serialization. */
 export function pgTextArray(values: readonly string[]): string | readonly string[] {
   if (values.length === 0) return '{}';
-  const body = values.join('","');
-  return /["\\]/.test(body) ? values : `{"${body}"}`;
+  // Test the values, not the literal: its separators hold quotes.
+  if (values.some((v) => v.includes('"') || v.includes('\\'))) return values;
+  return `{"${values.join('","')}"}`;
 }

@@ -13,7 +13,7 @@
 import type { DebitBatch } from '@drawdown/debits';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
 import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
-import { balanceKey, pgTextArray as arr, toPicos, type Balance } from './balances';
+import { balanceKey, pgTextArray as arr, readBalances, toPicos, type Balance } from './balances';
 import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
 import { recordSubscriptionUsage } from '../alerts/evaluate';
@@ -60,16 +60,22 @@ interface Drawn {
   available: Map<string, bigint>;
 }
 
-async function drawDown(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+/** The owner pairs among `lines` holding a price-filtered block (rare): they take the per-line path. */
+async function filteredPairs(c: PoolClient, lines: Draw[]): Promise<Set<string>> {
   const filtered = await c.query<{ customer_id: string; pricing_unit: string }>(
     `SELECT DISTINCT customer_id, pricing_unit FROM credit_blocks
       WHERE (customer_id, pricing_unit) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND remaining > 0 AND filters <> '[]'::jsonb`,
     [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.unit))],
   );
-  if (filtered.rows.length === 0) return drawDownSet(c, lines);
-  const slow = new Set(filtered.rows.map((r) => `${r.customer_id}\u0000${r.pricing_unit}`));
-  const a = await drawDownSet(c, lines.filter((l) => !slow.has(`${l.owner}\u0000${l.unit}`)));
-  const b = await drawDownFiltered(c, lines.filter((l) => slow.has(`${l.owner}\u0000${l.unit}`)));
+  return new Set(filtered.rows.map((r) => balanceKey(r.customer_id, r.pricing_unit)));
+}
+
+async function drawDown(c: PoolClient, lines: Draw[], slow?: Set<string>): Promise<Drawn> {
+  slow ??= await filteredPairs(c, lines);
+  if (slow.size === 0) return drawDownSet(c, lines);
+  const isSlow = (l: Draw) => slow.has(balanceKey(l.owner, l.unit));
+  const a = await drawDownSet(c, lines.filter((l) => !isSlow(l)));
+  const b = await drawDownFiltered(c, lines.filter(isSlow));
   return { fromBlocks: [...a.fromBlocks, ...b.fromBlocks], leftover: [...a.leftover, ...b.leftover], available: new Map([...a.available, ...b.available]) };
 }
 
@@ -128,12 +134,12 @@ async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
   );
 }
 
-/** Set-based draw-down (no filtered blocks): cumulative intervals; one statement computes the
- *  takes, lowers the blocks' remaining and returns the takes. */
-async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
-  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
-  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string }>(
-    `WITH d AS (
+/** The set-based draw-down of the lines in $1..$6 (owner, usage, unit, price, day, amount; one
+ *  line per (owner, usage, unit, price, day)) as CTEs: d (lines as cumulative intervals), b
+ *  (counting blocks as cumulative intervals), total (what each owner pair's blocks had
+ *  available), takes (per line and block), lowered (the blocks' update) and short (what each
+ *  line found no block for). */
+const DRAW_CTES = `d AS (
        SELECT owner, usage, unit, price, day, amount,
               sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::numeric[]) AS t(owner, usage, unit, price, day, amount)
@@ -155,17 +161,25 @@ async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
               least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start) AS take
          FROM d JOIN b ON b.customer_id = d.owner AND b.pricing_unit = d.unit
                       AND b.b_start < d.d_end AND d.d_start < b.b_end
-     ), upd AS (
+     ), lowered AS (
        UPDATE credit_blocks k SET remaining = k.remaining - s.take
          FROM (SELECT block_id, sum(take) AS take FROM takes GROUP BY block_id) s
         WHERE k.id = s.block_id
-     )
+     ), short AS (
+       SELECT d.owner, d.usage, d.unit, d.price, d.day, d.d_end - greatest(d.d_start, coalesce(t.available, 0)) AS amount
+         FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
+        WHERE d.d_end > coalesce(t.available, 0)
+     )`;
+
+/** Set-based draw-down (no filtered blocks): cumulative intervals; one statement computes the
+ *  takes, lowers the blocks' remaining and returns the takes. */
+async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
+  if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
+  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string }>(
+    `WITH ${DRAW_CTES}
      SELECT owner, usage, unit, price, day::text AS day, block_id, take::text AS take FROM takes
      UNION ALL
-     SELECT d.owner, d.usage, d.unit, d.price, d.day::text, NULL,
-            (d.d_end - greatest(d.d_start, coalesce(t.available, 0)))::text
-       FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
-      WHERE d.d_end > coalesce(t.available, 0)
+     SELECT owner, usage, unit, price, day::text, NULL, amount::text FROM short
      UNION ALL
      -- What each owner pair with blocks had available before this draw (price NULL marks these rows).
      SELECT customer_id, NULL, pricing_unit, NULL, NULL, NULL, available::text FROM total`,
@@ -179,6 +193,177 @@ async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
     else (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id });
   }
   return { fromBlocks, leftover, available };
+}
+
+/** The grouped usage decrements as CTEs over `t` (customer_id, pricing_unit, block_id, price_id,
+ *  usage_day, usage_customer_id, take, start_balance, end_balance; one row per group): grow the
+ *  day's entry (grown), or start it with the next sequence numbers of the owner's ledger (seq,
+ *  new_entries). Such an entry's starting_balance is the owner's balance before the transaction
+ *  that created it, its ending_balance the balance after the latest one that grew it (see
+ *  README). New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url). */
+const ENTRY_CTES = `grown AS (
+       UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
+         FROM t
+        WHERE e.entry_type = 'decrement' AND e.customer_id = t.customer_id AND e.pricing_unit = t.pricing_unit
+          AND e.block_id = t.block_id AND e.price_id = t.price_id AND e.usage_day = t.usage_day
+          AND e.usage_customer_id = t.usage_customer_id
+       RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day, e.usage_customer_id
+     ), ins AS (
+       SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n
+         FROM t WHERE NOT EXISTS (
+           SELECT 1 FROM grown g WHERE g.customer_id = t.customer_id AND g.pricing_unit = t.pricing_unit
+             AND g.block_id = t.block_id AND g.price_id = t.price_id AND g.usage_day = t.usage_day
+             AND g.usage_customer_id = t.usage_customer_id)
+     ), seq AS (
+       UPDATE credit_balances cb SET next_entry_seq = cb.next_entry_seq + x.cnt
+         FROM (SELECT customer_id, pricing_unit, count(*) AS cnt FROM ins GROUP BY 1, 2) x
+        WHERE cb.customer_id = x.customer_id AND cb.pricing_unit = x.pricing_unit
+       RETURNING cb.customer_id, cb.pricing_unit, cb.next_entry_seq - x.cnt AS first_seq
+     ), new_entries AS (
+       INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
+                                   starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
+       SELECT translate(encode(substr(uuid_send(gen_random_uuid()), 1, 6) || substr(uuid_send(gen_random_uuid()), 11, 6), 'base64'), '+/', '-_'),
+              ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
+              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
+         FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit
+       RETURNING 1
+     )`;
+
+/** What one owner pair's draw reports: the balance before and after are computed from it. */
+interface PairDrawn {
+  available: bigint;
+  taken: bigint;
+}
+
+/**
+ * The common case (no pools, no price-filtered blocks) in one statement: draws the lines down
+ * (DRAW_CTES), grows or starts the grouped entries (ENTRY_CTES) with balances computed in SQL,
+ * and returns per owner pair what its blocks had available and what was taken, plus the lines'
+ * shortfalls (overage). The take rows never travel to the client and back. The balances after
+ * are computed, not read again: the balance rows are locked and every block drawn counted
+ * before (active, effective, unexpired), so a take lowers the available credits and a
+ * shortfall raises the overage of the owner (here also the usage customer).
+ */
+async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<string, bigint>): Promise<{ before: Map<string, Balance>; after: Map<string, Balance>; overage: Take[] }> {
+  // The planner cannot estimate rows coming out of window CTEs (it guesses a handful), and with
+  // such guesses it joins the CTEs by nested loops: quadratic over thousands of lines. Hash joins
+  // for this statement only (SET LOCAL ends with the transaction; the next line restores it).
+  await c.query('SET LOCAL enable_nestloop = off');
+  const r = await c.query<{ owner: string; unit: string; price: string | null; day: string | null; available: string; taken: string }>(
+    `WITH ${DRAW_CTES}, pair AS (
+       SELECT o.owner, o.unit, coalesce(tot.available, 0) AS available, coalesce(tk.taken, 0) AS taken,
+              coalesce(tot.available, 0) - cb.overage AS start_balance,
+              coalesce(tot.available, 0) - coalesce(tk.taken, 0) - cb.overage - coalesce(sh.amount, 0) AS end_balance
+         FROM (SELECT DISTINCT owner, unit FROM d) o
+         JOIN credit_balances cb ON cb.customer_id = o.owner AND cb.pricing_unit = o.unit
+         LEFT JOIN total tot ON tot.customer_id = o.owner AND tot.pricing_unit = o.unit
+         LEFT JOIN (SELECT owner, unit, sum(take) AS taken FROM takes GROUP BY 1, 2) tk ON tk.owner = o.owner AND tk.unit = o.unit
+         LEFT JOIN (SELECT owner, unit, sum(amount) AS amount FROM short GROUP BY 1, 2) sh ON sh.owner = o.owner AND sh.unit = o.unit
+     ), t AS (
+       SELECT k.owner AS customer_id, k.unit AS pricing_unit, k.block_id, k.price AS price_id, k.day AS usage_day, k.usage AS usage_customer_id,
+              k.take, p.start_balance, p.end_balance
+         FROM takes k JOIN pair p ON p.owner = k.owner AND p.unit = k.unit
+     ), ${ENTRY_CTES}
+     SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair
+     UNION ALL
+     -- Shortfalls (price set marks these rows; the amount in taken).
+     SELECT owner, unit, price, day::text, NULL, amount::text FROM short`,
+    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
+  );
+  await c.query('SET LOCAL enable_nestloop = on');
+  const drawn = new Map<string, PairDrawn>();
+  const overage: Take[] = [];
+  for (const x of r.rows) {
+    if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), { available: toPicos(x.available), taken: toPicos(x.taken) });
+    else overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
+  }
+  const short = new Map<string, bigint>();
+  for (const x of overage) {
+    const k = balanceKey(x.usage, x.unit);
+    short.set(k, (short.get(k) ?? 0n) + toPicos(x.amount));
+  }
+  const before = new Map<string, Balance>();
+  const after = new Map<string, Balance>();
+  for (const [k, over] of overageBefore) {
+    const d = drawn.get(k)!;
+    const [customerId, pricingUnit] = k.split('\u0000') as [string, string];
+    before.set(k, { customerId, pricingUnit, available: d.available, overage: over, balance: d.available - over });
+    const available = d.available - d.taken;
+    const overageAfter = over + (short.get(k) ?? 0n);
+    after.set(k, { customerId, pricingUnit, available, overage: overageAfter, balance: available - overageAfter });
+  }
+  return { before, after, overage };
+}
+
+/**
+ * With pools or price-filtered blocks: the takes come back (drawDown, then the parents' blocks
+ * for what a child's own could not cover), the balances after and the grouped entries are
+ * computed from them here.
+ */
+async function drawAndRecordByLine(c: PoolClient, lines: Draw[], parentOf: Map<string, string>, before: Map<string, Balance>, slow?: Set<string>): Promise<{ after: Map<string, Balance>; overage: Take[] }> {
+  const own = await drawDown(c, lines, slow);
+  const pooled = own.leftover.filter((x) => parentOf.has(x.usage)).map((x) => ({ ...x, owner: parentOf.get(x.usage)! }));
+  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [], available: new Map<string, bigint>() };
+  const fromBlocks = [...own.fromBlocks, ...fromParents.fromBlocks];
+  // Overage belongs to the customer whose usage it is (a child's, not its parent's).
+  const overage = [...own.leftover.filter((x) => !parentOf.has(x.usage)), ...fromParents.leftover];
+
+  // The balances after, without reading them again (as in drawAndRecord): a take lowers its
+  // owner's available credits, overage raises the usage customer's overage.
+  const after = new Map<string, Balance>();
+  for (const [k, b] of before) after.set(k, { ...b });
+  for (const x of fromBlocks) after.get(balanceKey(x.owner, x.unit))!.available -= toPicos(x.amount);
+  for (const x of overage) after.get(balanceKey(x.usage, x.unit))!.overage += toPicos(x.amount);
+  for (const a of after.values()) a.balance = a.available - a.overage;
+
+  if (fromBlocks.length > 0) {
+    // The owner's balance before and after, as text, once per owner.
+    const text = new Map<string, [string, string]>();
+    const starts: string[] = [];
+    const ends: string[] = [];
+    for (const r of fromBlocks) {
+      const k = balanceKey(r.owner, r.unit);
+      let t = text.get(k);
+      if (!t) text.set(k, (t = [formatDecimal(before.get(k)!.balance), formatDecimal(after.get(k)!.balance)]));
+      starts.push(t[0]);
+      ends.push(t[1]);
+    }
+    await c.query(
+      `WITH t AS (
+         SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take,
+                min(start_balance) AS start_balance, min(end_balance) AS end_balance
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[])
+             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance)
+          GROUP BY 1, 2, 3, 4, 5, 6
+       ), ${ENTRY_CTES}
+       SELECT count(*) FROM new_entries`,
+      [
+        arr(fromBlocks.map((r) => r.owner)), arr(fromBlocks.map((r) => r.unit)), arr(fromBlocks.map((r) => r.blockId!)), arr(fromBlocks.map((r) => r.price)),
+        arr(fromBlocks.map((r) => r.day)), arr(fromBlocks.map((r) => r.usage)), arr(fromBlocks.map((r) => r.amount)), arr(starts), arr(ends),
+      ],
+    );
+  }
+  return { after, overage };
+}
+
+/** Usage no block covered: per price and day in usage_overage, in total on the balance row. */
+async function recordOverage(c: PoolClient, overage: Take[]): Promise<void> {
+  if (overage.length === 0) return;
+  await c.query(
+    `INSERT INTO usage_overage (customer_id, pricing_unit, price_id, usage_day, amount)
+     SELECT customer_id, pricing_unit, price_id, usage_day, sum(amount)
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount)
+      GROUP BY 1, 2, 3, 4
+     ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE SET amount = usage_overage.amount + excluded.amount`,
+    [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.price)), arr(overage.map((r) => r.day)), arr(overage.map((r) => r.amount))],
+  );
+  await c.query(
+    `UPDATE credit_balances cb SET overage = cb.overage + s.amount, updated_at = now()
+       FROM (SELECT customer_id, pricing_unit, sum(amount) AS amount
+               FROM unnest($1::text[], $2::text[], $3::numeric[]) AS t(customer_id, pricing_unit, amount) GROUP BY 1, 2) s
+      WHERE cb.customer_id = s.customer_id AND cb.pricing_unit = s.pricing_unit`,
+    [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.amount))],
+  );
 }
 
 async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyResult> {
@@ -220,115 +405,28 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   }
   const pairList = [...pairs.values()];
   const tracker = new BalanceTracker(c, 'usage');
-  // Without pools every locked pair is an owner of the first draw, which reports what its
-  // blocks had available: the balances before need no read of their own.
-  const pooledTx = parentOf.size > 0;
-  const overageBefore = pooledTx ? undefined : await tracker.lockOnly(pairList, true);
-  let before = pooledTx ? await tracker.lock(pairList, true) : new Map<string, Balance>();
-
-  const own = await drawDown(c, lines.map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) })));
-  if (overageBefore) {
-    before = new Map();
-    for (const p of pairList) {
-      const k = balanceKey(p.customerId, p.pricingUnit);
-      const available = own.available.get(k)!;
-      const overage = overageBefore.get(k)!;
-      before.set(k, { customerId: p.customerId, pricingUnit: p.pricingUnit, available, overage, balance: available - overage });
+  const ownLines = lines.map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) }));
+  let before: Map<string, Balance>;
+  let drawn: { after: Map<string, Balance>; overage: Take[] };
+  if (parentOf.size === 0) {
+    const overageBefore = await tracker.lockOnly(pairList, true);
+    const slow = await filteredPairs(c, ownLines);
+    if (slow.size === 0) {
+      // The common case: one statement draws, records and reports the balances.
+      const r = await drawAndRecord(c, ownLines, overageBefore);
+      before = r.before;
+      drawn = r;
+    } else {
+      before = await readBalances(c, pairList);
+      drawn = await drawAndRecordByLine(c, ownLines, parentOf, before, slow);
     }
     tracker.setBeforeAll(before);
+  } else {
+    before = await tracker.lock(pairList, true);
+    drawn = await drawAndRecordByLine(c, ownLines, parentOf, before);
   }
-  const pooled = own.leftover.filter((x) => parentOf.has(x.usage)).map((x) => ({ ...x, owner: parentOf.get(x.usage)! }));
-  const fromParents = pooled.length > 0 ? await drawDown(c, pooled) : { fromBlocks: [], leftover: [], available: new Map<string, bigint>() };
-  const fromBlocks = [...own.fromBlocks, ...fromParents.fromBlocks];
-  const overage = [...own.leftover.filter((x) => !parentOf.has(x.usage)), ...fromParents.leftover];
-
-  if (overage.length > 0) {
-    // Overage belongs to the customer whose usage it is (a child's, not its parent's).
-    await c.query(
-      `INSERT INTO usage_overage (customer_id, pricing_unit, price_id, usage_day, amount)
-       SELECT customer_id, pricing_unit, price_id, usage_day, sum(amount)
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount)
-        GROUP BY 1, 2, 3, 4
-       ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE SET amount = usage_overage.amount + excluded.amount`,
-      [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.price)), arr(overage.map((r) => r.day)), arr(overage.map((r) => r.amount))],
-    );
-    await c.query(
-      `UPDATE credit_balances cb SET overage = cb.overage + s.amount, updated_at = now()
-         FROM (SELECT customer_id, pricing_unit, sum(amount) AS amount
-                 FROM unnest($1::text[], $2::text[], $3::numeric[]) AS t(customer_id, pricing_unit, amount) GROUP BY 1, 2) s
-        WHERE cb.customer_id = s.customer_id AND cb.pricing_unit = s.pricing_unit`,
-      [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.amount))],
-    );
-  }
-
-  // The balances after, without reading them again: the balance rows are locked and every
-  // block drawn is active, effective and unexpired (it counted in the balance before), so a
-  // take lowers its owner's available credits and overage raises the usage customer's overage.
-  const after = new Map<string, Balance>();
-  for (const [k, b] of before) after.set(k, { ...b });
-  for (const x of fromBlocks) after.get(balanceKey(x.owner, x.unit))!.available -= toPicos(x.amount);
-  for (const x of overage) after.get(balanceKey(x.usage, x.unit))!.overage += toPicos(x.amount);
-  for (const a of after.values()) a.balance = a.available - a.overage;
-
-  // Usage decrements, grouped per customer, block, price, day (and, on a pool, the child):
-  // grow the day's entry, or start it with the next sequence numbers of the owner's ledger.
-  // Such an entry's starting_balance is the owner's balance before the batch that created it,
-  // its ending_balance the balance after the latest batch that grew it (see README).
-  // New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url).
-  if (fromBlocks.length > 0) {
-    // The owner's balance before and after, as text, once per owner.
-    const text = new Map<string, [string, string]>();
-    const balText = (r: Take) => {
-      const k = balanceKey(r.owner, r.unit);
-      let t = text.get(k);
-      if (!t) text.set(k, (t = [formatDecimal(before.get(k)!.balance), formatDecimal(after.get(k)!.balance)]));
-      return t;
-    };
-    const starts: string[] = [];
-    const ends: string[] = [];
-    for (const r of fromBlocks) {
-      const [sb, eb] = balText(r);
-      starts.push(sb);
-      ends.push(eb);
-    }
-    await c.query(
-      `WITH t AS (
-         SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take,
-                min(start_balance) AS start_balance, min(end_balance) AS end_balance
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[])
-             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance)
-          GROUP BY 1, 2, 3, 4, 5, 6
-       ), upd AS (
-         UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
-           FROM t
-          WHERE e.entry_type = 'decrement' AND e.customer_id = t.customer_id AND e.pricing_unit = t.pricing_unit
-            AND e.block_id = t.block_id AND e.price_id = t.price_id AND e.usage_day = t.usage_day
-            AND e.usage_customer_id = t.usage_customer_id
-         RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day, e.usage_customer_id
-       ), ins AS (
-         SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n
-           FROM t WHERE NOT EXISTS (
-             SELECT 1 FROM upd WHERE upd.customer_id = t.customer_id AND upd.pricing_unit = t.pricing_unit
-               AND upd.block_id = t.block_id AND upd.price_id = t.price_id AND upd.usage_day = t.usage_day
-               AND upd.usage_customer_id = t.usage_customer_id)
-       ), seq AS (
-         UPDATE credit_balances cb SET next_entry_seq = cb.next_entry_seq + x.cnt
-           FROM (SELECT customer_id, pricing_unit, count(*) AS cnt FROM ins GROUP BY 1, 2) x
-          WHERE cb.customer_id = x.customer_id AND cb.pricing_unit = x.pricing_unit
-         RETURNING cb.customer_id, cb.pricing_unit, cb.next_entry_seq - x.cnt AS first_seq
-       )
-       INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
-                                   starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
-       SELECT translate(encode(substr(uuid_send(gen_random_uuid()), 1, 6) || substr(uuid_send(gen_random_uuid()), 11, 6), 'base64'), '+/', '-_'),
-              ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
-              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
-         FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit`,
-      [
-        arr(fromBlocks.map((r) => r.owner)), arr(fromBlocks.map((r) => r.unit)), arr(fromBlocks.map((r) => r.blockId!)), arr(fromBlocks.map((r) => r.price)),
-        arr(fromBlocks.map((r) => r.day)), arr(fromBlocks.map((r) => r.usage)), arr(fromBlocks.map((r) => r.amount)), arr(starts), arr(ends),
-      ],
-    );
-  }
+  const { after, overage } = drawn;
+  await recordOverage(c, overage);
 
   // Usage per subscription period, for usage and cost alerts (ledger/src/alerts).
   const skippedSet = new Set(skipped);
