@@ -14,6 +14,8 @@ export interface IngestOpts {
   seconds: number;
   connections: number;
   customers: number;
+  /** Also an open-loop run at half the peak for request latency (quick mode leaves it out). */
+  halfLoad: boolean;
 }
 
 /** The edge's events-per-JetStream-message histogram (sum, count), from its /metrics. */
@@ -51,9 +53,12 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
       const m0 = await messageEvents(server.port);
       const peak = await measure(() => gen.run({ ...base, mode: 'closed', durationMs: opts.seconds * 1000, warmupMs: 500 }));
       const m1 = await messageEvents(server.port);
-      await sleep(500);
-      const halfRps = Math.max(1, Math.round(peak.r.requestsPerS / 2));
-      const half = await measure(() => gen.run({ ...base, mode: 'open', rateRps: halfRps, durationMs: opts.seconds * 1000, warmupMs: 500 }));
+      let half: Awaited<ReturnType<typeof measure>> | undefined;
+      if (opts.halfLoad) {
+        await sleep(500);
+        const halfRps = Math.max(1, Math.round(peak.r.requestsPerS / 2));
+        half = await measure(() => gen.run({ ...base, mode: 'open', rateRps: halfRps, durationMs: opts.seconds * 1000, warmupMs: 500 }));
+      }
       clearInterval(watch);
       out.push({
         name: `ingest_${format}`,
@@ -67,14 +72,11 @@ export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
           peakStatus: peak.r.byStatus,
           // JetStream messages the edge published during the peak (warm-up included): requests share them.
           peakEventsPerJetStreamMessage: round((m1.sum - m0.sum) / Math.max(1, m1.count - m0.count), 1),
-          halfLoadEventsPerS: half.r.eventsPerS,
-          halfLoadLatencyMs: half.r.latencyMs,
-          halfLoadStatus: half.r.byStatus,
-          halfLoadDropped: half.r.dropped,
+          ...(half && { halfLoadEventsPerS: half.r.eventsPerS, halfLoadLatencyMs: half.r.latencyMs, halfLoadStatus: half.r.byStatus, halfLoadDropped: half.r.dropped }),
           edgeRssMaxMB: round(rssMax / MB),
           edgeCpuShareAtPeak: peak.edgeCpuShare,
           loadgenCpuShareAtPeak: peak.loadgenCpuShare,
-          loadgenCpuShareAtHalf: half.loadgenCpuShare,
+          ...(half && { loadgenCpuShareAtHalf: half.loadgenCpuShare }),
           sampleResponse: peak.r.firstBody.slice(0, 120),
         },
       });
