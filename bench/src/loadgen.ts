@@ -112,10 +112,17 @@ class Conn {
   startedAt = 0;
   events = 0;
   readonly sock: net.Socket;
-  constructor(host: string, port: number, private readonly onResponse: (c: Conn, status: number, body: Buffer) => void, onError: (c: Conn) => void) {
+  constructor(host: string, port: number, private readonly onResponse: (c: Conn, status: number, body: Buffer) => void, onError: (c: Conn) => void, onIdleClose: (c: Conn) => void) {
     this.sock = net.connect({ host, port, noDelay: true });
     this.sock.on('data', (d) => this.onData(d));
     this.sock.on('error', () => onError(this));
+    // A server closes keep-alive connections that stay idle (uWS after 10 s): a client's pool
+    // opens a new one, it is not a failed request. A close with a request in flight is one.
+    this.sock.on('close', (hadError) => {
+      if (hadError) return;
+      if (this.busy) onError(this);
+      else onIdleClose(this);
+    });
   }
   send(req: Buffer, startedAt: number, events: number): void {
     this.busy = true;
@@ -212,16 +219,21 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     if (spec.mode === 'closed') dispatch(c, now);
     else if (queue.length > 0) dispatch(c, queue.shift()!);
   };
+  const replace = (c: Conn) => {
+    const i = conns.indexOf(c);
+    if (i < 0) return false;
+    c.close();
+    if (running) conns[i] = newConn();
+    else conns.splice(i, 1);
+    return true;
+  };
   const onError = (c: Conn) => {
+    if (!replace(c)) return;
     socketErrors++;
     cur.errors++;
-    const i = conns.indexOf(c);
-    if (i >= 0 && running) {
-      c.close();
-      conns[i] = new Conn(spec.host, spec.port, onResponse, onError);
-    }
   };
-  for (let i = 0; i < spec.connections; i++) conns.push(new Conn(spec.host, spec.port, onResponse, onError));
+  const newConn = (): Conn => new Conn(spec.host, spec.port, onResponse, onError, replace);
+  for (let i = 0; i < spec.connections; i++) conns.push(newConn());
   await Promise.all(conns.map((c) => new Promise<void>((r) => (c.sock.once('connect', () => r()), c.sock.once('error', () => r())))));
 
   const secondTimer = setInterval(() => {
