@@ -207,6 +207,9 @@ const ENTRY_CTES = `grown AS (
         WHERE e.entry_type = 'decrement' AND e.customer_id = t.customer_id AND e.pricing_unit = t.pricing_unit
           AND e.block_id = t.block_id AND e.price_id = t.price_id AND e.usage_day = t.usage_day
           AND e.usage_customer_id = t.usage_customer_id
+          -- Restated as constants for the index (ledger_usage_group): with nested loops off, a
+          -- join clause alone makes this a scan of every grouped entry, which grows with days.
+          AND e.customer_id = ANY($1::text[]) AND e.usage_day = ANY($5::date[]) AND e.usage_day IS NOT NULL
        RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day, e.usage_customer_id
      ), ins AS (
        SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n
