@@ -281,7 +281,7 @@ function renderMarkdown(doc: Doc): string {
     row(`Baseline, ${shape}: request p50 / p99 ${atWhat}`, g(`e2e_baseline_${shape}`, `${at}.latencyMs.p99`), 'ms (p99)', '', `p50 ${num(g(`e2e_baseline_${shape}`, `${at}.latencyMs.p50`))} ms; baseline CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.baseline`))}, Postgres CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.postgres`))}`);
     row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${bracket(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
   }
-  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: last / first window rate`, g(name, 'lastVsFirst'), '', '>= 0.9', '');
+  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (best sustained window)`, g(name, 'lastVsFirst'), '', '>= 0.9', '');
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push('![long run: throughput and backlog over time](long.png)', '');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextSearchRate, roundRate, slopePerS } from './search';
+import { longRunTenths, nextSearchRate, roundRate, slopePerS } from './search';
 
 const opts = { growth: 1.5, precision: 1.2 };
 
@@ -33,3 +33,16 @@ describe('slopePerS', () => {
     expect(roundRate(0)).toBe(100);
   });
 });
+
+describe('longRunTenths', () => {
+  it('takes the best sustained window of each tenth of the run by events stored before it, ignoring failed windows', () => {
+    const w = (storedEventsBefore: number, achieved: number, ok = true) => ({ storedEventsBefore, achieved, ok });
+    const tenths = longRunTenths([w(0, 2000), w(120_000, 2400), w(264_000, 5000, false), w(500_000, 2200), w(990_000, 1900), w(999_999, 2100)], 1_000_000);
+    expect(tenths.map((t) => t.capacity)).toEqual([2000, 2400, 0, 0, 0, 2200, 0, 0, 0, 2100]);
+    expect(tenths[5]!.from).toBe(500_000);
+  });
+  it('puts a window that starts past the planned total in the last tenth', () => {
+    expect(longRunTenths([w2(1_050_000, 3000)], 1_000_000)[9]!.capacity).toBe(3000);
+  });
+});
+const w2 = (storedEventsBefore: number, achieved: number) => ({ storedEventsBefore, achieved, ok: true });

@@ -40,3 +40,14 @@ export function slopePerS(points: [number, number][]): number {
   }
   return den === 0 ? 0 : num / den;
 }
+
+/** The best sustained window rate in each tenth of a long run, by events stored before the window (0 when a tenth had no sustained window). */
+export function longRunTenths(windows: { storedEventsBefore: number; achieved: number; ok: boolean }[], events: number): { from: number; capacity: number }[] {
+  const tenths = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), capacity: 0 }));
+  for (const w of windows) {
+    if (!w.ok) continue;
+    const t = tenths[Math.min(9, Math.floor((w.storedEventsBefore / events) * 10))]!;
+    t.capacity = Math.max(t.capacity, w.achieved);
+  }
+  return tenths;
+}
