@@ -8,7 +8,7 @@
 // Run by the bench through child_process.fork; talks over IPC.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { buildTemplates, stamp, type Format, type Shape } from './workload';
+import { buildTemplates, stamp, type BodyTemplate, type Format, type Shape } from './workload';
 
 export interface TemplateSpec {
   count: number;
@@ -74,9 +74,8 @@ export interface LoadResult {
   errorSample: string;
 }
 
-// Templates carry a fixed timestamp; rebuilt after 30 minutes so long runs stay inside the accept window.
-const TEMPLATE_MAX_AGE_MS = 30 * 60_000;
-const templatesCache = new Map<string, { at: number; list: { bytes: Buffer; slots: number[]; events: number }[] }>();
+// Templates are built once per spec; every request gets its own keys and the time it is sent (stamp).
+const templatesCache = new Map<string, BodyTemplate[]>();
 // One tag per generator process: keys never repeat across phases or runs.
 const TAG = randomBytes(4).toString('hex');
 let requestNo = 0;
@@ -84,16 +83,15 @@ let requestNo = 0;
 function requestsFor(spec: LoadSpec) {
   if (spec.get) {
     const auth = spec.authorization ? `Authorization: ${spec.authorization}\r\n` : '';
-    return spec.get.paths.map((path) => ({ bytes: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n${auth}\r\n`, 'latin1'), slots: [] as number[], events: 1 }));
+    return spec.get.paths.map((path) => ({ bytes: Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n${auth}\r\n`, 'latin1'), slots: [] as number[], tsSlots: [] as number[], events: 1 }));
   }
   if (!spec.templates) throw new Error('load spec: templates or get is required');
   const key = JSON.stringify(spec.templates);
-  let cached = templatesCache.get(key);
-  if (!cached || Date.now() - cached.at > TEMPLATE_MAX_AGE_MS) {
-    cached = { at: Date.now(), list: buildTemplates({ ...spec.templates, tag: TAG, timestampMs: Date.now() - 1000 }) };
-    templatesCache.set(key, cached);
+  let t = templatesCache.get(key);
+  if (!t) {
+    t = buildTemplates({ ...spec.templates, tag: TAG, timestampMs: Date.now() });
+    templatesCache.set(key, t);
   }
-  const t = cached.list;
   const ctype = spec.templates.format === 'json' ? 'application/json' : 'application/msgpack';
   return t.map((tpl) => {
     const head = Buffer.from(
@@ -102,7 +100,7 @@ function requestsFor(spec: LoadSpec) {
         `Content-Type: ${ctype}\r\nContent-Length: ${tpl.bytes.length}\r\n\r\n`,
       'latin1',
     );
-    return { bytes: Buffer.concat([head, tpl.bytes]), slots: tpl.slots.map((s) => s + head.length), events: tpl.events };
+    return { bytes: Buffer.concat([head, tpl.bytes]), slots: tpl.slots.map((s) => s + head.length), tsSlots: tpl.tsSlots.map((s) => s + head.length), events: tpl.events };
   });
 }
 
@@ -184,7 +182,7 @@ export async function runLoad(spec: LoadSpec, onSecond?: (s: SecondStats) => voi
     const tpl = reqs[tplIdx++ % reqs.length]!;
     const copy = Buffer.allocUnsafe(tpl.bytes.length);
     tpl.bytes.copy(copy);
-    stamp(copy, tpl.slots, requestNo++);
+    stamp(copy, tpl.slots, requestNo++, tpl.tsSlots, Date.now());
     return { copy, events: tpl.events };
   };
   let answered = 0;

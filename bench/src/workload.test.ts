@@ -20,6 +20,23 @@ describe('pre-encoded request bodies', () => {
     });
   }
 
+  for (const format of ['json', 'msgpack'] as const) {
+    it(`${format}: stamping a send time sets every event's timestamp and nothing else`, () => {
+      const [tpl] = buildTemplates({ count: 1, eventsPerRequest: 100, customers: 50, shape: 'zipf', format, tag: 'cd34', timestampMs: Date.UTC(2026, 0, 1), seed: 2 });
+      const decode = (b: Buffer) => (format === 'json' ? JSON.parse(b.toString('utf8')) : new Packr({ useRecords: false }).unpack(b)) as { events: { idempotency_key: string; external_customer_id: string; timestamp: string; properties: unknown }[] };
+      const plain = Buffer.from(tpl!.bytes);
+      stamp(plain, tpl!.slots, 42);
+      const timed = Buffer.from(tpl!.bytes);
+      const sent = Date.UTC(2026, 10, 26, 1, 2, 3, 456);
+      stamp(timed, tpl!.slots, 42, tpl!.tsSlots, sent);
+      const a = decode(plain).events;
+      const b = decode(timed).events;
+      expect(b).toHaveLength(100);
+      expect(new Set(b.map((e) => e.timestamp))).toEqual(new Set(['2026-11-26T01:02:03.456Z']));
+      expect(b.map((e) => ({ ...e, timestamp: '' }))).toEqual(a.map((e) => ({ ...e, timestamp: '' })));
+    });
+  }
+
   it('refuses a request number wider than the slot', () => {
     const [tpl] = buildTemplates({ count: 1, eventsPerRequest: 2, customers: 5, shape: 'uniform', format: 'json', tag: 't', timestampMs: 0, seed: 1 });
     expect(() => stamp(Buffer.from(tpl!.bytes), tpl!.slots, 1e10)).toThrow(RangeError);

@@ -67,6 +67,8 @@ export interface BodyTemplate {
   bytes: Buffer;
   /** Byte offsets of every SLOT in `bytes`. */
   slots: number[];
+  /** Byte offsets of every event's timestamp (24 characters, ISO 8601 in UTC with milliseconds). */
+  tsSlots: number[];
   events: number;
 }
 
@@ -106,16 +108,29 @@ export function buildTemplates(opts: {
     const slots: number[] = [];
     for (let at = bytes.indexOf(SLOT); at >= 0; at = bytes.indexOf(SLOT, at + SLOT_WIDTH)) slots.push(at);
     if (slots.length !== opts.eventsPerRequest) throw new Error(`template: expected ${opts.eventsPerRequest} key slots, found ${slots.length}`);
-    out.push({ bytes, slots, events: opts.eventsPerRequest });
+    const tsSlots: number[] = [];
+    for (let at = bytes.indexOf(ts); at >= 0; at = bytes.indexOf(ts, at + ts.length)) tsSlots.push(at);
+    if (tsSlots.length !== opts.eventsPerRequest) throw new Error(`template: expected ${opts.eventsPerRequest} timestamps, found ${tsSlots.length}`);
+    out.push({ bytes, slots, tsSlots, events: opts.eventsPerRequest });
   }
   return out;
 }
 
-/** Writes the request number into every slot of `body` (a copy of a template's bytes). */
-export function stamp(body: Buffer, slots: readonly number[], requestNo: number): void {
+/**
+ * Writes the request number into every slot of `body` (a copy of a template's bytes) and, when
+ * `timestampMs` is given, that time into every event's timestamp: events carry the time they
+ * are sent, as a live client's do (a fixed template time would age past the rater's dedup
+ * memory and send every event of a long run through its store check).
+ */
+export function stamp(body: Buffer, slots: readonly number[], requestNo: number, tsSlots?: readonly number[], timestampMs?: number): void {
   const digits = String(requestNo).padStart(SLOT_WIDTH, '0');
   if (digits.length !== SLOT_WIDTH) throw new RangeError(`request number ${requestNo} does not fit ${SLOT_WIDTH} digits`);
   for (const at of slots) body.write(digits, at, 'latin1');
+  if (tsSlots && timestampMs !== undefined) {
+    const iso = new Date(timestampMs).toISOString();
+    if (iso.length !== 24) throw new RangeError(`timestamp ${timestampMs} is not a 24-character ISO time`);
+    for (const at of tsSlots) body.write(iso, at, 'latin1');
+  }
 }
 
 /** Accepted events as the edge publishes them (for the JetStream ceiling and a pre-filled stream). */
