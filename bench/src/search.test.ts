@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { longRunTenths, nextSearchRate, roundRate, slopePerS } from './search';
+import { longRunTenths, nextLongRate, nextSearchRate, roundRate, slopePerS } from './search';
 
 const opts = { growth: 1.5, precision: 1.2 };
 
@@ -46,3 +46,17 @@ describe('longRunTenths', () => {
   });
 });
 const w2 = (storedEventsBefore: number, achieved: number) => ({ storedEventsBefore, achieved, ok: true });
+
+describe('nextLongRate', () => {
+  it('rises 20 % per good window before the first failure, then 5 %, then 10 % from the third good window in a row', () => {
+    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: false, goodRun: 1 })).toBe(12_000);
+    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: true, goodRun: 2 })).toBe(10_500);
+    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: true, goodRun: 3 })).toBe(11_000);
+  });
+  it('after a failed window aims at 90 % of what it processed, never above 90 % of the offered rate', () => {
+    expect(nextLongRate(20_000, { ok: false, achieved: 20_000, processed: 15_000, failedOnce: true, goodRun: 0 })).toBe(13_500);
+    expect(nextLongRate(20_000, { ok: false, achieved: 20_000, processed: 25_000, failedOnce: true, goodRun: 0 })).toBe(18_000);
+    expect(nextLongRate(20_000, { ok: false, achieved: 12_000, processed: NaN, failedOnce: true, goodRun: 0 })).toBe(10_200);
+    expect(nextLongRate(1_000, { ok: false, achieved: 100, processed: 50, failedOnce: true, goodRun: 0 })).toBe(1_000);
+  });
+});

@@ -51,3 +51,16 @@ export function longRunTenths(windows: { storedEventsBefore: number; achieved: n
   }
   return tenths;
 }
+
+/**
+ * The long run's next offered rate, tracking what the system sustains as stored events grow:
+ * +20 % per good window until the first failed one (the start rate is left behind quickly); after
+ * a failure, 90 % of what the failed window processed (its capacity when over it; NaN or 0: 85 %
+ * of the lower of offered and achieved); then +5 % per good window, +10 % from the third good
+ * window in a row, so a dip (a noisy neighbour, a merge) costs minutes, not the rest of the run.
+ */
+export function nextLongRate(rate: number, w: { ok: boolean; achieved: number; processed: number; failedOnce: boolean; goodRun: number }): number {
+  if (w.ok) return Math.max(1000, roundRate(rate * (!w.failedOnce ? 1.2 : w.goodRun >= 3 ? 1.1 : 1.05)));
+  const capacity = Number.isFinite(w.processed) && w.processed > 0 ? 0.9 * Math.min(w.processed, rate) : 0.85 * Math.min(rate, w.achieved);
+  return Math.max(1000, roundRate(capacity));
+}

@@ -20,7 +20,7 @@ import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
-import { longRunTenths, nextSearchRate, roundRate, slopePerS } from '../search';
+import { longRunTenths, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
   customers: number;
@@ -335,14 +335,14 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           let rate = opts.startRate;
           let stored = 0;
           let failedOnce = false;
+          let goodRun = 0;
           for (let w = 1; stored < opts.long.events; w++) {
             const r = await step(system, shape, rate, opts.long.windowSeconds, `${system} ${shape} long`);
             windows.push({ window: w, storedEventsBefore: stored, offered: rate, achieved: r.achievedEventsPerS, ok: r.ok, backlogEnd: r.backlogEnd });
             stored += r.achievedEventsPerS * opts.long.windowSeconds;
-            // Track what the system sustains: back off on a failed window, probe upward after a
-            // good one (+20 % until the first failure, so the start rate is left behind quickly, then +5 %).
             failedOnce ||= !r.ok;
-            rate = Math.max(1000, roundRate(r.ok ? rate * (failedOnce ? 1.05 : 1.2) : Math.min(rate, r.achievedEventsPerS) * 0.85));
+            goodRun = r.ok ? goodRun + 1 : 0;
+            rate = nextLongRate(rate, { ok: r.ok, achieved: r.achievedEventsPerS, processed: r.processedEventsPerS, failedOnce, goodRun });
             if (system === 'drawdown' && !r.ok) await drain(opts.drainSeconds * 1000);
           }
           // The rate per window follows the offered rate, which ramps up from the start rate and
