@@ -10,6 +10,7 @@ import { ledgerRoutes } from './http/routes';
 import { startDebitConsumer, type DebitConsumer } from './credits/consumer';
 import { startOutboxRelay, type OutboxRelay } from './outbox/outbox';
 import { startCreditJobs, type CreditJobs } from './credits/expiry';
+import { startVacuumJob } from './credits/vacuum';
 import { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
 import { startBalanceUpdatedCoalescer, type Coalescer } from './webhooks/coalescer';
 import { AccessCache } from './access/cache';
@@ -24,6 +25,7 @@ export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook 
 export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions } from './credits/entries';
 export { idempotent, idempotentRoutes } from './http/idempotency';
 export { expireDueBlocks, pruneLedger } from './credits/expiry';
+export { vacuumHotTables, HOT_TABLES, type VacuumRound } from './credits/vacuum';
 export { parseMetricSql } from './sql-metric';
 export { seedCustomers, type SeedCustomersOptions } from './seed';
 export { evaluateCrossings, recordSubscriptionUsage } from './alerts/evaluate';
@@ -72,6 +74,7 @@ export async function startLedger(opts: {
     replayHorizonMs: opts.config.ledgerReplayHorizonMs,
     idempotencyTtlMs: opts.config.idempotencyTtlMs,
   });
+  const vacuum = startVacuumJob({ pool: opts.pool, log, intervalMs: opts.config.ledgerVacuumIntervalMs });
   const webhooks = opts.config.webhookDispatcher ? await startWebhookDispatcher({ pool: opts.pool, nc: opts.nc, config: opts.config, log: log.child({ part: 'webhooks' }) }) : undefined;
   const balanceUpdates = startBalanceUpdatedCoalescer({ pool: opts.pool, intervalMs: opts.config.balanceUpdatedIntervalMs, log });
   const access = new AccessCache({ pool: opts.pool, log, pollMs: opts.config.accessPollMs, maxCustomers: opts.config.accessCacheMaxCustomers, catalogTtlMs: opts.config.accessCatalogTtlMs, defaultMode: opts.config.accessDefaultPolicy as AccessMode });
@@ -116,6 +119,7 @@ export async function startLedger(opts: {
       await billing.stop();
       await consumer.stop();
       await creditJobs.stop();
+      await vacuum.stop();
       await balanceUpdates.stop();
       await outbox.stop();
       catalogSub.unsubscribe();
