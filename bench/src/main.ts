@@ -18,9 +18,9 @@ type Mode = 'quick' | 'full' | 'long';
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|window=\d+|out=.+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|long-systems=(drawdown|baseline)(,(drawdown|baseline))?|window=\d+|out=.+)$/.test(a));
 if (unknown.length > 0) {
-  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n`);
+  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--long-rate=N] [--long-systems=drawdown|baseline] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n`);
   process.exit(2);
 }
 const mode: Mode = flag('long') ? 'long' : flag('quick') ? 'quick' : 'full';
@@ -49,15 +49,19 @@ const PLAN = {
   long: {
     customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, connections: 64, drainSeconds: 60,
     drainBetweenSteps: false, growthLimit: 0.05, settleSeconds: 5, sampleMs: 1000, warmupSeconds: 0, halfRate: false,
-    shapes: ['uniform'], systems: ['drawdown', 'baseline'],
+    shapes: ['uniform'], systems: [...new Set((value('long-systems') ?? 'drawdown,baseline').split(','))] as ('drawdown' | 'baseline')[],
     long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 60) },
   } satisfies E2eOpts,
 };
 
+/** A long run of one system only (each takes an hour or more here) writes files of its own: results-long-<system>.json, RESULTS-long-<system>.md, long-<system>.png. */
+const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
+const LONG_SUFFIX = PLAN.long.systems.length === 1 ? `-long-${PLAN.long.systems[0]}` : '-long';
+
 const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'alerts', 'e2e'];
 
 function commandFor(name: string): string {
-  const m = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate} --window=${PLAN.long.long.windowSeconds}` : '';
+  const m = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
   return `pnpm bench${m} --only=${name}`;
 }
 
@@ -128,7 +132,7 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
   const doc = {
     generatedBy: 'pnpm bench (bench/src/main.ts)',
     mode,
-    command: `pnpm bench${mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate} --window=${PLAN.long.long.windowSeconds}` : ''}${only ? ` --only=${only.join(',')}` : ''}`,
+    command: `pnpm bench${mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : ''}${only ? ` --only=${only.join(',')}` : ''}`,
     startedAt: started.toISOString(),
     wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
     machine: { ...facts, machineCpuBusyShareDuringRun: machineBusy, loadAverageAtEnd: (await import('node:os')).loadavg().map((x) => round(x, 2)) },
@@ -136,7 +140,7 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
     plan: PLAN[mode === 'long' ? 'long' : 'e2e'] && Object.fromEntries(ORDER.map((n) => [n, PLAN[n]])),
     scenarios: results,
   };
-  const suffix = mode === 'long' ? '-long' : '';
+  const suffix = mode === 'long' ? LONG_SUFFIX : '';
   writeFileSync(new URL(`results${suffix}.json`, outDir), JSON.stringify(doc, null, 2) + '\n');
   writeFileSync(new URL(`RESULTS${suffix}.md`, outDir), renderMarkdown(doc));
   for (const r of results.flatMap((x) => x.results ?? [])) {
@@ -154,7 +158,7 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
       rightLabel: 'rater backlog (events)',
       marks: phaseMarks(x, r.series.label as string[]),
     });
-    writeFileSync(new URL(mode === 'long' ? 'long.png' : 'e2e.png', outDir), png);
+    writeFileSync(new URL(mode === 'long' ? `${LONG_SUFFIX.slice(1)}.png` : 'e2e.png', outDir), png);
   }
   process.stdout.write(`bench: wrote results${suffix}.json and RESULTS${suffix}.md in ${fileURLToPath(outDir)} (${doc.wallSeconds} s)\n`);
 }
@@ -284,7 +288,7 @@ function renderMarkdown(doc: Doc): string {
   for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (best sustained window)`, g(name, 'lastVsFirst'), '', '>= 0.9', '');
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
-  if (doc.mode === 'long') lines.push('![long run: throughput and backlog over time](long.png)', '');
+  if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');
   lines.push('## Scenarios', '');
   for (const s of doc.scenarios) {
     lines.push(`### ${s.scenario}`, '', `Command: \`${s.command}\` (${s.seconds} s including set-up)`, '');
