@@ -16,7 +16,8 @@
 //   4. settle: wait until no merge runs and the active part count is stable for 2 s; the CPU of
 //      that period, less the idle rate, is the background merges' share.
 // Printed: encodeUs (JS encode, per row), insertUs (during the inserts), settleUs (merges after),
-// totalUs = insertUs + settleUs, all per row.
+// totalUs = insertUs + settleUs, all per row. With --split, settleUs is one full merge pass
+// (see below) and insertUs the inserts with merges held.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -279,6 +280,11 @@ async function child(name: string, inserts: number, rowsPer: number, warmup: num
     }
     const events = async () => new Map((await q("SELECT event, value FROM system.events")).split('\n').map((l) => l.split('\t') as [string, string]).map(([k, x]) => [k, Number(x)]));
     const ev0 = process.argv.includes('--events') ? await events() : undefined;
+    // --split: merges held during the inserts, then everything merged into one part per table
+    // (OPTIMIZE FINAL): the insert alone, and one merge pass over the same rows (the warm-up
+    // parts are merged too, so that pass is counted per row merged).
+    const split = process.argv.includes('--split');
+    if (split) for (const t of ['rated_events', 'usage_hourly']) await q(`SYSTEM STOP MERGES ${t}`);
     c0 = cpuUs();
     w0 = performance.now();
     for (let i = 0; i < inserts; i++) {
@@ -296,6 +302,16 @@ async function child(name: string, inserts: number, rowsPer: number, warmup: num
       const n = inserts * rowsPer;
       const rowsOut = [...ev1].map(([k, x]) => [k, (x - (ev0.get(k) ?? 0)) / n] as const).filter(([k, x]) => x > 0.01 && /Microseconds|Bytes$|Rows$|Parts/.test(k)).sort((a, b) => b[1] - a[1]);
       for (const [k, x] of rowsOut) process.stderr.write(`${k}\t${x.toFixed(3)}\n`);
+    }
+    if (split) {
+      for (const t of ['rated_events', 'usage_hourly']) await q(`SYSTEM START MERGES ${t}`);
+      const m0 = cpuUs();
+      for (const t of ['rated_events', 'usage_hourly']) await q(`OPTIMIZE TABLE ${t} FINAL`);
+      const n = inserts * rowsPer;
+      const mergeUs = (cpuUs() - m0) / ((inserts + warmup) * rowsPer);
+      const out = { variant: name, split: true, rows: n, encodeUs: encodeUs / n, insertUs: (c1 - c0) / n, settleUs: mergeUs, totalUs: (c1 - c0) / n + mergeUs, insertWallMs: Math.round(w1 - w0) };
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return;
     }
     // Settle: no merge running and the same active part count for 2 s (at most 60 s).
     let stable = 0, lastParts = '';
@@ -348,7 +364,7 @@ async function main(): Promise<void> {
   const results = new Map<string, { encodeUs: number; insertUs: number; settleUs: number; totalUs: number; bytesPerRow: number }[]>();
   for (let p = 0; p < pairs; p++) {
     for (const n of names) {
-      const r = spawnSync(process.execPath, [...process.execArgv, self, '--variant', n, '--inserts', String(inserts), '--rows', String(rows), '--warmup', String(warmup)], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [...process.execArgv, self, '--variant', n, '--inserts', String(inserts), '--rows', String(rows), '--warmup', String(warmup), ...(process.argv.includes('--split') ? ['--split'] : [])], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`variant ${n} failed: ${r.stderr}`);
       const line = r.stdout.trim().split('\n').pop()!;
       process.stdout.write(`${line}\n`);
