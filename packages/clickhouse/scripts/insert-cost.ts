@@ -227,6 +227,9 @@ const VARIANTS: Record<string, Variant> = {
   nocompress: { schema: rated((d) => d.replace(/\n {4}(\w+) ([^\n]*?),(?=\n)/g, (m, c: string, t: string) => (c === 'INDEX' ? m : `\n    ${c} ${t} CODEC(NONE),`))) },
   zstd: { schema: tableSetting("default_compression_codec = 'ZSTD(1)'") },
   compact: { schema: tableSetting('min_bytes_for_wide_part = 1000000000, min_rows_for_wide_part = 100000000') },
+  // Lazier merging: merges wait for about `base` parts of a size (fewer rewrites per row, more parts).
+  mergebase10: { schema: (s) => s.map((x) => x.replace('non_replicated_deduplication_window = 100000', 'non_replicated_deduplication_window = 100000, merge_selector_base = 10')) },
+  novertical: { schema: tableSetting('enable_vertical_merge_algorithm = 0') },
   wide: { schema: tableSetting('min_bytes_for_wide_part = 0, min_rows_for_wide_part = 0') },
   noview: { schema: (s) => s.filter((x) => !x.includes('usage_hourly_mv')) },
   nobloom: { schema: rated((d) => d.replace(/\n {4}INDEX idx_key[^\n]*\n/, '\n')) },
