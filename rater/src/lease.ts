@@ -50,7 +50,8 @@ export class LeaseManager {
 
   async start(): Promise<void> {
     await this.tick();
-    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.o.ttlMs / 3)));
+    // stop() may have come during the first round: it found no timer to clear.
+    if (!this.stopped) this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.o.ttlMs / 3)));
   }
 
   /** Drops a partition whose runner found itself fenced (another owner took over). */
@@ -112,7 +113,8 @@ export class LeaseManager {
       if (this.owned.has(p)) continue;
       const rev = await this.tryAcquire(p, now);
       if (rev === undefined) continue;
-      this.owned.set(p, rev);
+      this.owned.set(p, rev); // held until stop() (which waits for this round) frees it
+      if (this.stopped) break; // no runner is started once the stop has begun
       log.info('partition lease acquired', { partition: p, owner: this.o.owner });
       this.o.acquired(p);
     }

@@ -102,6 +102,9 @@ export interface Msg {
 }
 
 /** Test hook (not a setting): `after_clickhouse:N` kills the process (SIGKILL) right after the Nth batch's ClickHouse insert. */
+/** A partition's open message stream (an ordered consumer's `consume()`). */
+type ConsumerMessages = Awaited<ReturnType<Awaited<ReturnType<JetStreamClient['consumers']['get']>>['consume']>>;
+
 const CRASH_AT = process.env.RATER_TEST_CRASH_AT ?? '';
 let crashCountdown = CRASH_AT.startsWith('after_clickhouse:') ? Number(CRASH_AT.split(':')[1]) : 0;
 
@@ -166,18 +169,36 @@ export class PartitionRunner {
 
   private async run(): Promise<void> {
     const d = this.d;
+    // A stop may come while the runner is still starting: each step checks it, so a stopped
+    // runner opens no consumer and never reports itself started.
     await this.takeOver();
+    if (this.stopped) return;
     await this.warmDedup();
+    if (this.stopped) return;
     await this.rebuildCumulative();
+    if (this.stopped) return;
     const startSeq = this.checkpoint.pending?.first ?? this.checkpoint.seq + 1;
     const consumer = await d.js.consumers.get(d.eventsStream, {
       filter_subjects: d.subject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, startSeq),
     });
+    if (this.stopped) return;
     const messages = await consumer.consume({ max_messages: 2000 });
-    this.abort = () => void messages.close();
-    if (this.stopped) await messages.close();
+    this.abort = () => void messages.close().catch(() => {});
+    try {
+      if (!this.stopped) await this.loop(messages, startSeq);
+    } finally {
+      // What is buffered and not processed is simply re-read by the next owner. close() may
+      // have been called by stop() already, and a close of a consumer holding unread messages
+      // can wait for ever (it did when stop() came while the runner was starting), so the wait
+      // is bounded.
+      await Promise.race([messages.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
+  }
+
+  private async loop(messages: ConsumerMessages, startSeq: number): Promise<void> {
+    const d = this.d;
     const iter = messages[Symbol.asyncIterator]();
     let next: Promise<IteratorResult<{ seq: number; data: Uint8Array; headers?: { get(k: string): string } }>> | undefined;
     const buf: Msg[] = [];
@@ -216,10 +237,6 @@ export class PartitionRunner {
         bufEvents = 0;
       }
     }
-    // What is buffered and not processed is simply re-read by the next owner. close() was
-    // already called by stop(); a second close of a consumer holding unread messages can
-    // wait for ever, so the wait is bounded.
-    await Promise.race([messages.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 
   /**

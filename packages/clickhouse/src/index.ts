@@ -115,9 +115,16 @@ export const MAX_INSERT_ROWS = 1_048_576;
  * Parallel parsing stays off: with it, chDB 26.7 still writes one part, but the part's dedup id
  * is derived from the parser's chunks (cut by bytes), so a replay of the same range with other
  * content (another catalog version) is NOT recognised (test/dedup.test.ts, 50,000 rows).
+ *
+ * No merging at insert time (`optimize_on_insert` 0): for a Summing/ReplacingMergeTree it
+ * collapses equal sorting keys inside the new part, which found nothing for the hourly rollup
+ * (the view's GROUP BY already emits one row per key) but cost about a quarter of the insert's
+ * own CPU (packages/clickhouse README, "Insert cost"). Readers aggregate anyway, since parts
+ * are only merged in the background (`sum()` over usage_hourly, `NOT IN` over unpriced_resolved).
  */
-function insertSettings(dedupToken: string): Record<string, string | number> {
+export function insertSettings(dedupToken: string): Record<string, string | number> {
   return {
+    optimize_on_insert: 0,
     insert_deduplicate: 1,
     insert_deduplication_token: dedupToken || `once:${randomUUID()}`,
     deduplicate_blocks_in_dependent_materialized_views: 1,
