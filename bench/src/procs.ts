@@ -140,11 +140,13 @@ export function startScenario(name: string): Promise<Child> {
 }
 
 /**
- * The body of a scenario's process (child.ts, or the scenario's bundle): runs the scenario
- * module's `run(opts)` when asked and sends back its result. The module loads meanwhile.
+ * The body of a scenario's process (child.ts, or the scenario's bundle): says it is ready once
+ * the scenario's module has loaded (or failed to: reported when the run is asked for), runs
+ * its `run(opts)` when asked and sends back the result.
  */
 export function serveScenario(scenario: Promise<{ run: (o: never) => Promise<unknown> }>): void {
-  scenario.catch(() => {}); // reported when the run is asked for
+  const loaded = () => process.send!({ type: 'ready' });
+  scenario.then(loaded, loaded);
   process.on('message', (m: { type: string; id: number; opts: never }) => {
     if (m.type !== 'run') return;
     scenario
@@ -154,7 +156,6 @@ export function serveScenario(scenario: Promise<{ run: (o: never) => Promise<unk
         (err: Error) => process.send!({ type: 'answer', id: m.id, error: err.stack ?? String(err) }),
       );
   });
-  process.send!({ type: 'ready' });
 }
 
 /** Runs a started scenario once `ready` resolves, returns its result and ends its process. */
