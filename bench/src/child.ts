@@ -1,17 +1,6 @@
-// Entry of a scenario process: runs bench/src/scenarios/<name>.ts's `run(opts)` when asked and
-// sends back its result. The scenario's modules load at once, while the bench's main process
-// prepares the run (the template database).
-const name = process.argv[2]!;
-const scenario = import(`./scenarios/${name}.ts`) as Promise<{ run: (o: unknown) => Promise<unknown> }>;
-scenario.catch(() => {}); // reported when the run is asked for
+// Entry of a scenario process started through tsx (BENCH_BUNDLE=0; otherwise each scenario
+// has its own bundle, see bundle.ts): loads bench/src/scenarios/<name>.ts at once, says it is
+// ready, and runs the scenario's `run(opts)` when asked (serveScenario).
+import { serveScenario } from './procs';
 
-process.on('message', (m: { type: string; id: number; opts: unknown }) => {
-  if (m.type !== 'run') return;
-  scenario
-    .then((mod) => mod.run(m.opts))
-    .then(
-      (result) => process.send!({ type: 'answer', id: m.id, result }),
-      (err: Error) => process.send!({ type: 'answer', id: m.id, error: err.stack ?? String(err) }),
-    );
-});
-process.send!({ type: 'ready' });
+serveScenario(import(`./scenarios/${process.argv[2]!}.ts`));

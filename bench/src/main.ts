@@ -5,10 +5,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig, SETTINGS } from '@drawdown/config';
-import { runScenario, startScenario, type Child } from './procs';
+import { BUNDLE_DIR_ENV, runScenario, startScenario, type Child } from './procs';
+import { bundleChildren, childEntries } from './bundle';
 import { createTemplate, settingsFromEnv, TEMPLATE_ENV } from './setup';
 import { lineChart } from './plot';
-import { machineCpu, machineFacts, round } from './util';
+import { machineCpu, machineFacts, round, treeCpuS } from './util';
 import type { ScenarioResult } from './scenarios/common';
 import type { E2eOpts } from './scenarios/e2e';
 import type { AlertsOpts } from './scenarios/alerts';
@@ -27,6 +28,17 @@ const mode: Mode = flag('long') ? 'long' : flag('quick') ? 'quick' : 'full';
 const only = value('only')?.split(',');
 const outDir = new URL(value('out') ? `file://${value('out')!.replace(/\/?$/, '/')}` : '../', import.meta.url);
 
+// BENCH_BUNDLE=0: child processes load the TypeScript sources through tsx instead of the run's
+// bundles (bundle.ts), e.g. for source-mapped stack traces; slower to start.
+const bundling = process.env.BENCH_BUNDLE ?? '1';
+if (bundling !== '0' && bundling !== '1') {
+  process.stderr.write(`BENCH_BUNDLE must be 0 or 1, not ${JSON.stringify(bundling)}\n`);
+  process.exit(2);
+}
+const runStart = performance.now();
+/** A progress line with the UTC time and the seconds since the run started. */
+const say = (msg: string) => process.stdout.write(`bench ${new Date().toISOString().slice(11, 19)} +${round((performance.now() - runStart) / 1000, 1)} s: ${msg}\n`);
+
 const Q = mode === 'quick';
 const PLAN = {
   ceilings: { seconds: Q ? 1 : 5, customers: 10_000 },
@@ -36,18 +48,18 @@ const PLAN = {
   // Quick: 10,000 customers only (seeding 100,000 takes longer than the rest of the scenario).
   ledger: { seconds: Q ? 1 : 5, customerCounts: Q ? [10_000] : [10_000, 100_000], batchesPerTx: 8, backlogMaxCustomers: Q ? 10_000 : 1_000_000 },
   alerts: { customers: Q ? 500 : 10_000, seconds: Q ? 1 : 5, connections: 16, crossings: Q ? 20 : 400, crossingsPerS: 20, waitSeconds: Q ? 5 : 30 } satisfies AlertsOpts,
-  // Quick: two short search steps per system and shape (a third when the bracket is still wider
-  // than 2x), the first one aimed above the capacity (see adaptStartRate), no drain between them
-  // (a standing backlog only makes a step's growth easier to see), growth judged on 250 ms
-  // samples past 1 s; no half-rate runs (request latency is reported at the sustained step), a
-  // 1 s warm-up.
+  // Quick: short search steps, the first one aimed above the capacity (see adaptStartRate),
+  // stopping at the first bracket (a sustained step below a failed one; a third step only when
+  // the first two did not make one), no drain after a sustained step (a standing backlog only
+  // makes a step's growth easier to see), growth judged on 250 ms samples past 0.75 s; no
+  // half-rate runs (request latency is reported at the sustained step), a 1 s warm-up.
   e2e: {
-    customers: 10_000, stepSeconds: Q ? 2 : 15, halfSeconds: Q ? 2 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1,
-    connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 1 : 3, sampleMs: Q ? 250 : 1000,
+    customers: 10_000, stepSeconds: Q ? 1.5 : 15, halfSeconds: Q ? 1.5 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1, stopAtBracket: Q,
+    connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 0.75 : 3, sampleMs: Q ? 250 : 1000,
     warmupSeconds: Q ? 1 : 5, halfRate: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
   } satisfies E2eOpts,
   long: {
-    customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, connections: 64, drainSeconds: 60,
+    customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, stopAtBracket: false, connections: 64, drainSeconds: 60,
     drainBetweenSteps: false, growthLimit: 0.05, settleSeconds: 5, sampleMs: 1000, warmupSeconds: 0, halfRate: false,
     shapes: ['uniform'], systems: [...new Set((value('long-systems') ?? 'drawdown,baseline').split(','))] as ('drawdown' | 'baseline')[],
     long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 60) },
@@ -88,15 +100,25 @@ async function main(): Promise<void> {
   const templateName = `bench_template_${process.pid}_${Date.now().toString(36)}`;
   process.env[TEMPLATE_ENV] = templateName;
   const template = createTemplate(config.databaseUrl, templateName).then((t) => {
-    process.stdout.write(`bench: migrated template database ready in ${round((performance.now() - t0) / 1000, 1)} s\n`);
+    say(`migrated template database ready in ${round((performance.now() - t0) / 1000, 1)} s`);
     return t;
   });
   template.catch(() => {}); // a failure is reported by the first scenario, which awaits it
   const results: Results = [];
+  let bundles: { dir: string; remove(): void } | undefined;
   try {
+    // The child processes' bundles, while the template is made.
+    if (bundling === '1') {
+      const scenarios = [...new Set(ORDER.filter((name) => !only || only.includes(name)).map((name) => (name === 'long' ? 'e2e' : name)))];
+      bundles = await bundleChildren(childEntries(scenarios));
+      process.env[BUNDLE_DIR_ENV] = bundles.dir;
+      say(`bundled the child processes in ${round((performance.now() - t0) / 1000, 1)} s`);
+    }
     await runAll(results, template);
   } finally {
     delete process.env[TEMPLATE_ENV];
+    delete process.env[BUNDLE_DIR_ENV];
+    bundles?.remove();
     await (await template.catch(() => undefined))?.drop();
   }
   await writeResults(started, cpu0, config, facts, results);
@@ -104,26 +126,38 @@ async function main(): Promise<void> {
 
 async function runAll(results: Results, ready: Promise<unknown>): Promise<void> {
   const names = ORDER.filter((name) => !only || only.includes(name));
-  // Every scenario's process starts now and loads its modules (a second or two of CPU each)
-  // while the template is made, both cores busy; then each waits, idle, for its turn.
+  // Every scenario's process starts now and loads its modules (about 0.3 s of CPU each from
+  // the bundles, 1 s through tsx), both cores busy, while the template is finished if it is
+  // not yet; then each waits, idle, for its turn.
   const started = new Map<string, Promise<Child>>(names.map((name) => [name, startScenario(name === 'long' ? 'e2e' : name)]));
   for (const p of started.values()) p.catch(() => {}); // reported by runScenario
+  // Every scenario's process has loaded before the first measurement (nothing runs beside one).
+  await Promise.allSettled(started.values());
+  say(`scenario processes loaded`);
   for (const name of names) {
     const t0 = performance.now();
-    process.stdout.write(`bench: ${name} ...\n`);
+    const cpu0 = treeCpuS();
+    say(`${name} ...`);
     try {
       if (name === 'e2e' || name === 'long') adaptStartRate(PLAN[name], results);
       const r = await runScenario<ScenarioResult[]>(started.get(name)!, PLAN[name], ready);
-      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), results: r });
+      const cpuSeconds = round(treeCpuS() - cpu0, 1);
+      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), cpuSeconds, results: r });
       for (const x of r) process.stdout.write(`  ${x.name}: ${headline(x)}\n`);
+      say(`${name} done in ${round((performance.now() - t0) / 1000, 1)} s, ${cpuSeconds} s of CPU in the bench's processes`);
     } catch (err) {
-      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), error: (err as Error).message.slice(0, 2000) });
+      results.push({ scenario: name, command: commandFor(name), seconds: round((performance.now() - t0) / 1000, 1), cpuSeconds: round(treeCpuS() - cpu0, 1), error: (err as Error).message.slice(0, 2000) });
       process.stdout.write(`  ${name} FAILED: ${(err as Error).message.split('\n')[0]}\n`);
     }
   }
 }
 
-type Results = { scenario: string; command: string; seconds: number; results?: ScenarioResult[]; error?: string }[];
+/**
+ * Per scenario: wall seconds, and CPU seconds of the bench's processes (this one and every
+ * child it and its children waited for: the scenario's process with its services and load
+ * generators, loading included; not Postgres or nats-server).
+ */
+type Results = { scenario: string; command: string; seconds: number; cpuSeconds?: number; results?: ScenarioResult[]; error?: string }[];
 
 async function writeResults(started: Date, cpu0: { busy: number; total: number }, config: ReturnType<typeof loadConfig>, facts: ReturnType<typeof machineFacts>, results: Results): Promise<void> {
   const cpu1 = machineCpu();
@@ -208,7 +242,7 @@ function flatten(o: unknown, prefix = '', out: [string, string][] = []): [string
   return out;
 }
 
-type Doc = { mode: Mode; command: string; startedAt: string; wallSeconds: number; machine: Record<string, unknown>; scenarios: { scenario: string; command: string; seconds: number; results?: ScenarioResult[]; error?: string }[] };
+type Doc = { mode: Mode; command: string; startedAt: string; wallSeconds: number; machine: Record<string, unknown>; scenarios: Results };
 
 function renderMarkdown(doc: Doc): string {
   const all = new Map(doc.scenarios.flatMap((s) => (s.results ?? []).map((r) => [r.name, r.figures as Record<string, unknown>] as const)));
@@ -232,7 +266,7 @@ function renderMarkdown(doc: Doc): string {
   }
   lines.push(`> Machine CPU busy during the run: ${Math.round(Number(doc.machine.machineCpuBusyShareDuringRun) * 100)} % (all processes, the benchmark's own included); load average at start ${JSON.stringify(doc.machine.loadAverageAtStart)}.`, '');
   if (doc.mode === 'quick') {
-    lines.push('Quick mode, for checks, trades precision for a run of about a minute: stage steps of 1 s; the ingest edge without its half-peak run (request latency at the peak only); the ledger with 10,000 customers only (no 100,000-customer figure); end to end, a 1 s warm-up and two 2 s search steps per system and shape (a third when the bracket is wider than 2x), the first aimed at the slowest stage\'s rate (above what the all-in-one sustains), the second just under what the first processed; the bracket (sustained .. upper bound) is reported with each figure and may be up to 2x wide. No half-rate runs: request latency and freshness are those of the sustained step, under load near capacity (higher than at half the rate). The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps, and measures latency at half the sustained rate.', '');
+    lines.push('Quick mode, for checks, trades precision for a run of under a minute on a quiet machine: stage steps of 1 s; the ingest edge without its half-peak run (request latency at the peak only); the ledger with 10,000 customers only (no 100,000-customer figure); end to end, a 1 s warm-up and 1.5 s search steps (backlog growth judged past 0.75 s), each search stopping at its first bracket (a sustained step below a failed one), however wide: two steps, a third only when the first two made none. Drawdown\'s uniform search starts at the slowest stage\'s rate (above what the all-in-one sustains), the others where the earlier searches point; after a failed step the next is at 90 % of what it processed (30-90 % of its rate), after a sustained one 1.5 times higher. The bracket (sustained .. upper bound) and what the system processed when over it are reported with each figure; the bracket may be several times wide. No half-rate runs: request latency and freshness are those of the sustained step, under load near capacity (higher than at half the rate). The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps, and measures latency at half the sustained rate.', '');
   }
   if (doc.mode === 'long') {
     const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;
@@ -291,7 +325,7 @@ function renderMarkdown(doc: Doc): string {
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');
   lines.push('## Scenarios', '');
   for (const s of doc.scenarios) {
-    lines.push(`### ${s.scenario}`, '', `Command: \`${s.command}\` (${s.seconds} s including set-up)`, '');
+    lines.push(`### ${s.scenario}`, '', `Command: \`${s.command}\` (${s.seconds} s including set-up${s.cpuSeconds !== undefined ? `; ${s.cpuSeconds} s of CPU in the bench's processes` : ''})`, '');
     if (s.error) lines.push('**Failed:**', '', '```', s.error, '```', '');
     for (const r of s.results ?? []) {
       lines.push(`#### ${r.title}`, '', '| figure | value |', '| --- | --- |');

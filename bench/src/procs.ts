@@ -1,7 +1,9 @@
 // Child processes of the bench: services under test, load generators and scenarios each run
 // in their own Node process (own CPU and RSS figures; chDB allows one data directory per
-// process). They load TypeScript through tsx like the rest of the repository.
+// process). They start from the run's bundles (see bundle.ts) with plain `node` when the main
+// process made them (BUNDLE_DIR_ENV), otherwise from the TypeScript sources through tsx.
 import { fork, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult, LoadSpec, SecondStats } from './loadgen';
 import type { ServerSpec } from './server';
@@ -16,11 +18,24 @@ export interface Child<R = Record<string, unknown>> {
 
 let nextId = 1;
 
-export function forkTs<R = Record<string, unknown>>(file: string, args: string[], opts: { execArgv?: string[]; readyTimeoutMs?: number } = {}): Promise<Child<R>> {
-  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
+/** Set by the bench's main process for every child: the directory of the run's bundles (bundle.ts). */
+export const BUNDLE_DIR_ENV = 'BENCH_BUNDLE_DIR';
+
+/** A child's entry: its TypeScript source (relative to this file) and its bundle's name. */
+export interface ChildEntry {
+  ts: string;
+  bundle: string;
+}
+
+export const scenarioBundleName = (name: string) => `scenario-${name}`;
+
+export function forkChild<R = Record<string, unknown>>(entry: ChildEntry, args: string[], opts: { execArgv?: string[]; readyTimeoutMs?: number } = {}): Promise<Child<R>> {
+  const file = entry.ts;
+  const bundles = process.env[BUNDLE_DIR_ENV];
+  const proc = fork(bundles ? resolve(bundles, `${entry.bundle}.mjs`) : fileURLToPath(new URL(entry.ts, import.meta.url)), args, {
     // BENCH_CHILD_NODE_ARGS adds Node flags to every child (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
     // to profile the services under the benchmark's load; NODE_OPTIONS refuses --cpu-prof).
-    execArgv: ['--import', 'tsx', ...(opts.execArgv ?? []), ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+    execArgv: [...(bundles ? [] : ['--import', 'tsx']), ...(opts.execArgv ?? []), ...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env },
   });
@@ -71,7 +86,7 @@ export interface Server extends Child<{ port: number; adminKey: string; pid: num
 }
 
 export async function startServer(spec: ServerSpec): Promise<Server> {
-  const c = await forkTs<{ port: number; adminKey: string; pid: number }>('./server.ts', [JSON.stringify(spec)]);
+  const c = await forkChild<{ port: number; adminKey: string; pid: number }>({ ts: './server.ts', bundle: 'server' }, [JSON.stringify(spec)]);
   return Object.assign(c, { port: c.ready.port, adminKey: c.ready.adminKey });
 }
 
@@ -82,7 +97,7 @@ export interface LoadGen {
 }
 
 export async function startLoadGen(): Promise<LoadGen> {
-  const c = await forkTs('./loadgen.ts', ['--child']);
+  const c = await forkChild({ ts: './loadgen.ts', bundle: 'loadgen' }, ['--child']);
   const listeners = new Map<number, (s: SecondStats) => void>();
   c.proc.on('message', (m: { type: string; id?: number; s?: SecondStats }) => {
     if (m.type === 'second' && m.id !== undefined) listeners.get(m.id)?.(m.s!);
@@ -121,7 +136,26 @@ export async function startLoadGen(): Promise<LoadGen> {
  * scenario's modules and then waits, idle, for runScenario.
  */
 export function startScenario(name: string): Promise<Child> {
-  return forkTs('./child.ts', [name]);
+  return forkChild({ ts: './child.ts', bundle: scenarioBundleName(name) }, [name]);
+}
+
+/**
+ * The body of a scenario's process (child.ts, or the scenario's bundle): says it is ready once
+ * the scenario's module has loaded (or failed to: reported when the run is asked for), runs
+ * its `run(opts)` when asked and sends back the result.
+ */
+export function serveScenario(scenario: Promise<{ run: (o: never) => Promise<unknown> }>): void {
+  const loaded = () => process.send!({ type: 'ready' });
+  scenario.then(loaded, loaded);
+  process.on('message', (m: { type: string; id: number; opts: never }) => {
+    if (m.type !== 'run') return;
+    scenario
+      .then((mod) => mod.run(m.opts))
+      .then(
+        (result) => process.send!({ type: 'answer', id: m.id, result }),
+        (err: Error) => process.send!({ type: 'answer', id: m.id, error: err.stack ?? String(err) }),
+      );
+  });
 }
 
 /** Runs a started scenario once `ready` resolves, returns its result and ends its process. */

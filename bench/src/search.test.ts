@@ -19,6 +19,14 @@ describe('nextSearchRate', () => {
     // Nothing left between them at whole hundreds.
     expect(nextSearchRate({ rate: 300, ok: false, processed: 200, lo: 200, hi: 300 }, { growth: 1.5, precision: 1.01 })).toBeUndefined();
   });
+  it('with stopAtBracket, stops at the first sustained step below a failed one, and only then', () => {
+    const quick = { growth: 1.5, precision: 2, stopAtBracket: true };
+    expect(nextSearchRate({ rate: 4000, ok: true, processed: 4400, lo: 4000, hi: 20_000 }, quick)).toBeUndefined();
+    expect(nextSearchRate({ rate: 4000, ok: true, processed: 4400, lo: 4000, hi: 20_000 }, { ...quick, stopAtBracket: false })).toBe(8900);
+    // No bracket yet: rising after a sustained step, aiming under what a failed one processed.
+    expect(nextSearchRate({ rate: 4000, ok: true, processed: 4000, lo: 4000 }, quick)).toBe(6000);
+    expect(nextSearchRate({ rate: 10_000, ok: false, processed: 6000, hi: 10_000 }, quick)).toBe(5400);
+  });
 });
 
 describe('slopePerS', () => {

@@ -9,10 +9,11 @@ export const roundRate = (x: number) => Math.max(100, Math.round(x / 100) * 100)
  * fails: `growth` times the rate. After a failure with nothing sustained yet: 90 % of what the
  * failed step processed (its capacity when over it), within 30-90 % of its rate. With both a
  * sustained rate (lo) and a failed one (hi): their geometric mean, until hi is within
- * `precision` of lo.
+ * `precision` of lo; with `stopAtBracket`, none (the first bracket ends the search, however wide).
  */
-export function nextSearchRate(s: { rate: number; ok: boolean; processed: number; lo?: number; hi?: number }, opts: { growth: number; precision: number }): number | undefined {
+export function nextSearchRate(s: { rate: number; ok: boolean; processed: number; lo?: number; hi?: number }, opts: { growth: number; precision: number; stopAtBracket?: boolean }): number | undefined {
   let next: number;
+  if (opts.stopAtBracket && s.lo !== undefined && s.hi !== undefined) return undefined;
   if (s.hi === undefined) next = s.rate * opts.growth;
   else if (s.lo === undefined) {
     const cap = !s.ok && Number.isFinite(s.processed) && s.processed > 0 ? s.processed : 0.6 * s.rate;

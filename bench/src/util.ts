@@ -44,6 +44,14 @@ export function procSample(pid: number): ProcSample | undefined {
   }
 }
 
+/** CPU seconds of this process and of the children it (and theirs, recursively) waited for, from /proc. */
+export function treeCpuS(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime, stime, cutime, cstime
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
+
 /** Pids of every process whose command name is `comm` (e.g. postgres, nats-server). */
 export function pidsByComm(comm: string): number[] {
   const out: number[] = [];

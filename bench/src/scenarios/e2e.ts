@@ -34,6 +34,8 @@ export interface E2eOpts {
   maxSteps: number;
   /** The search stops when the lowest failed rate is within this factor of the highest sustained one. */
   precision: number;
+  /** Stop a search at its first bracket (a sustained step below a failed one), however wide (quick mode). */
+  stopAtBracket: boolean;
   connections: number;
   /** Longest wait for the backlog to drain. */
   drainSeconds: number;
@@ -227,11 +229,14 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         for (const [k, f] of Object.entries(procs)) rssMax[k] = Math.max(rssMax[k] ?? 0, f()?.rssBytes ?? 0);
       }, 1000);
       let sampling = system === 'drawdown';
+      // The sampler's wait between readings ends with the load (no idle wait after the step).
+      let loadDone = () => {};
+      const loadEnded = new Promise<void>((r) => (loadDone = r));
       const sampler = (async () => {
         while (sampling) {
           const st = await stats().catch(() => undefined);
           if (st) samples.push({ t: (st.atMs - t0) / 1000, backlog: st.eventsBacklog, processed: st.eventsProcessed });
-          await sleep(opts.sampleMs);
+          await Promise.race([sleep(opts.sampleMs), loadEnded]);
         }
       })();
       const rps = eventsPerS / 100;
@@ -250,6 +255,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       current.offered = 0;
       current.label = `${system} idle`;
       sampling = false;
+      loadDone();
       clearInterval(rssTimer);
       await sampler;
       const wall = (Date.now() - t0) / 1000;

@@ -28,8 +28,16 @@ async function messageEvents(port: number): Promise<{ sum: number; count: number
 export async function run(opts: IngestOpts): Promise<ScenarioResult[]> {
   // DRAWDOWN_INGEST_THREADS from the bench's environment (default: the product's), to compare thread counts.
   const env = benchEnv({ DRAWDOWN_INGEST_THREADS: process.env.DRAWDOWN_INGEST_THREADS ?? SETTINGS.ingestThreads.default });
-  const server = await startServer({ kind: 'edge', config: env.config });
-  const gen = await startLoadGen();
+  // The edge and the load generator start at once (set-up only).
+  const [serverStarted, genStarted] = await Promise.allSettled([startServer({ kind: 'edge', config: env.config }), startLoadGen()]);
+  if (serverStarted.status === 'rejected' || genStarted.status === 'rejected') {
+    if (serverStarted.status === 'fulfilled') await serverStarted.value.stop();
+    if (genStarted.status === 'fulfilled') await genStarted.value.stop();
+    await env.cleanup();
+    throw serverStarted.status === 'rejected' ? serverStarted.reason : (genStarted as PromiseRejectedResult).reason;
+  }
+  const server = serverStarted.value;
+  const gen = genStarted.value;
   const out: ScenarioResult[] = [];
   try {
     for (const format of ['json', 'msgpack'] as Format[]) {
