@@ -39,6 +39,10 @@ function room(w: Writer, more: number): void {
   w.at = used;
 }
 
+const f64 = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 function writeNumber(w: Writer, v: number): void {
   room(w, 9);
   const b = w.b;
@@ -53,11 +57,15 @@ function writeNumber(w: Writer, v: number): void {
       w.at = at + 2;
     } else if (v < 0x10000) {
       b[at] = 0xcd;
-      b.writeUInt16BE(v, at + 1);
+      b[at + 1] = v >>> 8;
+      b[at + 2] = v & 0xff;
       w.at = at + 3;
     } else {
       b[at] = 0xce;
-      b.writeUInt32BE(v, at + 1);
+      b[at + 1] = v >>> 24;
+      b[at + 2] = (v >>> 16) & 0xff;
+      b[at + 3] = (v >>> 8) & 0xff;
+      b[at + 4] = v & 0xff;
       w.at = at + 5;
     }
   } else if (v >> 0 === v) {
@@ -70,16 +78,23 @@ function writeNumber(w: Writer, v: number): void {
       w.at = at + 2;
     } else if (v >= -0x8000) {
       b[at] = 0xd1;
-      b.writeInt16BE(v, at + 1);
+      b[at + 1] = (v >> 8) & 0xff;
+      b[at + 2] = v & 0xff;
       w.at = at + 3;
     } else {
       b[at] = 0xd2;
-      b.writeInt32BE(v, at + 1);
+      b[at + 1] = (v >>> 24) & 0xff;
+      b[at + 2] = (v >>> 16) & 0xff;
+      b[at + 3] = (v >>> 8) & 0xff;
+      b[at + 4] = v & 0xff;
       w.at = at + 5;
     }
   } else {
+    // Big-endian float64 (timestamps in ms are past 32 bits): the bytes of a little- or big-endian view.
+    f64[0] = v;
     b[at] = 0xcb;
-    b.writeDoubleBE(v, at + 1);
+    if (LITTLE_ENDIAN) for (let i = 0; i < 8; i++) b[at + 1 + i] = f64Bytes[7 - i]!;
+    else for (let i = 0; i < 8; i++) b[at + 1 + i] = f64Bytes[i]!;
     w.at = at + 9;
   }
 }
