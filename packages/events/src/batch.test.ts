@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +12,9 @@ import {
   joinBatches,
   groupByPartition,
   partitionOf,
+  sortByRefThenKey,
   type AcceptedEvent,
+  type EventKey,
 } from './index';
 
 const event = (k: string, c: string, p: AcceptedEvent['p'] = {}): AcceptedEvent => ({
@@ -245,5 +248,54 @@ describe('batchMessageId', () => {
     const copy = batch.slice();
     batchMessageId(0, copy);
     expect(copy).toEqual(batch);
+  });
+});
+
+describe('sortByRefThenKey', () => {
+  const byRefThenKey = (a: EventKey, b: EventKey): number => (a.c !== b.c ? (a.c < b.c ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
+  const pairs = (list: readonly EventKey[]) => list.map((e) => [e.c, e.k]);
+  // Refs that share long prefixes, differ past the 4 units the sort key holds, end inside them,
+  // hold units above 254 (capped), NUL, lone surrogates; keys that tie refs.
+  const unit = fc.constantFrom('a', 'b', '0', '9', '\u0000', '\u00fe', '\u00ff', '\u0100', '\uffff', '\ud800', '\udc00', 'é', '😀');
+  const ref = fc.tuple(fc.constantFrom('', 'x:', 'x:ext-', 'cust_'), fc.array(unit, { maxLength: 7 })).map(([p, u]) => p + u.join(''));
+  const key = fc.array(unit, { maxLength: 3 }).map((u) => u.join(''));
+  const events = fc.array(fc.record({ c: ref, k: key }), { maxLength: 300 });
+
+  it('orders as a comparator sort by ref, then key', () => {
+    fc.assert(
+      fc.property(events, (list) => {
+        expect(pairs(sortByRefThenKey(list))).toEqual(pairs(list.slice().sort(byRefThenKey)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('orders a message of the bench\'s shape (4 of 5 refs share 4 units past their prefix)', () => {
+    const list: EventKey[] = [];
+    for (let i = 0; i < 450; i++) list.push({ c: `x:ext-${(i * 7919) % 10_000}`, k: `k${(i * 31) % 97}` });
+    const sorted = sortByRefThenKey(list);
+    expect(pairs(sorted)).toEqual(pairs(list.slice().sort(byRefThenKey)));
+    expect(sorted).toHaveLength(450);
+  });
+
+  it('leaves its input alone', () => {
+    const list = Array.from({ length: 20 }, (_, i) => ({ c: `c${20 - i}`, k: 'k' }));
+    const copy = list.slice();
+    sortByRefThenKey(list);
+    expect(list).toEqual(copy);
+  });
+
+  it('gives batchMessageId the ids of a comparator sort', () => {
+    const reference = (partition: number, list: readonly EventKey[]): string => {
+      let text = `drawdown.events.v1\n${partition}\n`;
+      for (const e of list.slice().sort(byRefThenKey)) text += `${e.c.length}:${e.c}${e.k.length}:${e.k}`;
+      return createHash('sha256').update(text).digest('hex').slice(0, 32);
+    };
+    fc.assert(
+      fc.property(events, fc.nat(1023), (list, partition) => {
+        expect(batchMessageId(partition, list)).toBe(reference(partition, list));
+      }),
+      { numRuns: 200 },
+    );
   });
 });
