@@ -10,10 +10,12 @@
 // of BATCHES_PER_TX rater-shaped batches (after one warm-up transaction), the CPU of this
 // process and of the Postgres backend serving it (/proc/PID/stat), and the WAL records that
 // transaction wrote (pg_walinspect, records carrying its xid: other sessions' WAL is left out;
-// FPI bytes apart, they depend on checkpoint timing), each divided by the customer debits
+// FPI bytes apart, they depend on checkpoint timing; read while the transaction runs by a niced
+// psql loop, since other sessions' WAL can have checkpoints recycle it soon), each divided by the customer debits
 // (merged lines) applied; prints per-transaction figures and medians, and the HOT share of
 // updates per hot table.
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import { applyDebitBatches } from '@drawdown/ledger';
 import { benchEnv, createCustomers, log, openStores } from './setup';
@@ -73,8 +75,40 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
       `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot, n_tup_ins::text AS ins FROM pg_stat_user_tables
         WHERE relname IN ('credit_blocks', 'ledger_entries', 'credit_balances', 'balance_snapshots', 'applied_batches', 'balance_feed') ORDER BY 1`,
     )).rows;
+  // WAL per xid, polled by a child process (its CPU is not this process's): lines "xid|bytes|fpi|records", and "pos|LSN" after each poll.
+  const walFile = `/tmp/ledger-cost-wal-${process.pid}.txt`;
+  const poll = `WITH c AS (SELECT pg_current_wal_flush_lsn() AS cur)
+    SELECT xid::text, sum(record_length)::text, sum(fpi_length)::text, count(*)::text FROM c, pg_get_wal_records_info(:'last', c.cur) WHERE xid <> '0' GROUP BY xid
+    UNION ALL SELECT 'pos', cur::text, '0', '0' FROM c`;
+  let poller: ReturnType<typeof spawn> | undefined;
+  const walOf = new Map<string, { b: number; f: number; n: number }>();
+  let walPos = '0/0';
+  let walRead = 0;
+  const lsnNum = (l: string) => { const [hi, lo] = l.split('/'); return BigInt(`0x${hi}`) * 4294967296n + BigInt(`0x${lo}`); };
+  const readWal = () => {
+    const text = readFileSync(walFile, 'utf8');
+    const end = text.lastIndexOf('\n') + 1;
+    for (const line of text.slice(walRead, end).split('\n')) {
+      const [x, b, f, n] = line.split('|');
+      if (!x || b === undefined) continue;
+      if (x === 'pos') walPos = b;
+      else if (x === 'lost') throw new Error(`WAL was recycled before the poller read it: ${b}`);
+      else {
+        const w = walOf.get(x) ?? { b: 0, f: 0, n: 0 };
+        walOf.set(x, { b: w.b + Number(b), f: w.f + Number(f), n: w.n + Number(n) });
+      }
+    }
+    walRead = end;
+  };
   try {
     await meter.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+    const start = (await meter.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l')).rows[0]!.l;
+    poller = spawn('nice', ['-n', '19', 'bash', '-c', `last=${start}; : > ${walFile}; while true; do
+        out=$(psql "$URL" -X -At -F'|' -v ON_ERROR_STOP=1 -v last="$last" 2>&1 <<'SQL'
+${poll}
+SQL
+        ) || { echo "lost|$out" >> ${walFile}; exit 1; }
+        echo "$out" >> ${walFile}; last=$(echo "$out" | grep '^pos|' | cut -d'|' -f2); sleep 0.3; done`], { env: { ...process.env, URL: env.config.databaseUrl }, stdio: 'ignore' });
     await createCustomers(s.pool, { count: customers });
     const pid = (await applier.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const rows: { lines: number; nodeUs: number; pgUs: number; wal: number; fpi: number; records: number }[] = [];
@@ -84,25 +118,25 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
     for (let i = 0; i <= txs; i++) {
       const group = debitBatches({ count: perTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `c${k}` });
       k++;
-      const lsn0 = (await meter.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
       const pg0 = ticks(pid);
       const n0 = process.cpuUsage();
       const r = await applyDebitBatches(applier, group);
       const n1 = process.cpuUsage(n0);
       const pg1 = ticks(pid);
-      const lsn1 = (await meter.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+      const lsn1 = (await meter.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0]!.l;
       if ((await applier.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid !== pid) throw new Error('the applier connection changed');
       if (r.applied.length !== group.length) throw new Error('batches not applied');
       const xid = (await meter.query<{ x: string }>('SELECT xmin::text AS x FROM applied_batches WHERE batch_id = $1', [group[0]!.id])).rows[0]!.x;
-      const w = (await meter.query<{ b: string; f: string; n: string }>(
-        `SELECT coalesce(sum(record_length), 0)::text AS b, coalesce(sum(fpi_length), 0)::text AS f, count(*)::text AS n
-           FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) WHERE xid = $3::xid`,
-        [lsn0, lsn1, xid],
-      )).rows[0]!;
+      for (;;) {
+        readWal();
+        if (lsnNum(walPos) >= lsnNum(lsn1)) break;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      const w = walOf.get(xid) ?? { b: 0, f: 0, n: 0 };
       // Customer debits: lines after merging per (customer, unit, price, day), as applied.
       const merged = new Set<string>();
       for (const b of group) for (const l of b.lines) merged.add(`${l.customerId}\u0000${l.pricingUnit}\u0000${l.priceId}\u0000${l.day}`);
-      const row = { lines: merged.size, nodeUs: n1.user + n1.system, pgUs: ((pg1 - pg0) * 1e6) / 100, wal: Number(w.b) - Number(w.f), fpi: Number(w.f), records: Number(w.n) };
+      const row = { lines: merged.size, nodeUs: n1.user + n1.system, pgUs: ((pg1 - pg0) * 1e6) / 100, wal: w.b - w.f, fpi: w.f, records: w.n };
       if (i === 0) {
         measuring = true;
         await new Promise((res) => setTimeout(res, 1500));
@@ -136,6 +170,8 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
       process.stdout.write(`  ${h.relname}: ${Number(h.ins) - Number(b.ins)} inserts, ${Number(h.upd) - Number(b.upd)} updates, ${Number(h.hot) - Number(b.hot)} HOT\n`);
     }
   } finally {
+    poller?.kill();
+    rmSync(walFile, { force: true });
     await meter.end();
     await applier.end();
     await s.close();
