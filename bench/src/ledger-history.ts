@@ -103,7 +103,7 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
   try {
     await meter.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
     const start = (await meter.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l')).rows[0]!.l;
-    poller = spawn('nice', ['-n', '19', 'bash', '-c', `last=${start}; : > ${walFile}; while true; do
+    poller = spawn('nice', ['-n', '19', 'bash', '-c', `last=${start}; : > ${walFile}; while kill -0 ${process.pid} 2>/dev/null; do
         out=$(psql "$URL" -X -At -F'|' -v ON_ERROR_STOP=1 -v last="$last" 2>&1 <<'SQL'
 ${poll}
 SQL
