@@ -235,12 +235,6 @@ const ENTRY_CTES = `grown AS (
        RETURNING 1
      )`;
 
-/** What one owner pair's draw reports: the balance before and after are computed from it. */
-interface PairDrawn {
-  available: bigint;
-  taken: bigint;
-}
-
 /**
  * The common case (no pools, no price-filtered blocks) in one statement: draws the lines down
  * (DRAW_CTES), grows or starts the grouped entries (ENTRY_CTES) with balances computed in SQL,
@@ -292,26 +286,27 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
     [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
   );
   await c.query('SET LOCAL enable_nestloop = on');
-  const drawn = new Map<string, PairDrawn>();
+  // Shortfall rows first (rare), then one row per owner pair: its balances before and after.
   const overage: Take[] = [];
-  for (const x of r.rows) {
-    if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), { available: toPicos(x.available), taken: toPicos(x.taken) });
-    else overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
-  }
   const short = new Map<string, bigint>();
-  for (const x of overage) {
-    const k = balanceKey(x.usage, x.unit);
-    short.set(k, (short.get(k) ?? 0n) + toPicos(x.amount));
+  for (const x of r.rows) {
+    if (x.price === null) continue;
+    overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
+    const k = balanceKey(x.owner, x.unit);
+    short.set(k, (short.get(k) ?? 0n) + toPicos(x.taken));
   }
+  const drawn = new Map<string, (typeof r.rows)[number]>();
+  for (const x of r.rows) if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), x);
+  // In lock order (sorted), which the crossing hooks keep.
   const before = new Map<string, Balance>();
   const after = new Map<string, Balance>();
   for (const [k, over] of overageBefore) {
-    const d = drawn.get(k)!;
-    const [customerId, pricingUnit] = k.split('\u0000') as [string, string];
-    before.set(k, { customerId, pricingUnit, available: d.available, overage: over, balance: d.available - over });
-    const available = d.available - d.taken;
-    const overageAfter = over + (short.get(k) ?? 0n);
-    after.set(k, { customerId, pricingUnit, available, overage: overageAfter, balance: available - overageAfter });
+    const x = drawn.get(k)!;
+    const available = toPicos(x.available);
+    const left = available - toPicos(x.taken);
+    const overageAfter = short.size === 0 ? over : over + (short.get(k) ?? 0n);
+    before.set(k, { customerId: x.owner, pricingUnit: x.unit, available, overage: over, balance: available - over });
+    after.set(k, { customerId: x.owner, pricingUnit: x.unit, available: left, overage: overageAfter, balance: left - overageAfter });
   }
   return { before, after, overage };
 }
