@@ -66,7 +66,7 @@ export function decide(type: string, thresholds: bigint[], state: Map<bigint, bo
  * coalescer, keeps credit_balances.depleted, evaluates the customers' balance alerts and writes
  * the outbox rows of every crossing. Call it once per transaction with every changed pair.
  */
-export async function evaluateCrossings(db: Queryable, changes: BalanceChange[]): Promise<CrossingResult> {
+export async function evaluateCrossings(db: Queryable, changes: BalanceChange[], opts: { snapshotsWritten?: boolean } = {}): Promise<CrossingResult> {
   // Last change per pair wins (a transaction may report a pair twice; most report each once).
   let list = changes;
   const byPair = new Map<string, BalanceChange>();
@@ -88,7 +88,8 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[])
   const units = pgTextArray(list.map((c) => c.pricingUnit));
   // Rows that exist are updated (an INSERT ... ON CONFLICT DO UPDATE would also lock each
   // conflicting row first, one more WAL record per row); only missing ones are inserted.
-  await db.query(
+  // The debit path writes them in its draw statement (opts.snapshotsWritten), the same way.
+  if (!opts.snapshotsWritten) await db.query(
     `WITH t AS (
        SELECT c, u, b * 0.000000000001 AS b, p FROM unnest($1::text[], $2::text[], $3::numeric[], $4::boolean[]) AS t(c, u, b, p)
      ), upd AS (

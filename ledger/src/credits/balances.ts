@@ -17,9 +17,10 @@ export const balanceKey = (customerId: string, pricingUnit: string) => `${custom
 /** Creates missing balance rows and locks all of them in a fixed order; returns each locked
  *  row's overage (the row as locked: current, whatever committed before the lock was granted). */
 export async function lockBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<Map<string, bigint>> {
-  const sorted = [...pairs].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : a.pricingUnit < b.pricingUnit ? -1 : a.pricingUnit > b.pricingUnit ? 1 : 0));
-  const customers = pgTextArray(sorted.map((p) => p.customerId));
-  const units = pgTextArray(sorted.map((p) => p.pricingUnit));
+  // The rows are locked in the order of the statements' ORDER BY (the lock is taken above the
+  // sort), so the list itself need not be sorted.
+  const customers = pgTextArray(pairs.map((p) => p.customerId));
+  const units = pgTextArray(pairs.map((p) => p.pricingUnit));
   const lock = () =>
     db.query<{ customer_id: string; pricing_unit: string; overage: string }>(
       `SELECT cb.customer_id, cb.pricing_unit, cb.overage::text FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
@@ -28,7 +29,7 @@ export async function lockBalances(db: Queryable, pairs: { customerId: string; p
       [customers, units],
     );
   let r = await lock();
-  if (create && r.rows.length < sorted.length) {
+  if (create && r.rows.length < pairs.length) {
     // Some rows are missing (a customer's first use of a unit): insert them, then lock the whole
     // list again in the same order (rows already held are no wait). Rows for unknown customers
     // would fail the foreign key; the rater only debits known customers.

@@ -33,8 +33,8 @@ export function addCrossingHook(hook: CrossingHook): () => void {
 
 /** Built in: alert evaluation (ledger/src/alerts): depleted, dropped, recovered thresholds and
  *  the balance state the access cache and `credit_balance.updated` read, in this transaction. */
-const alertHook: CrossingHook = async (db, changes) => {
-  await evaluateCrossings(db, changes);
+const alertHook = async (db: Queryable, changes: BalanceChange[], snapshotsWritten: boolean) => {
+  await evaluateCrossings(db, changes, { snapshotsWritten });
 };
 
 /** Built in: threshold top-ups (ledger/src/topups): one intent per top-up whose threshold a
@@ -72,6 +72,7 @@ export interface Pair {
  */
 export class BalanceTracker {
   private readonly before = new Map<string, Balance>();
+  private snapshots = false;
   constructor(
     private readonly db: Queryable,
     private readonly cause: string,
@@ -90,6 +91,12 @@ export class BalanceTracker {
    *  the overage of each locked row. */
   async lockOnly(pairs: Pair[], create: boolean): Promise<Map<string, bigint>> {
     return lockBalances(this.db, pairs, create);
+  }
+
+  /** The caller wrote every changed pair's balance snapshot itself, in this transaction, after
+   *  its last balance change (the debit path's fused statement): `finish` does not write them. */
+  snapshotsWritten(): void {
+    this.snapshots = true;
   }
 
   setBeforeAll(before: Map<string, Balance>): void {
@@ -123,7 +130,7 @@ export class BalanceTracker {
       if (a && a.balance !== b.balance) changes.push({ customerId: b.customerId, pricingUnit: b.pricingUnit, before: b.balance, after: a.balance, cause: this.cause });
     }
     if (changes.length > 0) {
-      await alertHook(this.db, changes);
+      await alertHook(this.db, changes, this.snapshots);
       await topUpHook(this.db, changes);
       for (const h of hooks) await h(this.db, changes);
     }

@@ -200,7 +200,8 @@ async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
  *  day's entry (grown), or start it with the next sequence numbers of the owner's ledger (seq,
  *  new_entries). Such an entry's starting_balance is the owner's balance before the transaction
  *  that created it, its ending_balance the balance after the latest one that grew it (see
- *  README). New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url). */
+ *  README). New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url,
+ *  from the random bytes of one UUID). */
 const ENTRY_CTES = `grown AS (
        UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
          FROM t
@@ -212,7 +213,9 @@ const ENTRY_CTES = `grown AS (
           AND e.customer_id = ANY($1::text[]) AND e.usage_day = ANY($5::date[]) AND e.usage_day IS NOT NULL
        RETURNING e.customer_id, e.pricing_unit, e.block_id, e.price_id, e.usage_day, e.usage_customer_id
      ), ins AS (
-       SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n
+       SELECT t.*, row_number() OVER (PARTITION BY t.customer_id, t.pricing_unit ORDER BY t.usage_day, t.price_id, t.usage_customer_id, t.block_id) AS n,
+              -- One version-4 UUID per new entry: bytes 1-6 and 11-16 are random (96 bits).
+              uuid_send(gen_random_uuid()) AS u
          FROM t WHERE NOT EXISTS (
            SELECT 1 FROM grown g WHERE g.customer_id = t.customer_id AND g.pricing_unit = t.pricing_unit
              AND g.block_id = t.block_id AND g.price_id = t.price_id AND g.usage_day = t.usage_day
@@ -225,18 +228,12 @@ const ENTRY_CTES = `grown AS (
      ), new_entries AS (
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
                                    starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
-       SELECT translate(encode(substr(uuid_send(gen_random_uuid()), 1, 6) || substr(uuid_send(gen_random_uuid()), 11, 6), 'base64'), '+/', '-_'),
+       SELECT translate(encode(substr(ins.u, 1, 6) || substr(ins.u, 11, 6), 'base64'), '+/', '-_'),
               ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
               ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
          FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit
        RETURNING 1
      )`;
-
-/** What one owner pair's draw reports: the balance before and after are computed from it. */
-interface PairDrawn {
-  available: bigint;
-  taken: bigint;
-}
 
 /**
  * The common case (no pools, no price-filtered blocks) in one statement: draws the lines down
@@ -245,7 +242,8 @@ interface PairDrawn {
  * shortfalls (overage). The take rows never travel to the client and back. The balances after
  * are computed, not read again: the balance rows are locked and every block drawn counted
  * before (active, effective, unexpired), so a take lowers the available credits and a
- * shortfall raises the overage of the owner (here also the usage customer).
+ * shortfall raises the overage of the owner (here also the usage customer). It also writes the
+ * balance snapshots (the crossing hooks then leave them alone: `BalanceTracker.snapshotsWritten`).
  */
 async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<string, bigint>): Promise<{ before: Map<string, Balance>; after: Map<string, Balance>; overage: Take[] }> {
   // The planner cannot estimate rows coming out of window CTEs (it guesses a handful), and with
@@ -262,6 +260,20 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
          LEFT JOIN total tot ON tot.customer_id = o.owner AND tot.pricing_unit = o.unit
          LEFT JOIN (SELECT owner, unit, sum(take) AS taken FROM takes GROUP BY 1, 2) tk ON tk.owner = o.owner AND tk.unit = o.unit
          LEFT JOIN (SELECT owner, unit, sum(amount) AS amount FROM short GROUP BY 1, 2) sh ON sh.owner = o.owner AND sh.unit = o.unit
+     ), snap AS (
+       -- The balance snapshot (alerts/evaluate.ts writes it for every other balance change):
+       -- existing rows updated, missing ones inserted; marked pending when the balance fell.
+       UPDATE balance_snapshots s SET balance = p.end_balance, changed_at = now(), update_pending = s.update_pending OR p.end_balance < p.start_balance
+         FROM pair p
+        WHERE s.customer_id = p.owner AND s.pricing_unit = p.unit AND p.end_balance <> p.start_balance
+       RETURNING s.customer_id, s.pricing_unit
+     ), snap_new AS (
+       INSERT INTO balance_snapshots (customer_id, pricing_unit, balance, update_pending)
+       SELECT p.owner, p.unit, p.end_balance, p.end_balance < p.start_balance FROM pair p
+        WHERE p.end_balance <> p.start_balance
+          AND NOT EXISTS (SELECT 1 FROM snap WHERE snap.customer_id = p.owner AND snap.pricing_unit = p.unit)
+       ON CONFLICT (customer_id, pricing_unit) DO UPDATE
+         SET balance = excluded.balance, changed_at = now(), update_pending = balance_snapshots.update_pending OR excluded.update_pending
      ), t AS (
        SELECT k.owner AS customer_id, k.unit AS pricing_unit, k.block_id, k.price AS price_id, k.day AS usage_day, k.usage AS usage_customer_id,
               k.take, p.start_balance, p.end_balance
@@ -274,26 +286,27 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
     [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
   );
   await c.query('SET LOCAL enable_nestloop = on');
-  const drawn = new Map<string, PairDrawn>();
+  // Shortfall rows first (rare), then one row per owner pair: its balances before and after.
   const overage: Take[] = [];
-  for (const x of r.rows) {
-    if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), { available: toPicos(x.available), taken: toPicos(x.taken) });
-    else overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
-  }
   const short = new Map<string, bigint>();
-  for (const x of overage) {
-    const k = balanceKey(x.usage, x.unit);
-    short.set(k, (short.get(k) ?? 0n) + toPicos(x.amount));
+  for (const x of r.rows) {
+    if (x.price === null) continue;
+    overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
+    const k = balanceKey(x.owner, x.unit);
+    short.set(k, (short.get(k) ?? 0n) + toPicos(x.taken));
   }
+  const drawn = new Map<string, (typeof r.rows)[number]>();
+  for (const x of r.rows) if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), x);
+  // In lock order (sorted), which the crossing hooks keep.
   const before = new Map<string, Balance>();
   const after = new Map<string, Balance>();
   for (const [k, over] of overageBefore) {
-    const d = drawn.get(k)!;
-    const [customerId, pricingUnit] = k.split('\u0000') as [string, string];
-    before.set(k, { customerId, pricingUnit, available: d.available, overage: over, balance: d.available - over });
-    const available = d.available - d.taken;
-    const overageAfter = over + (short.get(k) ?? 0n);
-    after.set(k, { customerId, pricingUnit, available, overage: overageAfter, balance: available - overageAfter });
+    const x = drawn.get(k)!;
+    const available = toPicos(x.available);
+    const left = available - toPicos(x.taken);
+    const overageAfter = short.size === 0 ? over : over + (short.get(k) ?? 0n);
+    before.set(k, { customerId: x.owner, pricingUnit: x.unit, available, overage: over, balance: available - over });
+    after.set(k, { customerId: x.owner, pricingUnit: x.unit, available: left, overage: overageAfter, balance: left - overageAfter });
   }
   return { before, after, overage };
 }
@@ -419,6 +432,7 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
       const r = await drawAndRecord(c, ownLines, overageBefore);
       before = r.before;
       drawn = r;
+      tracker.snapshotsWritten();
     } else {
       before = await readBalances(c, pairList);
       drawn = await drawAndRecordByLine(c, ownLines, parentOf, before, slow);
