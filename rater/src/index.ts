@@ -185,7 +185,11 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
     reloadCatalog: catalog,
     async stop(stopOpts = {}) {
       sub.unsubscribe();
+      // Every runner stops now, not once the lease round in flight has finished: a runner still
+      // starting would otherwise finish starting (and report itself started) during that wait.
+      const halting = [...runners.values()].map((r) => r.stop().catch(() => {}));
       await leases.stop(stopOpts);
+      await Promise.all(halting);
       await rerating;
       await pool.destroy();
     },
