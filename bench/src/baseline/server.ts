@@ -4,6 +4,7 @@
 // NOTHING on (customer, idempotency_key), and subtracts the inserted events' cost from the
 // balances. Balances are fresh at the moment of the answer; every event is a row.
 import http from 'node:http';
+import { vacuumHotTables } from '@drawdown/ledger';
 import { createPool, ensureDatabase, type Pool } from '@drawdown/pg';
 
 export const BASELINE_SCHEMA = [
@@ -61,18 +62,12 @@ export async function prepareBaseline(databaseUrl: string, customers: { count: n
 }
 
 let vacuuming = false;
-/** Vacuums `balances` when the server's autovacuum is off and its dead rows passed autovacuum's default threshold; true when it did. */
+/** Vacuums `balances` when the server's autovacuum is off and its dead rows passed autovacuum's default threshold (the ledger's round, on this table); true when it did. */
 export async function vacuumIfDue(pool: Pool): Promise<boolean> {
   if (vacuuming) return false;
   vacuuming = true;
   try {
-    const on = (await pool.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0]?.autovacuum === 'on';
-    if (on) return false;
-    const r = await pool.query<{ dead: string; live: string }>("SELECT n_dead_tup::text AS dead, n_live_tup::text AS live FROM pg_stat_user_tables WHERE relid = 'balances'::regclass");
-    const row = r.rows[0];
-    if (!row || Number(row.dead) <= 50 + 0.2 * Number(row.live)) return false;
-    await pool.query('VACUUM (SKIP_LOCKED) balances');
-    return true;
+    return (await vacuumHotTables(pool, { tables: ['balances'] })).vacuumed.length > 0;
   } finally {
     vacuuming = false;
   }

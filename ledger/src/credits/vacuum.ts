@@ -43,9 +43,10 @@ export interface VacuumRound {
 
 /**
  * One round: vacuums the hot tables over the threshold, unless the server's autovacuum is on.
- * `autovacuum` stands in for the server's setting (tests).
+ * `autovacuum` stands in for the server's setting (tests); `tables` replaces HOT_TABLES (names
+ * of the caller's own tables, never input: they are interpolated).
  */
-export async function vacuumHotTables(pool: Pool, opts: { autovacuum?: boolean } = {}): Promise<VacuumRound> {
+export async function vacuumHotTables(pool: Pool, opts: { autovacuum?: boolean; tables?: readonly string[] } = {}): Promise<VacuumRound> {
   const autovacuum = opts.autovacuum ?? (await pool.query<{ autovacuum: string }>('SHOW autovacuum')).rows[0]?.autovacuum === 'on';
   if (autovacuum) return { autovacuum, vacuumed: [] };
   // The statistics are read fresh (not the transaction's cached snapshot) and only for tables
@@ -54,7 +55,7 @@ export async function vacuumHotTables(pool: Pool, opts: { autovacuum?: boolean }
     `SELECT relname, n_dead_tup::text AS dead, n_live_tup::text AS live
        FROM pg_stat_user_tables
       WHERE relid = ANY (SELECT to_regclass(t)::oid FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL)`,
-    [HOT_TABLES],
+    [opts.tables ?? HOT_TABLES],
   );
   const vacuumed: VacuumRound['vacuumed'] = [];
   for (const r of stats.rows) {
@@ -62,7 +63,7 @@ export async function vacuumHotTables(pool: Pool, opts: { autovacuum?: boolean }
     const live = Number(r.live);
     if (dead <= 50 + 0.2 * live) continue;
     const t0 = performance.now();
-    // The name comes from HOT_TABLES (matched through to_regclass above), never from input.
+    // The name comes from the table list (matched through to_regclass above), never from input.
     await pool.query(`VACUUM (SKIP_LOCKED) ${r.relname}`);
     const ms = performance.now() - t0;
     vacuums.inc({ table: r.relname });
