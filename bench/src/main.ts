@@ -68,13 +68,14 @@ const PLAN = {
 
 /** A long run of one system only (each takes an hour or more here) writes files of its own: results-long-<system>.json, RESULTS-long-<system>.md, long-<system>.png. */
 const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
+/** The mode's arguments as a command repeats them (every scenario's command and the run's). */
+const MODE_ARGS = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
 const LONG_SUFFIX = PLAN.long.systems.length === 1 ? `-long-${PLAN.long.systems[0]}` : '-long';
 
 const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'alerts', 'e2e'];
 
 function commandFor(name: string): string {
-  const m = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
-  return `pnpm bench${m} --only=${name}`;
+  return `pnpm bench${MODE_ARGS} --only=${name}`;
 }
 
 async function main(): Promise<void> {
@@ -166,7 +167,7 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
   const doc = {
     generatedBy: 'pnpm bench (bench/src/main.ts)',
     mode,
-    command: `pnpm bench${mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : ''}${only ? ` --only=${only.join(',')}` : ''}`,
+    command: `pnpm bench${MODE_ARGS}${only ? ` --only=${only.join(',')}` : ''}`,
     startedAt: started.toISOString(),
     wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
     machine: { ...facts, machineCpuBusyShareDuringRun: machineBusy, loadAverageAtEnd: (await import('node:os')).loadavg().map((x) => round(x, 2)) },
