@@ -147,6 +147,9 @@ export function startScenario(name: string): Promise<Child> {
 export function serveScenario(scenario: Promise<{ run: (o: never) => Promise<unknown> }>): void {
   const loaded = () => process.send!({ type: 'ready' });
   scenario.then(loaded, loaded);
+  // Ended by SIGTERM (runScenario): exit through Node, so that a --cpu-prof given through
+  // BENCH_CHILD_NODE_ARGS writes the main thread's profile too.
+  process.once('SIGTERM', () => process.exit(0));
   process.on('message', (m: { type: string; id: number; opts: never }) => {
     if (m.type !== 'run') return;
     scenario
