@@ -7,9 +7,9 @@ import { queryRows } from '@drawdown/clickhouse';
 import { startApp, type App } from '@drawdown/drawdown';
 import { startIngestEdge } from '@drawdown/ingest';
 import { LEDGER_MIGRATIONS } from '@drawdown/ledger';
-import { registry } from '@drawdown/metrics';
 import { jetstreamManager, names, lastEventSeq } from '@drawdown/nats';
 import { createPool, migrate } from '@drawdown/pg';
+import { histogramTotals, metricSum } from './app-metrics';
 import { startBaseline } from './baseline/server';
 import { createBenchDatabase, log } from './setup';
 
@@ -34,13 +34,13 @@ export interface AppStats {
   debitsPending: number;
   /** Ledger staleness gauge: ingest time of the newest applied event, behind now. */
   stalenessS: number;
-}
-
-async function metricSum(name: string, filter: (labels: Record<string, string | number>) => boolean = () => true): Promise<number> {
-  const m = registry.getSingleMetric(name);
-  if (!m) return 0;
-  const v = await m.get();
-  return v.values.filter((x) => filter(x.labels as Record<string, string | number>)).reduce((a, x) => a + x.value, 0);
+  /** Rater batches committed so far and their processing seconds in all (drawdown_rater_batch_seconds). */
+  raterBatches: number;
+  raterBatchSeconds: number;
+  /** Ledger transactions of debit batches so far, their seconds in all (drawdown_ledger_apply_seconds) and the batches they applied. */
+  ledgerTxs: number;
+  ledgerTxSeconds: number;
+  ledgerBatches: number;
 }
 
 async function appStats(app: App): Promise<AppStats> {
@@ -73,6 +73,9 @@ async function appStats(app: App): Promise<AppStats> {
     seqLag,
     debitsPending,
     stalenessS: await metricSum('drawdown_ledger_staleness_seconds'),
+    ...(await histogramTotals('drawdown_rater_batch_seconds').then((h) => ({ raterBatches: h.count, raterBatchSeconds: h.sum }))),
+    ...(await histogramTotals('drawdown_ledger_apply_seconds').then((h) => ({ ledgerTxs: h.count, ledgerTxSeconds: h.sum }))),
+    ledgerBatches: await metricSum('drawdown_ledger_debit_batches_total', (l) => l.outcome === 'applied'),
   };
 }
 

@@ -15,6 +15,7 @@
 import { prepareBaseline } from '../baseline/server';
 import { startLoadGen, startServer, type Server, type LoadGen } from '../procs';
 import type { AppStats } from '../server';
+import { stageFigures, type StageFigures } from '../app-metrics';
 import type { LoadResult } from '../loadgen';
 import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE, type Stores } from '../setup';
 import type { ScenarioResult } from './common';
@@ -147,6 +148,8 @@ interface StepResult {
   backlogMax: number;
   debitsPendingEnd: number;
   freshnessMs?: { p50: number; p99: number; samples: number };
+  /** Drawdown: where an event's time goes over the step (from the all-in-one's histograms). */
+  stages?: StageFigures;
   cpuShare: Record<string, number>;
   rssMB: Record<string, number>;
 }
@@ -307,6 +310,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         backlogStart: first?.eventsBacklog ?? 0, backlogEnd: end?.eventsBacklog ?? 0, backlogMax: Math.max(0, ...samples.map((x) => x.backlog)),
         debitsPendingEnd: end?.debitsPending ?? 0,
         ...(markers ? { freshnessMs: { p50: round(percentile(fresh, 50)), p99: round(percentile(fresh, 99)), samples: fresh.length } } : {}),
+        ...(first && end ? { stages: stageFigures(first, end) } : {}),
         cpuShare,
         rssMB: Object.fromEntries(Object.entries(rssMax).map(([k, v]) => [k, round(v / MB)])),
       };
@@ -427,7 +431,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       w.r.freshnessMs = { p50: round(percentile(f, 50)), p99: round(percentile(f, 99)), samples: f.length };
     }
     for (const t of stepTables) {
-      t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, processed: x.processedEventsPerS, backlogSlope: x.backlogSlopePerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples }));
+      t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, processed: x.processedEventsPerS, backlogSlope: x.backlogSlopePerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples, ...(x.stages ? { raterBatchMs: x.stages.raterBatchMsAvg, raterEventsPerBatch: x.stages.raterEventsPerBatch, ledgerTxMs: x.stages.ledgerTxMsAvg, ledgerBatchesPerTx: x.stages.ledgerBatchesPerTx } : {}) }));
     }
     const verify = await dd.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
     const accepted = (await stats()).eventsAccepted;
