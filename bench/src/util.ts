@@ -143,6 +143,47 @@ export function cpuByPid(comm: string): Map<number, number> {
   return out;
 }
 
+/** A process's CPU seconds per thread group: `main` (its first thread: the JS event loop of a
+ *  Node process), `named` (threads that set a name of their own, e.g. the embedded ClickHouse
+ *  engine's pools and merges) and `other` (the rest: Node worker threads such as the pricing
+ *  workers, V8's GC helpers, libuv's pool). Threads that exited are missed. */
+export function threadGroupCpuS(pid: number): Map<number, { group: 'main' | 'named' | 'other'; cpuS: number }> {
+  const out = new Map<number, { group: 'main' | 'named' | 'other'; cpuS: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  // A new thread starts with the name of the thread that made it: unnamed threads carry the
+  // process's name ('node', or the title a process set before starting them).
+  let processComm = 'node';
+  try {
+    processComm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const tid = Number(t);
+      out.set(tid, { group: tid === pid ? 'main' : comm === processComm || comm === 'node' ? 'other' : 'named', cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** CPU seconds per thread group between two threadGroupCpuS readings. */
+export function threadGroupsBetween(before: ReturnType<typeof threadGroupCpuS>, after: ReturnType<typeof threadGroupCpuS>): Record<'main' | 'named' | 'other', number> {
+  const out = { main: 0, named: 0, other: 0 };
+  for (const [tid, a] of after) out[a.group] += Math.max(0, a.cpuS - (before.get(tid)?.cpuS ?? 0));
+  return out;
+}
+
 /** CPU seconds the group used between two cpuByPid readings (processes that exited in between are missed). */
 export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
   let total = 0;

@@ -19,7 +19,7 @@ import { stageFigures, type StageFigures } from '../app-metrics';
 import type { LoadResult } from '../loadgen';
 import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE, type Stores } from '../setup';
 import type { ScenarioResult } from './common';
-import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep } from '../util';
+import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
 import { longRunTenths, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
@@ -223,6 +223,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, f()?.cpuS ?? 0]));
       // Postgres backends come and go: per-backend deltas (a backend that exits mid-step is missed).
       const pg0 = cpuByPid('postgres');
+      const threads0 = system === 'drawdown' ? threadGroupCpuS(server.pid) : undefined;
       const rssMax: Record<string, number> = {};
       const samples: { t: number; backlog: number; processed: number }[] = [];
       const first = system === 'drawdown' ? await stats() : undefined;
@@ -266,6 +267,14 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       if (end) samples.push({ t: (end.atMs - t0) / 1000, backlog: end.eventsBacklog, processed: end.eventsProcessed });
       const cpuShare: Record<string, number> = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, Math.max(0, round(((f()?.cpuS ?? 0) - cpu0[k]!) / wall, 2))]));
       cpuShare.postgres = round(cpuBetween(pg0, cpuByPid('postgres')) / wall, 2);
+      if (threads0) {
+        // The all-in-one's share split by thread: its event loop, the embedded ClickHouse
+        // engine's named threads, and the rest (pricing workers, GC helpers, libuv).
+        const byGroup = threadGroupsBetween(threads0, threadGroupCpuS(server.pid));
+        cpuShare.allInOneMainThread = round(byGroup.main / wall, 2);
+        cpuShare.allInOneClickHouseThreads = round(byGroup.named / wall, 2);
+        cpuShare.allInOneOtherThreads = round(byGroup.other / wall, 2);
+      }
       rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
       // Past the settling time, up to the end of the load (later samples see the load stopped).
