@@ -279,48 +279,51 @@ function renderMarkdown(doc: Doc): string {
   for (const [k, v] of flatten(doc.machine)) lines.push(`- ${k}: ${v}`);
   lines.push('', '## Summary', '', '| what | measured | goal | ratio |', '| --- | --- | --- | --- |');
   const row = (what: string, v: number | undefined, unit: string, goal: string, r = '') => lines.push(`| ${what} | ${v === undefined ? 'n/a' : `${num(v)} ${unit}`} | ${goal} | ${r} |`);
-  row('JetStream publish ceiling (100 events per message)', js, 'events/s', '', '');
-  row('JetStream publish, split per partition as the edge does', g('ceiling_jetstream', 'splitPerPartitionAsTheEdgeDoes.eventsPerS'), 'events/s', '', '');
-  row('chDB insert ceiling (rated rows)', g('ceiling_chdb', 'rowsPerS'), 'rows/s', '', '');
-  row('Postgres set-based UPDATE ceiling (same debits)', g('ceiling_postgres', 'customerDebitsPerS'), 'customer debits/s', '', '');
-  row('Ingest edge alone, JSON', g('ingest_json', 'peakEventsPerS'), 'events/s', '300,000', `${ratio(g('ingest_json', 'peakEventsPerS'), js)} of JetStream`);
-  row('Ingest edge alone, msgpack', g('ingest_msgpack', 'peakEventsPerS'), 'events/s', '400,000', `${ratio(g('ingest_msgpack', 'peakEventsPerS'), js)} of JetStream`);
-  row('Rater alone', g('rater', 'eventsPerS'), 'events/s', '150,000', `${ratio(g('rater', 'eventsPerS'), g('ceiling_chdb', 'rowsPerS'))} of chDB insert; start-up included`);
-  row('Rater alone, past its first batch', g('rater', 'eventsPerSAfterFirstBatch'), 'events/s', '150,000', `${ratio(g('rater', 'eventsPerSAfterFirstBatch'), g('ceiling_chdb', 'rowsPerS'))} of chDB insert`);
-  row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
-  row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
-  row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
-  // What the ledger's consumer does when it has a backlog: DRAWDOWN_LEDGER_BATCH_MAX batches per transaction.
-  row('Ledger alone, 10,000 customers, backlog-sized transactions', g('ledger_10000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_10000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
-  row('Ledger alone, 100,000 customers, backlog-sized transactions', g('ledger_100000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_100000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
-  row('Access checks (hot cache), peak', g('access_checks', 'peakChecksPerS'), 'checks/s', '', `p50 ${num(g('access_checks', 'halfLoadLatencyMs.p50'))} ms, p99 ${num(g('access_checks', 'halfLoadLatencyMs.p99'))} ms at half the peak`);
-  row('Threshold crossing to signed webhook received, p99', g('crossing_to_webhook', 'commitToReceivedMs.p99'), 'ms', 'seconds', `p50 ${num(g('crossing_to_webhook', 'commitToReceivedMs.p50'))} ms over ${num(g('crossing_to_webhook', 'received'))} crossings, from the debit's commit`);
-  for (const shape of ['uniform', 'zipf']) {
-    const dd = g(`e2e_drawdown_${shape}`, 'sustainedEventsPerS');
-    const bl = g(`e2e_baseline_${shape}`, 'sustainedEventsPerS');
-    const lastWhy = (name: string) => {
-      const steps = (all.get(name)?.steps ?? []) as { offered: number; why: string; ok: boolean }[];
-      const bad = steps.find((x) => !x.ok);
-      return bad ? `; first failed step ${num(bad.offered)}/s: ${bad.why.slice(0, 140)}` : '';
-    };
-    // The bracket: highest sustained step .. lowest failed step (a real upper bound), or "capped" when every step was sustained.
-    const bracket = (name: string) => {
-      const f = all.get(name);
-      if (!f) return '';
-      if (f.searchCappedAtLastStep) return ' (search capped: every step tried was sustained, so this is a lower bound)';
-      const over = typeof f.processedWhenOverEventsPerS === 'number' ? `, processed ${num(f.processedWhenOverEventsPerS)}/s when over it` : '';
-      return `; upper bound ${num(f.upperBoundEventsPerS)}/s (lowest failed step${over})`;
-    };
-    row(`End to end Drawdown, ${shape}: sustained`, dd, 'events/s', '100,000', `${ratio(dd, bl)} of baseline (goal 3x)${bracket(`e2e_drawdown_${shape}`)}${lastWhy(`e2e_drawdown_${shape}`)}`);
-    row(`End to end Drawdown, ${shape}: freshness p50 / p99 at sustained`, g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p99'), 'ms (p99)', '< 2,000', `p50 ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p50'))} ms, ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.samples'))} markers`);
-    // Quick mode runs no half-rate step: its latency row is the sustained step's.
-    const at = doc.mode === 'quick' ? 'atSustained' : 'halfRate';
-    const atWhat = doc.mode === 'quick' ? 'at sustained (quick mode: no half-rate run)' : 'at half rate';
-    row(`End to end Drawdown, ${shape}: request p50 / p99 ${atWhat}`, g(`e2e_drawdown_${shape}`, `${at}.latencyMs.p99`), 'ms (p99)', '', `p50 ${num(g(`e2e_drawdown_${shape}`, `${at}.latencyMs.p50`))} ms; all-in-one CPU ${num(g(`e2e_drawdown_${shape}`, `${at}.cpuShare.allInOne`))}, load generator CPU ${num(g(`e2e_drawdown_${shape}`, `${at}.cpuShare.loadgen`))} (cores); RSS ${num(g(`e2e_drawdown_${shape}`, `${at}.rssMB.allInOne`))} MB`);
-    row(`Baseline, ${shape}: request p50 / p99 ${atWhat}`, g(`e2e_baseline_${shape}`, `${at}.latencyMs.p99`), 'ms (p99)', '', `p50 ${num(g(`e2e_baseline_${shape}`, `${at}.latencyMs.p50`))} ms; baseline CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.baseline`))}, Postgres CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.postgres`))}`);
-    row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${bracket(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
+  // A long run's file carries the long-run rows only (its other scenarios did not run).
+  if (doc.mode !== 'long') {
+    row('JetStream publish ceiling (100 events per message)', js, 'events/s', '', '');
+    row('JetStream publish, split per partition as the edge does', g('ceiling_jetstream', 'splitPerPartitionAsTheEdgeDoes.eventsPerS'), 'events/s', '', '');
+    row('chDB insert ceiling (rated rows)', g('ceiling_chdb', 'rowsPerS'), 'rows/s', '', '');
+    row('Postgres set-based UPDATE ceiling (same debits)', g('ceiling_postgres', 'customerDebitsPerS'), 'customer debits/s', '', '');
+    row('Ingest edge alone, JSON', g('ingest_json', 'peakEventsPerS'), 'events/s', '300,000', `${ratio(g('ingest_json', 'peakEventsPerS'), js)} of JetStream`);
+    row('Ingest edge alone, msgpack', g('ingest_msgpack', 'peakEventsPerS'), 'events/s', '400,000', `${ratio(g('ingest_msgpack', 'peakEventsPerS'), js)} of JetStream`);
+    row('Rater alone', g('rater', 'eventsPerS'), 'events/s', '150,000', `${ratio(g('rater', 'eventsPerS'), g('ceiling_chdb', 'rowsPerS'))} of chDB insert; start-up included`);
+    row('Rater alone, past its first batch', g('rater', 'eventsPerSAfterFirstBatch'), 'events/s', '150,000', `${ratio(g('rater', 'eventsPerSAfterFirstBatch'), g('ceiling_chdb', 'rowsPerS'))} of chDB insert`);
+    row('Dedup memory per fingerprint', g('rater', 'dedupBytesPerFingerprint'), 'bytes', '', '');
+    row('Ledger alone, 10,000 customers', g('ledger_10000', 'customerDebitsPerS'), 'customer debits/s', '50,000', `${ratio(g('ledger_10000', 'customerDebitsPerS'), g('ceiling_postgres', 'customerDebitsPerS'))} of PG ceiling`);
+    row('Ledger alone, 100,000 customers', g('ledger_100000', 'customerDebitsPerS'), 'customer debits/s', '50,000', '');
+    // What the ledger's consumer does when it has a backlog: DRAWDOWN_LEDGER_BATCH_MAX batches per transaction.
+    row('Ledger alone, 10,000 customers, backlog-sized transactions', g('ledger_10000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_10000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
+    row('Ledger alone, 100,000 customers, backlog-sized transactions', g('ledger_100000', 'backlogCustomerDebitsPerS'), 'customer debits/s', '50,000', `${g('ledger_100000', 'backlogBatchesPerTx') ?? '?'} batches per transaction`);
+    row('Access checks (hot cache), peak', g('access_checks', 'peakChecksPerS'), 'checks/s', '', `p50 ${num(g('access_checks', 'halfLoadLatencyMs.p50'))} ms, p99 ${num(g('access_checks', 'halfLoadLatencyMs.p99'))} ms at half the peak`);
+    row('Threshold crossing to signed webhook received, p99', g('crossing_to_webhook', 'commitToReceivedMs.p99'), 'ms', 'seconds', `p50 ${num(g('crossing_to_webhook', 'commitToReceivedMs.p50'))} ms over ${num(g('crossing_to_webhook', 'received'))} crossings, from the debit's commit`);
+    for (const shape of ['uniform', 'zipf']) {
+      const dd = g(`e2e_drawdown_${shape}`, 'sustainedEventsPerS');
+      const bl = g(`e2e_baseline_${shape}`, 'sustainedEventsPerS');
+      const lastWhy = (name: string) => {
+        const steps = (all.get(name)?.steps ?? []) as { offered: number; why: string; ok: boolean }[];
+        const bad = steps.find((x) => !x.ok);
+        return bad ? `; first failed step ${num(bad.offered)}/s: ${bad.why.slice(0, 140)}` : '';
+      };
+      // The bracket: highest sustained step .. lowest failed step (a real upper bound), or "capped" when every step was sustained.
+      const bracket = (name: string) => {
+        const f = all.get(name);
+        if (!f) return '';
+        if (f.searchCappedAtLastStep) return ' (search capped: every step tried was sustained, so this is a lower bound)';
+        const over = typeof f.processedWhenOverEventsPerS === 'number' ? `, processed ${num(f.processedWhenOverEventsPerS)}/s when over it` : '';
+        return `; upper bound ${num(f.upperBoundEventsPerS)}/s (lowest failed step${over})`;
+      };
+      row(`End to end Drawdown, ${shape}: sustained`, dd, 'events/s', '100,000', `${ratio(dd, bl)} of baseline (goal 3x)${bracket(`e2e_drawdown_${shape}`)}${lastWhy(`e2e_drawdown_${shape}`)}`);
+      row(`End to end Drawdown, ${shape}: freshness p50 / p99 at sustained`, g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p99'), 'ms (p99)', '< 2,000', `p50 ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p50'))} ms, ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.samples'))} markers`);
+      // Quick mode runs no half-rate step: its latency row is the sustained step's.
+      const at = doc.mode === 'quick' ? 'atSustained' : 'halfRate';
+      const atWhat = doc.mode === 'quick' ? 'at sustained (quick mode: no half-rate run)' : 'at half rate';
+      row(`End to end Drawdown, ${shape}: request p50 / p99 ${atWhat}`, g(`e2e_drawdown_${shape}`, `${at}.latencyMs.p99`), 'ms (p99)', '', `p50 ${num(g(`e2e_drawdown_${shape}`, `${at}.latencyMs.p50`))} ms; all-in-one CPU ${num(g(`e2e_drawdown_${shape}`, `${at}.cpuShare.allInOne`))}, load generator CPU ${num(g(`e2e_drawdown_${shape}`, `${at}.cpuShare.loadgen`))} (cores); RSS ${num(g(`e2e_drawdown_${shape}`, `${at}.rssMB.allInOne`))} MB`);
+      row(`Baseline, ${shape}: request p50 / p99 ${atWhat}`, g(`e2e_baseline_${shape}`, `${at}.latencyMs.p99`), 'ms (p99)', '', `p50 ${num(g(`e2e_baseline_${shape}`, `${at}.latencyMs.p50`))} ms; baseline CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.baseline`))}, Postgres CPU ${num(g(`e2e_baseline_${shape}`, `${at}.cpuShare.postgres`))}`);
+      row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${bracket(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
+    }
   }
-  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (best sustained window)`, g(name, 'lastVsFirst'), '', '>= 0.9', '');
+  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (best sustained window)`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', '');
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');
