@@ -100,7 +100,8 @@ export interface ChartSeries {
   axis: 'left' | 'right';
 }
 
-const fmt = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e4 ? `${Math.round(v / 1e3)}K` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}K` : String(Math.round(v)));
+/** An axis label: 1.2M, 35K, 4.5K, 120, 2, 0.8. */
+export const axisLabel = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : v >= 1e4 ? `${Math.round(v / 1e3)}K` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}K` : v >= 10 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(1));
 
 /** Line chart of series over x (seconds), two y axes, phase labels along the top. */
 export function lineChart(opts: { title: string; x: number[]; series: ChartSeries[]; leftLabel: string; rightLabel: string; xLabel?: string; marks?: { x: number; label: string }[] }): Buffer {
@@ -113,13 +114,15 @@ export function lineChart(opts: { title: string; x: number[]; series: ChartSerie
   const maxOf = (axis: 'left' | 'right') => Math.max(1, ...opts.series.filter((s) => s.axis === axis).flatMap((s) => s.values.filter(Number.isFinite))) * 1.1;
   const ly = maxOf('left');
   const ry = maxOf('right');
+  // An axis none of whose series has a value (e.g. no backlog while only the baseline ran) gets no scale.
+  const hasRight = opts.series.some((s) => s.axis === 'right' && s.values.some(Number.isFinite));
   const px = (x: number) => L + ((W - L - R) * x) / xmax;
   const py = (v: number, max: number) => H - B - ((H - T - B) * v) / max;
   for (let i = 0; i <= 5; i++) {
     const y = py((ly * i) / 5, ly);
     cv.line(L, y, W - R, y, grey);
-    cv.text(5, y - 3, fmt((ly * i) / 5), black);
-    cv.text(W - R + 5, y - 3, fmt((ry * i) / 5), black);
+    cv.text(5, y - 3, axisLabel((ly * i) / 5), black);
+    if (hasRight) cv.text(W - R + 5, y - 3, axisLabel((ry * i) / 5), black);
   }
   for (let i = 0; i <= 10; i++) {
     const x = px((xmax * i) / 10);

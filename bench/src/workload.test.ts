@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { inflateSync } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { buildTemplates, customerSampler, stamp, zipfTopShare } from './workload';
-import { encodePng, lineChart } from './plot';
+import { axisLabel, encodePng, lineChart } from './plot';
 import { percentile } from './util';
 
 describe('pre-encoded request bodies', () => {
@@ -72,6 +72,11 @@ describe('plot and figures', () => {
     expect(inflateSync(png.subarray(41, 41 + idatLen)).length).toBe((3 * 3 + 1) * 2);
     const chart = lineChart({ title: 'T', x: [0, 1, 2], series: [{ name: 'a', values: [1, 2, 3], color: [0, 0, 255], axis: 'left' }], leftLabel: 'l', rightLabel: 'r' });
     expect(chart.readUInt32BE(16)).toBe(1000);
+  });
+
+  it('labels an axis without rounding small fractions to the same number', () => {
+    expect([0, 0.88, 1.76, 2.64, 3.52, 4.4].map(axisLabel)).toEqual(['0', '0.9', '1.8', '2.6', '3.5', '4.4']);
+    expect([12, 1500, 35_000, 2_500_000].map(axisLabel)).toEqual(['12', '1.5K', '35K', '2.5M']);
   });
 
   it('percentiles by rank', () => {
