@@ -98,6 +98,27 @@ export class TsvWriter {
     return this;
   }
 
+  /** Bytes written before (by another TsvWriter: fields already escaped), copied as they are. */
+  chunk(bytes: Uint8Array): this {
+    const n = bytes.length;
+    this.room(n);
+    // A call into the native copy costs more than a short loop.
+    if (n > 48) this.buf.set(bytes, this.at);
+    else {
+      const b = this.buf;
+      let at = this.at;
+      for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
+    }
+    this.at += n;
+    return this;
+  }
+
+  /** Drops what was written past `length` (a row given up). */
+  truncate(length: number): void {
+    if (!(length >= 0 && length <= this.at)) throw new RangeError(`TsvWriter.truncate(${length}): outside 0..${this.at}`);
+    this.at = length;
+  }
+
   /** One byte: 9 (tab) or 10 (newline) between fields and rows. */
   byte(c: number): this {
     this.room(1);

@@ -9,9 +9,10 @@
 // decodes it once per version.
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { decodeBatch } from '@drawdown/events';
+import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
-import { encodeRated, priceBatch, resolveCustomer, type DebitLineOut, type PricingEvent, type RatedPayload, type RatedRow } from './price';
+import { resolveCustomer, type DebitLineOut, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
+import { rateBatch } from './write';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -77,8 +78,16 @@ export function snapshotOf(task: Pick<PricingTask, 'snapshotVersion' | 'snapshot
   return cached.snap;
 }
 
-/** The events of a task to price, in stream order, copies and skipped ones left out, and the batch's keys. */
-export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'rerate' | 'skip'>): { events: PricingEvent[]; keys: BatchKeys } {
+/** The events of a task to price, in stream order (copies and skipped ones left out), each with its stream sequence and customer, and the batch's keys. */
+export interface TaskEvents {
+  events: AcceptedEvent[];
+  seqs: number[];
+  /** The customer each event names (null: unknown to the snapshot). */
+  customers: (ResolvedCustomer | null)[];
+  keys: BatchKeys;
+}
+
+export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'rerate' | 'skip'>): TaskEvents {
   const decoded: ReturnType<typeof decodeBatch>[] = [];
   const undecodable: number[] = [];
   let total = 0;
@@ -101,7 +110,9 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   const refs: string[] = [];
   const idKeys: string[] = [];
   let shared: Set<string> | undefined;
-  const out: PricingEvent[] = [];
+  const out: AcceptedEvent[] = [];
+  const seqs: number[] = [];
+  const customers: (ResolvedCustomer | null)[] = [];
   let pos = 0;
   let s = 0;
   for (let i = 0; i < decoded.length; i++) {
@@ -139,24 +150,19 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
         s++;
         continue;
       }
-      out.push({ seq, customer, k: e.k, c: e.c, n: e.n, t: e.t, r: e.r, p: e.p });
+      out.push(e);
+      seqs.push(seq);
+      customers.push(customer);
     }
   }
-  return { events: out, keys };
+  return { events: out, seqs, customers, keys };
 }
 
 export function priceTask(task: PricingTask): PricingOutput {
   const snap = snapshotOf(task);
-  const { events, keys } = taskEvents(snap, task);
-  const result = priceBatch(snap, events, task.partition, task.batchId);
-  return {
-    ...keys,
-    payload: encodeRated(result.rows, result.cumulative),
-    rows: result.rows.length,
-    cumulative: result.cumulative.map((i) => result.rows[i]!),
-    debits: result.debits,
-    unpriced: result.unpriced,
-  };
+  const { events, seqs, customers, keys } = taskEvents(snap, task);
+  const result = rateBatch(snap, events, seqs, customers, task.partition, task.batchId);
+  return { ...keys, payload: result.payload, rows: result.rows, cumulative: result.cumulative, debits: result.debits, unpriced: result.unpriced };
 }
 
 /** The pool's task: the output with its buffers moved to the main thread, not copied. */
