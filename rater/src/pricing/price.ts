@@ -150,7 +150,8 @@ function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-interface DebitSum {
+/** One debit line being summed (DebitAccumulator). */
+export interface DebitSum {
   customerId: string;
   pricingUnit: string;
   priceId: string;
@@ -183,25 +184,32 @@ export class DebitAccumulator {
   private lastDay = '';
 
   add(customerId: string, pricingUnit: string, priceId: string, t: number, amount: bigint, quantity: bigint): void {
+    DebitAccumulator.addTo(this.sum(customerId, pricingUnit, priceId, t), amount, quantity);
+  }
+
+  /** The sum an add of these would go to (made, empty, on first use: lines keep that order), for callers that keep it at hand. */
+  sum(customerId: string, pricingUnit: string, priceId: string, t: number): DebitSum {
     const dayN = Math.floor(t / 86_400_000);
     if (dayN !== this.lastDayN) this.lastDay = utcDay((this.lastDayN = dayN) * 86_400_000);
     const day = this.lastDay;
     let sums = this.acc.get(customerId);
     if (!sums) this.acc.set(customerId, (sums = []));
-    for (const a of sums) {
-      if (a.pricingUnit === pricingUnit && a.priceId === priceId && a.day === day) {
-        a.events++;
-        if (amount === a.repAmount && quantity === a.repQuantity) a.reps++;
-        else {
-          fold(a);
-          a.repAmount = amount;
-          a.repQuantity = quantity;
-          a.reps = 1;
-        }
-        return;
-      }
+    for (const a of sums) if (a.pricingUnit === pricingUnit && a.priceId === priceId && a.day === day) return a;
+    const a: DebitSum = { customerId, pricingUnit, priceId, day, amount: 0n, quantity: 0n, events: 0, repAmount: 0n, repQuantity: 0n, reps: 0 };
+    sums.push(a);
+    return a;
+  }
+
+  /** `add` to a sum found with `sum`. */
+  static addTo(a: DebitSum, amount: bigint, quantity: bigint): void {
+    a.events++;
+    if (a.reps > 0 && amount === a.repAmount && quantity === a.repQuantity) a.reps++;
+    else {
+      fold(a);
+      a.repAmount = amount;
+      a.repQuantity = quantity;
+      a.reps = 1;
     }
-    sums.push({ customerId, pricingUnit, priceId, day, amount: 0n, quantity: 0n, events: 1, repAmount: amount, repQuantity: quantity, reps: 1 });
   }
 
   lines(): DebitLineOut[] {

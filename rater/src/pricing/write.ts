@@ -9,7 +9,7 @@ import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@
 import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
 import { ONE, formatDecimal } from '@drawdown/money';
 import { Unpriceable, isCumulative, periodSpan, standaloneAmount, type PropertyValue } from './models';
-import { DebitAccumulator, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
+import { DebitAccumulator, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
 
 /** An event as rateBatch reads it (an AcceptedEvent). */
 export interface RateEvent {
@@ -50,6 +50,10 @@ interface Line {
   ids: Uint8Array;
   /** `\t pricing_unit \t rated \t (no reason) \t catalog_version \n` after the amount. */
   tail: Uint8Array;
+  /** The debit sum this line's rows went to last, in batch `sumBatch`, on day `sumDay` (days since the epoch). */
+  sum: DebitSum | undefined;
+  sumBatch: number;
+  sumDay: number;
 }
 
 interface SubPlan {
@@ -109,6 +113,9 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
         unitAmount,
         ids: encoded((w) => w.field(sub.id).byte(9).field(price.id).byte(9).field(metric.id).byte(9)),
         tail: encoded((w) => w.byte(9).field(price.currency).byte(9).raw('rated').byte(9).byte(9).raw(String(snap.version)).byte(10)),
+        sum: undefined,
+        sumBatch: 0,
+        sumDay: 0,
       });
     }
     subs.push({ sub, lines, period: { startMs: 0, fromMs: 0, toMs: 0, text: '' } });
@@ -133,12 +140,15 @@ const matchedQuantities: bigint[] = [];
 const matchedCuts: number[] = [];
 const matchedRows: (RatedRow | undefined)[] = [];
 
+let batches = 0;
+
 /**
  * priceBatch + encodeRated: the events (in stream order, `seqs[i]` the stream sequence of
  * events[i], `customers[i]` its customer when already resolved: null unknown, undefined not
  * looked up) priced against the snapshot and written as rated_events rows.
  */
 export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], seqs: ArrayLike<number>, customers: readonly (ResolvedCustomer | null | undefined)[] | undefined, partition: number, batchId: string): RateResult {
+  const batch = ++batches;
   const w = new TsvWriter(events.length * 240 + 1024);
   const cuts: number[] = [];
   const cumulative: RatedRow[] = [];
@@ -187,7 +197,8 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
     w.field(customerId).byte(9).field(externalId).byte(9);
     middle(e);
     // No subscription, price, metric or group; period 0, quantity and amount 0, no pricing unit.
-    w.field(JSON.stringify(e.p)).byte(9).byte(9).byte(9).byte(9).byte(9).raw(tsvDateTime64(0)).byte(9).raw('0').byte(9).raw('0').byte(9).byte(9)
+    if (!w.json(e.p)) w.field(JSON.stringify(e.p));
+    w.byte(9).byte(9).byte(9).byte(9).byte(9).raw(tsvDateTime64(0)).byte(9).raw('0').byte(9).raw('0').byte(9).byte(9)
       .raw('unpriced').byte(9).field(detail ? `${reason}: ${detail}` : reason).byte(9).raw(version).byte(10);
     rows++;
   };
@@ -214,7 +225,6 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
     // The event's rows go straight into the payload (cut back if the event turns out invalid).
     const mark = w.length;
     let n = 0;
-    let properties: string | undefined;
     try {
       for (const s of plan.subs) {
         if (!all && !active(s.sub, t)) continue;
@@ -238,7 +248,9 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
           start(seq);
           w.chunk(plan.head);
           middle(e);
-          w.field((properties ??= JSON.stringify(e.p))).byte(9).chunk(line.ids).field(groupKey).byte(9).raw(period.text).byte(9).raw(qText).byte(9);
+          // Properties as JSON.stringify writes them, without the text (but for odd values).
+          if (!w.json(e.p)) w.field(JSON.stringify(e.p));
+          w.byte(9).chunk(line.ids).field(groupKey).byte(9).raw(period.text).byte(9).raw(qText).byte(9);
           matchedLines[n] = line;
           matchedAmounts[n] = amount;
           matchedQuantities[n] = quantity;
@@ -246,7 +258,7 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
             matchedCuts[n] = w.length;
             matchedRows[n] = {
               partition, seq, batch_id: batchId, customer_id: customer.id, external_customer_id: customer.externalId,
-              idempotency_key: e.k, event_name: e.n, timestamp: t, received_at: e.r, properties,
+              idempotency_key: e.k, event_name: e.n, timestamp: t, received_at: e.r, properties: JSON.stringify(e.p),
               subscription_id: s.sub.id, price_id: line.price.id, metric_id: line.metric.id, group_key: groupKey, period_start: period.startMs,
               quantity: qText, amount: aText, pricing_unit: line.price.currency, status: 'rated', reason: '', catalog_version: snap.version,
             };
@@ -271,7 +283,17 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
       if (line.cumulative) {
         cuts.push(matchedCuts[j]!);
         cumulative.push(matchedRows[j]!);
-      } else if (line.debited && matchedAmounts[j] !== 0n) debits.add(customer.id, line.price.currency, line.price.id, t, matchedAmounts[j]!, matchedQuantities[j]!);
+      } else if (line.debited && matchedAmounts[j] !== 0n) {
+        // The line's sum of this batch and day, found once (DebitAccumulator.sum keeps the order of first use).
+        const day = Math.floor(t / 86_400_000);
+        let sum = line.sum;
+        if (sum === undefined || line.sumBatch !== batch || line.sumDay !== day) {
+          line.sum = sum = debits.sum(customer.id, line.price.currency, line.price.id, t);
+          line.sumBatch = batch;
+          line.sumDay = day;
+        }
+        DebitAccumulator.addTo(sum, matchedAmounts[j]!, matchedQuantities[j]!);
+      }
     }
   }
   matchedLines.length = 0;
