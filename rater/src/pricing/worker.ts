@@ -103,10 +103,14 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   }
   const keys: BatchKeys = { perMessage: decoded.map((m) => m.length), undecodable, copies: [], hi: new Uint32Array(total), lo: new Uint32Array(total), t: new Float64Array(total), receivedAtMax: 0 };
   const rerate = new Set(task.rerate);
-  // Copies inside the batch, exactly: the first event per fingerprint (30 bits of it, so the
-  // map keys stay small integers), its key compared in full on a hit; keys sharing those bits
-  // with another key go to an exact set (rare).
-  const firstByPrint = new Map<number, number>();
+  // Copies inside the batch, exactly: the first event per fingerprint (30 bits of it), its key
+  // compared in full on a hit; keys sharing those bits with another key go to an exact set
+  // (rare). The first events are held in an open-addressing table of positions + 1 (linear
+  // probing, at most half full), sized once per batch: a Map grown event by event cost more.
+  let bits = 4;
+  while (1 << bits < 2 * total) bits++;
+  const firstByPrint = new Int32Array(1 << bits);
+  const mask = (1 << bits) - 1;
   const refs: string[] = [];
   const idKeys: string[] = [];
   let shared: Set<string> | undefined;
@@ -130,15 +134,27 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
         refs[at] = ref;
         idKeys[at] = e.k;
         const print = hashHi & 0x3fffffff;
-        const prev = firstByPrint.get(print);
+        let prev = -1;
+        for (let slot = print & mask; ; slot = (slot + 1) & mask) {
+          const v = firstByPrint[slot]!;
+          if (v === 0) {
+            firstByPrint[slot] = at + 1;
+            break;
+          }
+          if ((keys.hi[v - 1]! & 0x3fffffff) === print) {
+            prev = v - 1;
+            break;
+          }
+        }
         let copy = false;
-        if (prev === undefined) firstByPrint.set(print, at);
-        else if (refs[prev] === ref && idKeys[prev] === e.k) copy = true;
-        else {
-          const key = dedupKey(ref, e.k);
-          shared ??= new Set();
-          copy = shared.has(key);
-          shared.add(key);
+        if (prev >= 0) {
+          if (refs[prev] === ref && idKeys[prev] === e.k) copy = true;
+          else {
+            const key = dedupKey(ref, e.k);
+            shared ??= new Set();
+            copy = shared.has(key);
+            shared.add(key);
+          }
         }
         if (copy) {
           keys.copies.push(at);

@@ -154,13 +154,11 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
   const cumulative: RatedRow[] = [];
   const debits = new DebitAccumulator();
   const unpriced: Record<string, number> = {};
-  const batchField = encoded((x) => x.field(batchId).byte(9));
   const version = String(snap.version);
-  const partField = String(partition);
   const nameFields = new Map<string, Uint8Array>();
   let rows = 0;
   // Per run of equal values: the sequence, event name and timestamps formatted once.
-  let lastSeq = NaN, seqText = '', lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
+  let lastSeq = NaN, prefix: Uint8Array = new Uint8Array(0), lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
   let lastT = -1, tField = '', lastR = -1, rField = '';
   // Most rows repeat the previous row's quantity and amount: format each value once.
   let lastQ = 0n, lastQText = '0', lastA = 0n, lastAText = '0';
@@ -177,8 +175,11 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
   // A row's first columns (partition, seq, batch_id), then after the customer's two its next
   // four (idempotency_key, event_name, timestamp, received_at).
   const start = (seq: number) => {
-    if (seq !== lastSeq) seqText = String((lastSeq = seq));
-    w.raw(partField).byte(9).raw(seqText).byte(9).chunk(batchField);
+    if (seq !== lastSeq) {
+      lastSeq = seq;
+      prefix = encoded((x) => x.raw(String(partition)).byte(9).raw(String(seq)).byte(9).field(batchId).byte(9));
+    }
+    w.chunk(prefix);
   };
   const middle = (e: RateEvent) => {
     if (e.n !== lastName) {
