@@ -11,7 +11,8 @@ import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
-import { resolveCustomer, type DebitLineOut, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
+import { encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
+import { resolveCustomer, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
 import { rateBatch } from './write';
 
 export interface PricingTask {
@@ -54,8 +55,12 @@ export interface PricingOutput extends BatchKeys {
   rows: number;
   /** Tiered/package rows in stream order, amounts still to be set (applyCumulative). */
   cumulative: RatedRow[];
-  /** Debit lines of the stand-alone (unit, matrix) rows. */
-  debits: DebitLineOut[];
+  /**
+   * The debit batch of the stand-alone (unit, matrix) rows, encoded (encodeDebitBatch) as the
+   * main thread publishes it (undefined: no lines). Encoded here, its lines are not cloned
+   * between threads; the main thread decodes them only to add the cumulative rows' lines.
+   */
+  debitBatch: Uint8Array | undefined;
   /** Unpriced events by reason. */
   unpriced: Record<string, number>;
 }
@@ -178,11 +183,19 @@ export function priceTask(task: PricingTask): PricingOutput {
   const snap = snapshotOf(task);
   const { events, seqs, customers, keys } = taskEvents(snap, task);
   const result = rateBatch(snap, events, seqs, customers, task.partition, task.batchId);
-  return { ...keys, payload: result.payload, rows: result.rows, cumulative: result.cumulative, debits: result.debits, unpriced: result.unpriced };
+  let debitBatch: Uint8Array | undefined;
+  if (result.debits.length > 0) {
+    const batch: DebitBatch = { id: task.batchId, partition: task.partition, firstSeq: task.seqs[0]!, lastSeq: task.seqs[task.seqs.length - 1]!, receivedAtMax: keys.receivedAtMax, lines: result.debits };
+    // A copy: the encoder's bytes are a view of its own reused buffer, which must not be moved.
+    debitBatch = encodeDebitBatch(batch).slice();
+  }
+  return { ...keys, payload: result.payload, rows: result.rows, cumulative: result.cumulative, debitBatch, unpriced: result.unpriced };
 }
 
 /** The pool's task: the output with its buffers moved to the main thread, not copied. */
 export default function price(task: PricingTask): unknown {
   const out = priceTask(task);
-  return move({ [transferableSymbol]: [out.payload.body.buffer, out.hi.buffer, out.lo.buffer, out.t.buffer], [valueSymbol]: out });
+  const buffers = [out.payload.body.buffer, out.hi.buffer, out.lo.buffer, out.t.buffer];
+  if (out.debitBatch) buffers.push(out.debitBatch.buffer);
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: out });
 }
