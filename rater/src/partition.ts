@@ -62,6 +62,8 @@ export interface PartitionDeps {
   kv: KV;
   ch: Ch;
   price: PriceFn;
+  /** Takes back a payload buffer once ClickHouse has it, for later batches (see PricingOutput.spent). */
+  recycle?: (buffer: ArrayBuffer) => void;
   eventsStream: string;
   subject: string;
   debitsSubject: string;
@@ -364,6 +366,9 @@ export class PartitionRunner {
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
     await this.writeCheckpoint({ seq: last, pending: null });
+    // The payload's bytes are in ClickHouse: its buffer can carry a later batch.
+    const payloadBuffer = result.payload.body.buffer;
+    if (payloadBuffer instanceof ArrayBuffer) d.recycle?.(payloadBuffer);
     for (let i = 0; i < outcome.seen.n; i++) this.dedup.addPrint(outcome.seen.hi[i]!, outcome.seen.lo[i]!, outcome.seen.t[i]!);
     for (const [k, v] of outcome.cumulativeUpdates) this.cumulative.set(k, v);
 

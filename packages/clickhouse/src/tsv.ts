@@ -38,8 +38,9 @@ export class TsvWriter {
   private buf: Uint8Array;
   private at = 0;
 
-  constructor(sizeHint = 65_536) {
-    this.buf = new Uint8Array(Math.max(16, sizeHint));
+  /** `reuse`: a buffer to write into (its old bytes are never read), when it holds `sizeHint` bytes. */
+  constructor(sizeHint = 65_536, reuse?: ArrayBuffer) {
+    this.buf = reuse && reuse.byteLength >= sizeHint && reuse.byteLength >= 16 ? new Uint8Array(reuse) : new Uint8Array(Math.max(16, sizeHint));
   }
 
   get length(): number {

@@ -75,6 +75,14 @@ describe('priceTask', () => {
     const want = priceBatch(priced, [ev('a', 'x:acme', 5), ev('b', 'cus_2', 9), ev('c', 'cus_1', 7)].map((e, i) => ({ ...e, seq: i < 2 ? 10 : 11 })), 3, '3:10-11').debits;
     expect(b.lines).toEqual(want);
     expect(b.lines.map((l) => [l.customerId, l.amountPicos, l.events])).toEqual([['cus_1', '500000000000', 2], ['cus_2', '250000000000', 1]]);
+    // A spare buffer from an earlier batch is written into; the task's data buffer goes back.
+    const spare = new ArrayBuffer(1 << 20);
+    new Uint8Array(spare).fill(0x41);
+    const t2 = { ...task(msgs), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-11', spare: [spare] };
+    const again = priceTask(t2);
+    expect(again.payload.body.buffer).toBe(spare);
+    expect(Buffer.from(again.payload.body).equals(Buffer.from(out.payload.body))).toBe(true);
+    expect(again.spent).toBe(t2.data.buffer);
     // Nothing to debit: no batch.
     const none = priceTask({ ...task([encodeBatch([ev('z', 'x:nobody')])]), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-10' });
     expect(none.debitBatch).toBeUndefined();

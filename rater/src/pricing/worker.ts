@@ -30,6 +30,8 @@ export interface PricingTask {
   rerate: number[];
   /** Positions (ascending, counted over the batch's decoded events in order) of more events not to price: copies of earlier batches. */
   skip: number[];
+  /** Payload buffers of earlier batches, moved back here to be written again (see `spent`). */
+  spare?: ArrayBuffer[];
 }
 
 /** What the worker learnt about the batch's events, for the main thread's dedup. */
@@ -63,6 +65,12 @@ export interface PricingOutput extends BatchKeys {
   debitBatch: Uint8Array | undefined;
   /** Unpriced events by reason. */
   unpriced: Record<string, number>;
+  /**
+   * The task's data buffer, moved back for the main thread to reuse. Buffers go back and forth
+   * instead of being made per batch: each new one counts as external memory in the thread that
+   * gets it, and the main thread's V8 ran a full collection every two or three batches for them.
+   */
+  spent: ArrayBuffer | undefined;
 }
 
 export function encodeSnapshot(snap: CatalogSnapshot): SharedArrayBuffer {
@@ -179,17 +187,26 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   return { events: out, seqs, customers, keys };
 }
 
+// Payload buffers to write into, at most SPARE_MAX (largest last).
+const spares: ArrayBuffer[] = [];
+const SPARE_MAX = 2;
+
 export function priceTask(task: PricingTask): PricingOutput {
   const snap = snapshotOf(task);
+  for (const b of task.spare ?? []) {
+    spares.push(b);
+    spares.sort((x, y) => x.byteLength - y.byteLength);
+    if (spares.length > SPARE_MAX) spares.shift();
+  }
   const { events, seqs, customers, keys } = taskEvents(snap, task);
-  const result = rateBatch(snap, events, seqs, customers, task.partition, task.batchId);
+  const result = rateBatch(snap, events, seqs, customers, task.partition, task.batchId, spares.pop());
   let debitBatch: Uint8Array | undefined;
   if (result.debits.length > 0) {
     const batch: DebitBatch = { id: task.batchId, partition: task.partition, firstSeq: task.seqs[0]!, lastSeq: task.seqs[task.seqs.length - 1]!, receivedAtMax: keys.receivedAtMax, lines: result.debits };
     // A copy: the encoder's bytes are a view of its own reused buffer, which must not be moved.
     debitBatch = encodeDebitBatch(batch).slice();
   }
-  return { ...keys, payload: result.payload, rows: result.rows, cumulative: result.cumulative, debitBatch, unpriced: result.unpriced };
+  return { ...keys, payload: result.payload, rows: result.rows, cumulative: result.cumulative, debitBatch, unpriced: result.unpriced, spent: task.data.buffer instanceof ArrayBuffer ? task.data.buffer : undefined };
 }
 
 /** The pool's task: the output with its buffers moved to the main thread, not copied. */
@@ -197,5 +214,6 @@ export default function price(task: PricingTask): unknown {
   const out = priceTask(task);
   const buffers = [out.payload.body.buffer, out.hi.buffer, out.lo.buffer, out.t.buffer];
   if (out.debitBatch) buffers.push(out.debitBatch.buffer);
+  if (out.spent) buffers.push(out.spent);
   return move({ [transferableSymbol]: buffers, [valueSymbol]: out });
 }

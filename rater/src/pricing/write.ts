@@ -145,11 +145,12 @@ let batches = 0;
 /**
  * priceBatch + encodeRated: the events (in stream order, `seqs[i]` the stream sequence of
  * events[i], `customers[i]` its customer when already resolved: null unknown, undefined not
- * looked up) priced against the snapshot and written as rated_events rows.
+ * looked up) priced against the snapshot and written as rated_events rows (into `reuse` when
+ * it is large enough: a payload buffer of an earlier batch).
  */
-export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], seqs: ArrayLike<number>, customers: readonly (ResolvedCustomer | null | undefined)[] | undefined, partition: number, batchId: string): RateResult {
+export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], seqs: ArrayLike<number>, customers: readonly (ResolvedCustomer | null | undefined)[] | undefined, partition: number, batchId: string, reuse?: ArrayBuffer): RateResult {
   const batch = ++batches;
-  const w = new TsvWriter(events.length * 240 + 1024);
+  const w = new TsvWriter(events.length * 240 + 1024, reuse);
   const cuts: number[] = [];
   const cumulative: RatedRow[] = [];
   const debits = new DebitAccumulator();
