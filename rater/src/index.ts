@@ -24,6 +24,9 @@ export { listUnpriced, rerateUnpriced } from './unpriced';
 export { readCheckpoint, checkpointKey, FencedError } from './partition';
 export type { LeaseManager } from './lease';
 
+/** Buffers the main thread keeps for reuse (see `recycle` below). */
+const SPARE_BUFFERS = 4;
+
 /** Young generation of a pricing worker's heap (see the pool below). */
 const WORKER_YOUNG_GENERATION_MB = 128;
 
@@ -94,6 +97,16 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
       .finally(() => (loading = undefined));
     return loading;
   };
+  // Buffers made once and reused (see PricingOutput.spent): task data buffers the worker moved
+  // back, and payloads ClickHouse has taken (the runners recycle them). The smallest that fits
+  // carries the next task's data; the largest goes to the worker for its next payload.
+  const spares: ArrayBuffer[] = [];
+  const recycle = (b: ArrayBuffer | undefined) => {
+    if (!b || b.byteLength < 65_536) return;
+    spares.push(b);
+    spares.sort((x, y) => x.byteLength - y.byteLength);
+    if (spares.length > SPARE_BUFFERS) spares.splice(spares.length >> 1, 1);
+  };
   const price: PriceFn = async (snap, msgs, skip, partition, batchId) => {
     let sab = shared.get(snap);
     if (!sab) shared.set(snap, (sab = encodeSnapshot(snap)));
@@ -101,7 +114,9 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
     // data may be a view into a larger buffer: only its bytes are copied here.
     let size = 0;
     for (const m of msgs) size += m.data.byteLength;
-    const data = new Uint8Array(size);
+    const fit = spares.findIndex((b) => b.byteLength >= size);
+    const data = fit >= 0 ? new Uint8Array(spares.splice(fit, 1)[0]!, 0, size) : new Uint8Array(size);
+    const spare = spares.length > 0 ? [spares.pop()!] : [];
     const ends: number[] = [];
     let at = 0;
     for (const m of msgs) {
@@ -110,8 +125,10 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
     }
     const rerate: number[] = [];
     msgs.forEach((m, i) => m.rerateOf !== undefined && rerate.push(i));
-    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, partition, batchId, data, ends, seqs: msgs.map((m) => m.seq), rerate, skip };
-    return (await pool.run(task, { transferList: [data.buffer] })) as PricingOutput;
+    const task: PricingTask = { snapshotVersion: snap.version, snapshotJson: sab, partition, batchId, data, ends, seqs: msgs.map((m) => m.seq), rerate, skip, spare };
+    const out = (await pool.run(task, { transferList: [data.buffer, ...spare] })) as PricingOutput;
+    recycle(out.spent);
+    return out;
   };
 
   const rerateDeps = { ch: opts.ch, js, eventsSubjectPrefix: n.eventsSubjectPrefix };
@@ -144,6 +161,7 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
         kv,
         ch: opts.ch,
         price,
+        recycle,
         eventsStream: n.eventsStream,
         subject: `${n.eventsSubjectPrefix}.${p}`,
         debitsSubject: `${n.debitsSubjectPrefix}.${p}`,

@@ -9,7 +9,7 @@
 // write and stops; whatever it wrote after recording the batch carries the same dedup token
 // and batch id as the new owner's replay, so it lands once.
 import { batchLength, decodeBatch } from '@drawdown/events';
-import { batchId as makeBatchId, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
+import { batchId as makeBatchId, decodeDebitBatch, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { insertRows, insertTsv, queryRows, type Ch } from '@drawdown/clickhouse';
 import type { Logger } from '@drawdown/log';
@@ -62,6 +62,8 @@ export interface PartitionDeps {
   kv: KV;
   ch: Ch;
   price: PriceFn;
+  /** Takes back a payload buffer once ClickHouse has it, for later batches (see PricingOutput.spent). */
+  recycle?: (buffer: ArrayBuffer) => void;
   eventsStream: string;
   subject: string;
   debitsSubject: string;
@@ -85,7 +87,8 @@ export async function readCheckpoint(kv: KV, partition: number): Promise<Checkpo
 
 /** What a batch commits: debits to publish, then the in-memory state and the counts. */
 interface Outcome {
-  debits: DebitLineOut[];
+  /** The debit batch to publish: its lines, or the pricing worker's encoding of them; undefined: none. */
+  debits: DebitLineOut[] | Uint8Array | undefined;
   cumulativeUpdates: Map<string, bigint>;
   unpriced: Record<string, number>;
   rated: number;
@@ -331,11 +334,18 @@ export class PartitionRunner {
       }
     }
     const duplicates = copies.length + dropped.length;
-    const cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: result.debits }, this.cumulative);
+    // The worker's debit batch is published as it is, unless cumulative rows add their lines.
+    let debits: Outcome['debits'] = result.debitBatch;
+    let cumulativeUpdates = new Map<string, bigint>();
+    if (result.cumulative.length > 0) {
+      const lines = result.debitBatch ? decodeDebitBatch(result.debitBatch).lines : [];
+      cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: lines }, this.cumulative);
+      debits = lines;
+    }
     const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
     await insertTsv(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
-    let outcome: Outcome = { debits: result.debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };
+    let outcome: Outcome = { debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };
     // A replayed range: the insert above was dropped if an earlier attempt stored the batch
     // (same token), and that attempt may have priced with another catalog version. The debits
     // are then derived from the rows ClickHouse holds, so the ledger always matches them.
@@ -349,11 +359,16 @@ export class PartitionRunner {
       process.kill(process.pid, 'SIGKILL');
       await new Promise(() => {}); // never continues
     }
-    if (outcome.debits.length > 0) {
-      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines: outcome.debits };
+    const lines = outcome.debits;
+    if (lines instanceof Uint8Array) await d.js.publish(d.debitsSubject, lines, { msgID: id, timeout: 10_000 });
+    else if (lines && lines.length > 0) {
+      const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines };
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
     await this.writeCheckpoint({ seq: last, pending: null });
+    // The payload's bytes are in ClickHouse: its buffer can carry a later batch.
+    const payloadBuffer = result.payload.body.buffer;
+    if (payloadBuffer instanceof ArrayBuffer) d.recycle?.(payloadBuffer);
     for (let i = 0; i < outcome.seen.n; i++) this.dedup.addPrint(outcome.seen.hi[i]!, outcome.seen.lo[i]!, outcome.seen.t[i]!);
     for (const [k, v] of outcome.cumulativeUpdates) this.cumulative.set(k, v);
 

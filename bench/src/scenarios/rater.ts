@@ -48,7 +48,8 @@ function dedupBytesPerKey(count: number): { bytesPerFingerprint: number; keys: n
 const progress = (msg: string) => process.stderr.write(`  rater ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
 export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
-  const env = benchEnv({ DRAWDOWN_RATER_WORKERS: '1' });
+  // One pricing worker unless DRAWDOWN_RATER_WORKERS asks for more (to measure the difference).
+  const env = benchEnv({ DRAWDOWN_RATER_WORKERS: process.env.DRAWDOWN_RATER_WORKERS ?? '1' });
   const s = await openStores(env);
   try {
     const { planId } = await createCatalog(s);

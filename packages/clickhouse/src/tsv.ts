@@ -1,6 +1,9 @@
 // Writing TabSeparated insert payloads (see insertTsv). No ClickHouse client here, so worker
 // threads can build payloads without loading one.
 
+/** Lowercase hex digits (JSON.stringify's \u escapes). */
+const HEX = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** A string field of a TabSeparated line: backslash, tab, newline and carriage return escaped. */
@@ -35,8 +38,9 @@ export class TsvWriter {
   private buf: Uint8Array;
   private at = 0;
 
-  constructor(sizeHint = 65_536) {
-    this.buf = new Uint8Array(Math.max(16, sizeHint));
+  /** `reuse`: a buffer to write into (its old bytes are never read), when it holds `sizeHint` bytes. */
+  constructor(sizeHint = 65_536, reuse?: ArrayBuffer) {
+    this.buf = reuse && reuse.byteLength >= sizeHint && reuse.byteLength >= 16 ? new Uint8Array(reuse) : new Uint8Array(Math.max(16, sizeHint));
   }
 
   get length(): number {
@@ -88,6 +92,100 @@ export class TsvWriter {
     return this;
   }
 
+  /**
+   * A flat object as `field(JSON.stringify(obj))` writes it, without building the JSON text: keys
+   * in Object.keys order, strings escaped as JSON.stringify does (then the backslashes doubled for
+   * TabSeparated), numbers as String() (non-finite ones as null). Only string, number, boolean
+   * and null values: with any other value nothing is written and the result is false.
+   */
+  json(obj: Record<string, unknown>): boolean {
+    const start = this.at;
+    const keys = Object.keys(obj);
+    this.byte(123);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const v = obj[key];
+      if (i > 0) this.byte(44);
+      this.jsonString(key);
+      this.byte(58);
+      if (typeof v === 'string') this.jsonString(v);
+      else if (typeof v === 'number') this.raw(Number.isFinite(v) ? String(v) : 'null');
+      else if (typeof v === 'boolean') this.raw(v ? 'true' : 'false');
+      else if (v === null) this.raw('null');
+      else {
+        this.at = start;
+        return false;
+      }
+    }
+    this.byte(125);
+    return true;
+  }
+
+  /** A JSON string literal (JSON.stringify's escapes), escaped for TabSeparated: each backslash doubled. */
+  private jsonString(s: string): void {
+    // Worst case: a lone surrogate, \\udxxx (7 bytes) per UTF-16 unit.
+    this.room(s.length * 7 + 2);
+    const b = this.buf;
+    let at = this.at;
+    b[at++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x20 && c < 0x80) {
+        if (c === 34 || c === 92) {
+          // \" and \\: JSON's backslash, doubled.
+          b[at++] = 92;
+          b[at++] = 92;
+          if (c === 92) {
+            b[at++] = 92;
+            b[at++] = 92;
+          } else b[at++] = 34;
+        } else b[at++] = c;
+      } else if (c < 0x20) {
+        b[at++] = 92;
+        b[at++] = 92;
+        const short = c === 8 ? 98 : c === 9 ? 116 : c === 10 ? 110 : c === 12 ? 102 : c === 13 ? 114 : 0;
+        if (short) b[at++] = short;
+        else {
+          b[at++] = 117; // u00xx
+          b[at++] = 48;
+          b[at++] = 48;
+          b[at++] = HEX[c >> 4]!;
+          b[at++] = HEX[c & 15]!;
+        }
+      } else if (c < 0x800) {
+        b[at++] = 0xc0 | (c >> 6);
+        b[at++] = 0x80 | (c & 63);
+      } else {
+        if (c >= 0xd800 && c <= 0xdfff) {
+          const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+          if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+            const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+            b[at++] = 0xf0 | (cp >> 18);
+            b[at++] = 0x80 | ((cp >> 12) & 63);
+            b[at++] = 0x80 | ((cp >> 6) & 63);
+            b[at++] = 0x80 | (cp & 63);
+            i++;
+            continue;
+          }
+          // A lone surrogate: \udxxx, as JSON.stringify writes it.
+          b[at++] = 92;
+          b[at++] = 92;
+          b[at++] = 117;
+          b[at++] = HEX[c >> 12]!;
+          b[at++] = HEX[(c >> 8) & 15]!;
+          b[at++] = HEX[(c >> 4) & 15]!;
+          b[at++] = HEX[c & 15]!;
+          continue;
+        }
+        b[at++] = 0xe0 | (c >> 12);
+        b[at++] = 0x80 | ((c >> 6) & 63);
+        b[at++] = 0x80 | (c & 63);
+      }
+    }
+    b[at++] = 34;
+    this.at = at;
+  }
+
   /** Text that needs no escaping (numbers, formatted timestamps, decimals, known words); must be ASCII. */
   raw(s: string): this {
     this.room(s.length);
@@ -96,6 +194,24 @@ export class TsvWriter {
     for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
     this.at = at;
     return this;
+  }
+
+  /** Bytes written before (by another TsvWriter: fields already escaped), copied as they are. */
+  chunk(bytes: Uint8Array): this {
+    // Short pieces (ids, prefixes of a row): a loop costs less than a call into the native copy.
+    const n = bytes.length;
+    if (this.at + n > this.buf.length) this.room(n);
+    const b = this.buf;
+    let at = this.at;
+    for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
+    this.at = at;
+    return this;
+  }
+
+  /** Drops what was written past `length` (a row given up). */
+  truncate(length: number): void {
+    if (!(length >= 0 && length <= this.at)) throw new RangeError(`TsvWriter.truncate(${length}): outside 0..${this.at}`);
+    this.at = length;
   }
 
   /** One byte: 9 (tab) or 10 (newline) between fields and rows. */

@@ -116,9 +116,6 @@ export function matrixUnit(price: PriceSnap, props: Record<string, PropertyValue
   return unpriceable(() => matrixUnitAmount(price.config, props, price.id));
 }
 
-// The period found last, per subscription: most events fall in the current one.
-const lastPeriod = new WeakMap<object, { from: number; to: number }>();
-
 const zoneOk = new Map<string, boolean>();
 function validZone(tz: string | undefined): string {
   if (!tz || tz === 'UTC' || tz === 'Etc/UTC') return 'UTC';
@@ -145,11 +142,29 @@ function validZone(tz: string | undefined): string {
 export function periodStartMs(sub: Pick<SubscriptionSnap, 'startMs' | 'billingCadence' | 'timezone'> & { endMs?: number | null }, t: number): number {
   if (t < sub.startMs) return sub.startMs;
   const cached = lastPeriod.get(sub);
-  if (cached && cached.from <= t && t < cached.to) return cached.from;
+  if (cached && cached.fromMs <= t && t < cached.toMs) return cached.startMs;
+  const span = periodSpan(sub, t);
+  lastPeriod.set(sub, span);
+  return span.startMs;
+}
+
+/** periodStartMs(sub, t) and the times [fromMs, toMs) for which periodStartMs gives the same (maybe none but t). */
+export interface PeriodSpan {
+  startMs: number;
+  fromMs: number;
+  toMs: number;
+}
+
+// The span found last, per subscription: most events fall in the current period.
+const lastPeriod = new WeakMap<object, PeriodSpan>();
+
+/** periodStartMs without its cache, with the span of times sharing the answer (for callers that cache it). */
+export function periodSpan(sub: Pick<SubscriptionSnap, 'startMs' | 'billingCadence' | 'timezone'> & { endMs?: number | null }, t: number): PeriodSpan {
+  if (t < sub.startMs) return { startMs: sub.startMs, fromMs: -Infinity, toMs: sub.startMs };
   const endMs = sub.endMs ?? null;
   const at = endMs !== null && t >= endMs ? Math.max(sub.startMs, endMs - 1) : t;
   const p = periodAt(sub.startMs, sub.billingCadence ?? 'monthly', validZone(sub.timezone), at, endMs);
-  if (!p) return sub.startMs;
-  lastPeriod.set(sub, { from: p.startMs, to: p.endMs });
-  return p.startMs;
+  if (!p) return { startMs: sub.startMs, fromMs: t, toMs: t };
+  // Past the end every time falls back on the last period, which periodAt ends at endMs.
+  return { startMs: p.startMs, fromMs: p.startMs, toMs: endMs !== null && p.endMs >= endMs ? Infinity : p.endMs };
 }

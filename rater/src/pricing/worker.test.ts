@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { encodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { dedupKey, hash64, hashHi, hashKey, hashLo } from '../dedup';
-import { taskEvents } from './worker';
+import { decodeDebitBatch } from '@drawdown/debits';
+import { priceBatch } from './price';
+import { encodeSnapshot, priceTask, taskEvents } from './worker';
 
 const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' }, subscriptions: {} } as unknown as CatalogSnapshot;
 const ev = (k: string, c: string, r = 1): AcceptedEvent => ({ k, c, n: 'call', t: 1000 + r, r, p: {} });
@@ -20,7 +22,7 @@ function task(messages: Uint8Array[], rerate: number[] = [], skip: number[] = []
 
 describe('taskEvents (the worker side of dedup)', () => {
   it('leaves out copies inside the batch by canonical key (id or external id), keeps re-rating copies, skips what it is told', () => {
-    const { events, keys } = taskEvents(snap, task([
+    const { events, seqs, keys } = taskEvents(snap, task([
       encodeBatch([ev('a', 'x:acme', 5), ev('b', 'cus_1', 2)]),
       Uint8Array.of(0x81, 0xa1, 0x6b, 0x01), // not an event batch
       encodeBatch([ev('a', 'cus_1', 9), ev('c', 'x:other', 3)]), // a copy of 'a' (same customer by id)
@@ -30,7 +32,7 @@ describe('taskEvents (the worker side of dedup)', () => {
     expect(keys.undecodable).toEqual([1]);
     expect(keys.copies).toEqual([2]);
     expect(keys.receivedAtMax).toBe(5); // copies and re-rating messages aside
-    expect(events.map((e) => [e.seq, e.k, e.c])).toEqual([[10, 'a', 'x:acme'], [10, 'b', 'cus_1'], [13, 'a', 'x:acme']]);
+    expect(events.map((e, i) => [seqs[i], e.k, e.c])).toEqual([[10, 'a', 'x:acme'], [10, 'b', 'cus_1'], [13, 'a', 'x:acme']]);
     hash64(dedupKey('cus_1', 'b'));
     expect([keys.hi[1], keys.lo[1], keys.t[1]]).toEqual([hashHi, hashLo, 1002]);
     hash64(dedupKey('x:other', 'c'));
@@ -52,5 +54,37 @@ describe('taskEvents (the worker side of dedup)', () => {
     const { events, keys } = taskEvents(snap, task([encodeBatch([ev(a, 'cus_1'), ev(b, 'cus_1'), ev(b, 'x:acme'), ev(a, 'cus_1'), ev('c', 'cus_1')])]));
     expect(keys.copies).toEqual([2, 3]);
     expect(events.map((e) => e.k)).toEqual([a, b, 'c']);
+  });
+});
+
+describe('priceTask', () => {
+  it('returns the debit batch encoded as the main thread publishes it: the batch range, its newest receive time and the stand-alone lines', () => {
+    const priced = {
+      version: 2, byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme', cus_2: '' },
+      subscriptions: {
+        cus_1: [{ id: 'sub_1', startMs: 0, endMs: null, priceIds: ['p1'], billingCadence: 'monthly' }],
+        cus_2: [{ id: 'sub_2', startMs: 0, endMs: null, priceIds: ['p1'], billingCadence: 'monthly' }],
+      },
+      prices: { p1: { id: 'p1', metricId: 'm1', currency: 'credits', modelType: 'unit', config: { unit_config: { unit_amount: '0.25' } } } },
+      metrics: { m1: { id: 'm1', event_name: 'call', aggregation: 'count', filters: [] } },
+    } as unknown as CatalogSnapshot;
+    const msgs = [encodeBatch([ev('a', 'x:acme', 5), ev('b', 'cus_2', 9)]), encodeBatch([ev('c', 'cus_1', 7), ev('a', 'cus_1', 11)])];
+    const out = priceTask({ ...task(msgs), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-11' });
+    const b = decodeDebitBatch(out.debitBatch!);
+    expect([b.id, b.partition, b.firstSeq, b.lastSeq, b.receivedAtMax]).toEqual(['3:10-11', 3, 10, 11, 9]);
+    const want = priceBatch(priced, [ev('a', 'x:acme', 5), ev('b', 'cus_2', 9), ev('c', 'cus_1', 7)].map((e, i) => ({ ...e, seq: i < 2 ? 10 : 11 })), 3, '3:10-11').debits;
+    expect(b.lines).toEqual(want);
+    expect(b.lines.map((l) => [l.customerId, l.amountPicos, l.events])).toEqual([['cus_1', '500000000000', 2], ['cus_2', '250000000000', 1]]);
+    // A spare buffer from an earlier batch is written into; the task's data buffer goes back.
+    const spare = new ArrayBuffer(1 << 20);
+    new Uint8Array(spare).fill(0x41);
+    const t2 = { ...task(msgs), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-11', spare: [spare] };
+    const again = priceTask(t2);
+    expect(again.payload.body.buffer).toBe(spare);
+    expect(Buffer.from(again.payload.body).equals(Buffer.from(out.payload.body))).toBe(true);
+    expect(again.spent).toBe(t2.data.buffer);
+    // Nothing to debit: no batch.
+    const none = priceTask({ ...task([encodeBatch([ev('z', 'x:nobody')])]), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-10' });
+    expect(none.debitBatch).toBeUndefined();
   });
 });
