@@ -4,6 +4,32 @@
 /** Lowercase hex digits (JSON.stringify's \u escapes). */
 const HEX = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
+/** Whether UTF-16 units c then d are a high and a low surrogate (one code point). */
+const isSurrogatePair = (c: number, d: number) => c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff;
+
+/** The UTF-8 of the code point of surrogates (hi, lo) at b[at]; returns the end. */
+function putPair(b: Uint8Array, at: number, hi: number, lo: number): number {
+  const cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+  b[at] = 0xf0 | (cp >> 18);
+  b[at + 1] = 0x80 | ((cp >> 12) & 63);
+  b[at + 2] = 0x80 | ((cp >> 6) & 63);
+  b[at + 3] = 0x80 | (cp & 63);
+  return at + 4;
+}
+
+/** The UTF-8 of a UTF-16 unit from U+0080 up that is not a surrogate, at b[at]; returns the end. */
+function putUnit(b: Uint8Array, at: number, c: number): number {
+  if (c < 0x800) {
+    b[at] = 0xc0 | (c >> 6);
+    b[at + 1] = 0x80 | (c & 63);
+    return at + 2;
+  }
+  b[at] = 0xe0 | (c >> 12);
+  b[at + 1] = 0x80 | ((c >> 6) & 63);
+  b[at + 2] = 0x80 | (c & 63);
+  return at + 3;
+}
+
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** A string field of a TabSeparated line: backslash, tab, newline and carriage return escaped. */
@@ -60,33 +86,19 @@ export class TsvWriter {
     const b = this.buf;
     let at = this.at;
     for (let i = 0; i < s.length; i++) {
-      let c = s.charCodeAt(i);
+      const c = s.charCodeAt(i);
       if (c < 0x80) {
         if (c === 92 || c === 9 || c === 10 || c === 13) {
           b[at++] = 92;
           b[at++] = c === 92 ? 92 : c === 9 ? 116 : c === 10 ? 110 : 114;
         } else b[at++] = c;
-      } else if (c < 0x800) {
-        b[at++] = 0xc0 | (c >> 6);
-        b[at++] = 0x80 | (c & 63);
-      } else {
-        if (c >= 0xd800 && c <= 0xdfff) {
-          const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-          if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-            const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-            b[at++] = 0xf0 | (cp >> 18);
-            b[at++] = 0x80 | ((cp >> 12) & 63);
-            b[at++] = 0x80 | ((cp >> 6) & 63);
-            b[at++] = 0x80 | (cp & 63);
-            i++;
-            continue;
-          }
-          c = 0xfffd;
-        }
-        b[at++] = 0xe0 | (c >> 12);
-        b[at++] = 0x80 | ((c >> 6) & 63);
-        b[at++] = 0x80 | (c & 63);
-      }
+      } else if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (isSurrogatePair(c, d)) {
+          at = putPair(b, at, c, d);
+          i++;
+        } else at = putUnit(b, at, 0xfffd); // a lone surrogate, as TextEncoder writes it
+      } else at = putUnit(b, at, c);
     }
     this.at = at;
     return this;
@@ -152,21 +164,12 @@ export class TsvWriter {
           b[at++] = HEX[c >> 4]!;
           b[at++] = HEX[c & 15]!;
         }
-      } else if (c < 0x800) {
-        b[at++] = 0xc0 | (c >> 6);
-        b[at++] = 0x80 | (c & 63);
-      } else {
-        if (c >= 0xd800 && c <= 0xdfff) {
-          const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-          if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-            const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-            b[at++] = 0xf0 | (cp >> 18);
-            b[at++] = 0x80 | ((cp >> 12) & 63);
-            b[at++] = 0x80 | ((cp >> 6) & 63);
-            b[at++] = 0x80 | (cp & 63);
-            i++;
-            continue;
-          }
+      } else if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (isSurrogatePair(c, d)) {
+          at = putPair(b, at, c, d);
+          i++;
+        } else {
           // A lone surrogate: \udxxx, as JSON.stringify writes it.
           b[at++] = 92;
           b[at++] = 92;
@@ -175,12 +178,8 @@ export class TsvWriter {
           b[at++] = HEX[(c >> 8) & 15]!;
           b[at++] = HEX[(c >> 4) & 15]!;
           b[at++] = HEX[c & 15]!;
-          continue;
         }
-        b[at++] = 0xe0 | (c >> 12);
-        b[at++] = 0x80 | ((c >> 6) & 63);
-        b[at++] = 0x80 | (c & 63);
-      }
+      } else at = putUnit(b, at, c);
     }
     b[at++] = 34;
     this.at = at;

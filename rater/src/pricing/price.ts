@@ -241,6 +241,21 @@ const matchedPrices: PriceSnap[] = [];
 const matchedAmounts: bigint[] = [];
 const matchedQuantities: bigint[] = [];
 
+/** formatDecimal remembering its last two values: most rows repeat the previous row's quantity and amount, so each is formatted once. */
+export function decimalTexts(): (v: bigint) => string {
+  let lastQ = 0n, lastQText = '0', lastA = 0n, lastAText = '0';
+  return (v) => {
+    if (v === lastQ) return lastQText;
+    if (v === lastA) return lastAText;
+    const text = formatDecimal(v);
+    lastA = lastQ;
+    lastAText = lastQText;
+    lastQ = v;
+    lastQText = text;
+    return text;
+  };
+}
+
 export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partition: number, batchId: string): PricingResult {
   const rows: RatedRow[] = [];
   const debits = new DebitAccumulator();
@@ -254,18 +269,7 @@ export function priceBatch(snap: CatalogSnapshot, events: PricingEvent[], partit
     subscription_id: subscriptionId, price_id: priceId, metric_id: metricId, group_key: groupKey, period_start: periodStart,
     quantity, amount, pricing_unit: pricingUnit, status, reason, catalog_version: snap.version,
   });
-  // Most rows repeat the previous row's quantity and amount: format each value once.
-  let lastQ = 0n, lastQText = '0', lastA = 0n, lastAText = '0';
-  const decimalText = (v: bigint): string => {
-    if (v === lastQ) return lastQText;
-    if (v === lastA) return lastAText;
-    const text = formatDecimal(v);
-    lastA = lastQ;
-    lastAText = lastQText;
-    lastQ = v;
-    lastQText = text;
-    return text;
-  };
+  const decimalText = decimalTexts();
   const skip = (e: PricingEvent, customerId: string, externalId: string, reason: string, detail = '') => {
     unpriced[reason] = (unpriced[reason] ?? 0) + 1;
     rows.push(row(e, JSON.stringify(e.p), customerId, externalId, '', '', '', '', 0, '0', '0', '', 'unpriced', detail ? `${reason}: ${detail}` : reason));

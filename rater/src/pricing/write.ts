@@ -7,9 +7,9 @@
 // debits, cumulative rows and unpriced counts (write.test.ts compares them on generated batches).
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
 import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
-import { ONE, formatDecimal } from '@drawdown/money';
+import { ONE } from '@drawdown/money';
 import { Unpriceable, isCumulative, periodSpan, standaloneAmount, type PropertyValue } from './models';
-import { DebitAccumulator, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
+import { DebitAccumulator, decimalTexts, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
 
 /** An event as rateBatch reads it (an AcceptedEvent). */
 export interface RateEvent {
@@ -161,18 +161,7 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
   // Per run of equal values: the sequence, event name and timestamps formatted once.
   let lastSeq = NaN, prefix: Uint8Array = new Uint8Array(0), lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
   let lastT = -1, tField = '', lastR = -1, rField = '';
-  // Most rows repeat the previous row's quantity and amount: format each value once.
-  let lastQ = 0n, lastQText = '0', lastA = 0n, lastAText = '0';
-  const decimalText = (v: bigint): string => {
-    if (v === lastQ) return lastQText;
-    if (v === lastA) return lastAText;
-    const text = formatDecimal(v);
-    lastA = lastQ;
-    lastAText = lastQText;
-    lastQ = v;
-    lastQText = text;
-    return text;
-  };
+  const decimalText = decimalTexts();
   // A row's first columns (partition, seq, batch_id), then after the customer's two its next
   // four (idempotency_key, event_name, timestamp, received_at).
   const start = (seq: number) => {
