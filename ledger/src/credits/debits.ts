@@ -251,12 +251,15 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
   // for this statement only (SET LOCAL ends with the transaction; the next line restores it).
   await c.query('SET LOCAL enable_nestloop = off');
   const r = await c.query<{ owner: string; unit: string; price: string | null; day: string | null; available: string; taken: string }>(
-    `WITH ${DRAW_CTES}, pair AS (
+    `WITH ${DRAW_CTES}, over AS (
+       -- The overage of the locked balance rows that have any (the lock read it; most have none).
+       SELECT * FROM unnest($7::text[], $8::text[], $9::numeric[]) AS o(owner, unit, amount)
+     ), pair AS (
        SELECT o.owner, o.unit, coalesce(tot.available, 0) AS available, coalesce(tk.taken, 0) AS taken,
-              coalesce(tot.available, 0) - cb.overage AS start_balance,
-              coalesce(tot.available, 0) - coalesce(tk.taken, 0) - cb.overage - coalesce(sh.amount, 0) AS end_balance
+              coalesce(tot.available, 0) - coalesce(ov.amount, 0) AS start_balance,
+              coalesce(tot.available, 0) - coalesce(tk.taken, 0) - coalesce(ov.amount, 0) - coalesce(sh.amount, 0) AS end_balance
          FROM (SELECT DISTINCT owner, unit FROM d) o
-         JOIN credit_balances cb ON cb.customer_id = o.owner AND cb.pricing_unit = o.unit
+         LEFT JOIN over ov ON ov.owner = o.owner AND ov.unit = o.unit
          LEFT JOIN total tot ON tot.customer_id = o.owner AND tot.pricing_unit = o.unit
          LEFT JOIN (SELECT owner, unit, sum(take) AS taken FROM takes GROUP BY 1, 2) tk ON tk.owner = o.owner AND tk.unit = o.unit
          LEFT JOIN (SELECT owner, unit, sum(amount) AS amount FROM short GROUP BY 1, 2) sh ON sh.owner = o.owner AND sh.unit = o.unit
@@ -279,11 +282,16 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
               k.take, p.start_balance, p.end_balance
          FROM takes k JOIN pair p ON p.owner = k.owner AND p.unit = k.unit
      ), ${ENTRY_CTES}
-     SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair
+     -- Shortfalls first (price set marks these rows; the amount in taken), then the pairs in
+     -- lock order (that of the lock statement's ORDER BY).
+     SELECT owner, unit, price, day::text AS day, NULL AS available, amount::text AS taken FROM short
      UNION ALL
-     -- Shortfalls (price set marks these rows; the amount in taken).
-     SELECT owner, unit, price, day::text, NULL, amount::text FROM short`,
-    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
+     (SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair ORDER BY owner, unit)`,
+    [
+      arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount)),
+      arr([...overageBefore.keys()].map((k) => k.slice(0, k.indexOf('\u0000')))), arr([...overageBefore.keys()].map((k) => k.slice(k.indexOf('\u0000') + 1))),
+      `{${[...overageBefore.values()].map(formatDecimal).join(',')}}`,
+    ],
   );
   await c.query('SET LOCAL enable_nestloop = on');
   // Shortfall rows first (rare), then one row per owner pair: its balances before and after.
@@ -295,13 +303,13 @@ async function drawAndRecord(c: PoolClient, lines: Draw[], overageBefore: Map<st
     const k = balanceKey(x.owner, x.unit);
     short.set(k, (short.get(k) ?? 0n) + toPicos(x.taken));
   }
-  const drawn = new Map<string, (typeof r.rows)[number]>();
-  for (const x of r.rows) if (x.price === null) drawn.set(balanceKey(x.owner, x.unit), x);
   // In lock order (sorted), which the crossing hooks keep.
   const before = new Map<string, Balance>();
   const after = new Map<string, Balance>();
-  for (const [k, over] of overageBefore) {
-    const x = drawn.get(k)!;
+  for (const x of r.rows) {
+    if (x.price !== null) continue;
+    const k = balanceKey(x.owner, x.unit);
+    const over = overageBefore.get(k) ?? 0n;
     const available = toPicos(x.available);
     const left = available - toPicos(x.taken);
     const overageAfter = short.size === 0 ? over : over + (short.get(k) ?? 0n);
