@@ -18,6 +18,7 @@ beforeAll(async () => {
   await seedCustomers(h.pool, { count: 4, ids: { customer: 'dpa', external: 'dpa-', block: 'dpab' }, grant: '10' });
   await seedCustomers(h.pool, { count: 4, ids: { customer: 'dpb', external: 'dpb-', block: 'dpbb' }, grant: '10' });
   await seedCustomers(h.pool, { count: 3, ids: { customer: 'dpl', external: 'dpl-', block: 'dplb' }, grant: '1' });
+  await seedCustomers(h.pool, { count: 2, ids: { customer: 'dp"q\\', external: 'dpq-', block: 'dpqb' }, grant: '10' });
 });
 afterAll(async () => {
   await h?.stop();
@@ -79,6 +80,14 @@ describe('debit paths', () => {
     expect((await ledgerOf('dpa3')).entries).toEqual([]);
     expect((await ledgerOf('dpa3')).balances[0]!.balance).toBe(parseDecimal('10'));
     expect((await ledgerOf('dpa2')).entries.map((e) => [e.price_id, e.amount])).toEqual([['price_b', '-0.000000000001'], ['price_c', '-1.000000000000']]);
+  });
+
+  it('takes ids holding quotes and backslashes through the raw-line path', async () => {
+    const q0 = 'dp"q\\0';
+    const r = await applyDebitBatches(h.pool, [batch('dpq:0', [line(q0, 'price_a', '1'), line('dpa2', 'price_e', '2')]), batch('dpq:1', [line(q0, 'price_a', '0.5')])]);
+    expect(r.customers).toBe(2);
+    expect((await ledgerOf(q0)).entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-1.500000000000']]);
+    expect((await ledgerOf('dpa2')).entries.map((e) => e.price_id)).toEqual(['price_b', 'price_c', 'price_e']);
   });
 
   it('lockBalancesSparse locks every pair, creates missing rows, returns only the overages', async () => {

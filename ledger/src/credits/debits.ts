@@ -525,26 +525,44 @@ function mergeLines(batches: DebitBatch[]): Line[] {
   return [...merged.values()].filter((l) => l.amount > 0n);
 }
 
-/** Every line of the batches as array literals (RawLines), built once for both statements that read them. */
+/** Every line of the batches as array literals (RawLines), built once for both statements that
+ *  read them: one pass, each column's literal concatenated as it goes (pgTextArray's join and
+ *  check per column cost more at 20,000 lines). */
 function rawLines(batches: DebitBatch[]): RawLines & SubscriptionUsageLines {
-  const customers: string[] = [];
-  const units: string[] = [];
-  const prices: string[] = [];
-  const days: string[] = [];
-  const amounts: string[] = [];
-  const quantities: string[] = [];
+  let customers = '';
+  let units = '';
+  let prices = '';
+  let days = '';
+  let amounts = '';
+  let quantities = '';
+  let quoted = false;
+  let sep = '';
   for (const b of batches) {
     for (const l of b.lines) {
-      customers.push(l.customerId);
-      units.push(l.pricingUnit);
-      prices.push(l.priceId);
-      days.push(l.day);
-      amounts.push(l.amountPicos);
-      quantities.push(l.quantityPicos ?? '0');
+      customers += `${sep}"${l.customerId}`;
+      units += `${sep}"${l.pricingUnit}`;
+      prices += `${sep}"${l.priceId}`;
+      days += `${sep}"${l.day}`;
+      amounts += `${sep === '' ? '' : ','}${l.amountPicos}`;
+      quantities += `${sep === '' ? '' : ','}${l.quantityPicos ?? '0'}`;
+      sep = '",';
+      if (!quoted) quoted = hasQuote(l.customerId) || hasQuote(l.pricingUnit) || hasQuote(l.priceId) || hasQuote(l.day);
     }
   }
-  return { customers: arr(customers), units: arr(units), prices: arr(prices), days: arr(days), amounts: `{${amounts.join(',')}}`, costs: `{${amounts.join(',')}}`, quantities: `{${quantities.join(',')}}` };
+  if (quoted) {
+    // A value holding a quote or backslash: node-postgres serializes the arrays (as pgTextArray does).
+    const all = batches.flatMap((b) => b.lines);
+    return {
+      customers: all.map((l) => l.customerId), units: all.map((l) => l.pricingUnit), prices: all.map((l) => l.priceId), days: all.map((l) => l.day),
+      amounts: `{${amounts}}`, costs: `{${amounts}}`, quantities: `{${quantities}}`,
+    };
+  }
+  const amountLiteral = `{${amounts}}`;
+  if (sep === '') return { customers: '{}', units: '{}', prices: '{}', days: '{}', amounts: '{}', costs: '{}', quantities: '{}' };
+  return { customers: `{${customers}"}`, units: `{${units}"}`, prices: `{${prices}"}`, days: `{${days}"}`, amounts: amountLiteral, costs: amountLiteral, quantities: `{${quantities}}` };
 }
+
+const hasQuote = (v: string) => v.includes('"') || v.includes('\\');
 
 /** Merged lines as RawLines (each is its own group in the statement's merge). */
 function rawLinesOf(lines: Line[]): RawLines {
