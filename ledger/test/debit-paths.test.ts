@@ -14,9 +14,9 @@ import { startHarness, type Harness } from './harness';
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({ DRAWDOWN_LEDGER_VACUUM_INTERVAL_MS: '0' }, { ledger: false });
-  // Two sets of the same four customers: dpa* takes the raw-line path, dpb* the merging path.
-  await seedCustomers(h.pool, { count: 4, ids: { customer: 'dpa', external: 'dpa-', block: 'dpab' }, grant: '10' });
-  await seedCustomers(h.pool, { count: 4, ids: { customer: 'dpb', external: 'dpb-', block: 'dpbb' }, grant: '10' });
+  // Three sets of the same seven customers: dpa* takes the raw-line path, dpb* the merging path
+  // (a zero amount), dpc* the merging path too (many lines per customer).
+  for (const set of ['dpa', 'dpb', 'dpc']) await seedCustomers(h.pool, { count: 7, ids: { customer: set, external: `${set}-`, block: `${set}b` }, grant: '10' });
   await seedCustomers(h.pool, { count: 3, ids: { customer: 'dpl', external: 'dpl-', block: 'dplb' }, grant: '1' });
   await seedCustomers(h.pool, { count: 2, ids: { customer: 'dp"q\\', external: 'dpq-', block: 'dpqb' }, grant: '10' });
 });
@@ -28,6 +28,8 @@ const day = '2026-03-04';
 const line = (customerId: string, priceId: string, amount: string): DebitLine => ({
   customerId, pricingUnit: 'credits', priceId, day, amountPicos: parseDecimal(amount).toString(), quantityPicos: parseDecimal('1').toString(), events: 1,
 });
+/** The line as two lines of the same key (one picos in the second), if it has more than one picos. */
+const split = (l: DebitLine): DebitLine[] => (BigInt(l.amountPicos) > 1n ? [{ ...l, amountPicos: String(BigInt(l.amountPicos) - 1n) }, { ...l, amountPicos: '1' }] : [l]);
 const batch = (id: string, lines: DebitLine[]): DebitBatch => ({ id, partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines });
 
 /** Everything the debits wrote for customer `c`, with the set's prefix dropped from ids. */
@@ -45,21 +47,28 @@ async function ledgerOf(c: string) {
 
 describe('debit paths', () => {
   it('writes the same ledger from raw lines (merged in SQL) as from lines merged in the process', async () => {
-    // The same usage for both sets; the dpb transactions carry one extra zero-amount line (of a
-    // customer outside the comparison), which sends them down the merging path.
+    // The same usage for the three sets: 9 lines of 6 customers (few merge: raw lines to SQL);
+    // the dpb transactions carry one extra zero-amount line (of a customer outside the
+    // comparison), the dpc ones each line split in two (many merge): both merge in the process.
     const usage = (p: string): DebitLine[][] => [
       // dp0: one price in two batches (one grouped entry), a second price; dp1: beyond its 10 credits.
-      [line(`${p}0`, 'price_a', '1.5'), line(`${p}0`, 'price_b', '0.25'), line(`${p}1`, 'price_a', '7')],
-      [line(`${p}0`, 'price_a', '2'), line(`${p}1`, 'price_a', '4.5'), line(`${p}2`, 'price_b', '0.000000000001')],
+      [line(`${p}0`, 'price_a', '1.5'), line(`${p}0`, 'price_b', '0.25'), line(`${p}1`, 'price_a', '7'), line(`${p}4`, 'price_a', '1'), line(`${p}5`, 'price_b', '2')],
+      [line(`${p}0`, 'price_a', '2'), line(`${p}1`, 'price_a', '4.5'), line(`${p}2`, 'price_b', '0.000000000001'), line(`${p}6`, 'price_a', '3')],
     ];
     const ra = await applyDebitBatches(h.pool, usage('dpa').map((ls, i) => batch(`dpa:${i}`, ls)));
     const rb = await applyDebitBatches(h.pool, usage('dpb').map((ls, i) => batch(`dpb:${i}`, i === 0 ? [...ls, line('dpb3', 'price_a', '0')] : ls)));
-    expect(ra).toEqual({ applied: ['dpa:0', 'dpa:1'], skipped: [], customers: 3, depleted: 1 });
-    expect(rb).toEqual({ applied: ['dpb:0', 'dpb:1'], skipped: [], customers: 3, depleted: 1 });
-    // A second transaction grows the entries (and the overage) on both paths.
+    const rc = await applyDebitBatches(h.pool, usage('dpc').map((ls, i) => batch(`dpc:${i}`, ls.flatMap(split))));
+    expect(ra).toEqual({ applied: ['dpa:0', 'dpa:1'], skipped: [], customers: 6, depleted: 1 });
+    expect(rb).toEqual({ applied: ['dpb:0', 'dpb:1'], skipped: [], customers: 6, depleted: 1 });
+    expect(rc).toEqual({ applied: ['dpc:0', 'dpc:1'], skipped: [], customers: 6, depleted: 1 });
+    // A second transaction grows the entries (and the overage) on every path.
     await applyDebitBatches(h.pool, [batch('dpa:2', [line('dpa0', 'price_a', '0.5'), line('dpa1', 'price_a', '1')])]);
     await applyDebitBatches(h.pool, [batch('dpb:2', [line('dpb0', 'price_a', '0.5'), line('dpb1', 'price_a', '1'), line('dpb3', 'price_b', '-0')])]);
-    for (const i of [0, 1, 2, 3]) expect(await ledgerOf(`dpb${i}`)).toEqual(await ledgerOf(`dpa${i}`));
+    await applyDebitBatches(h.pool, [batch('dpc:2', [line('dpc0', 'price_a', '0.5'), line('dpc1', 'price_a', '1')].flatMap(split))]);
+    for (const i of [0, 1, 2, 3, 4, 5, 6]) {
+      expect(await ledgerOf(`dpb${i}`)).toEqual(await ledgerOf(`dpa${i}`));
+      expect(await ledgerOf(`dpc${i}`)).toEqual(await ledgerOf(`dpa${i}`));
+    }
 
     const dp0 = await ledgerOf('dpa0');
     expect(dp0.entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-4.000000000000'], ['price_b', '-0.250000000000']]);

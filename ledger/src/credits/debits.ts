@@ -434,9 +434,13 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   // The common case needs no merged lines in this process: when every line's amount is
   // positive, every merged line's is, and the customers and balance pairs are those of the raw
   // lines. (A zero or negative amount takes the merging path: a merged line can then vanish.)
+  // When many lines merge (several batches per customer: backlog-sized transactions), the
+  // lines are merged here all the same (RAW_LINES_MAX_PER_PAIR).
   let lines: Line[] | undefined;
   const byUnit = new Map<string, Set<string>>();
+  let rawCount = 0;
   for (const b of freshBatches) {
+    rawCount += b.lines.length;
     for (const l of b.lines) {
       if (!isPositive(l.amountPicos)) {
         lines = mergeLines(freshBatches);
@@ -447,6 +451,11 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
       set.add(l.customerId);
     }
     if (lines) break;
+  }
+  if (!lines) {
+    let pairCount = 0;
+    for (const set of byUnit.values()) pairCount += set.size;
+    if (rawCount > RAW_LINES_MAX_PER_PAIR * pairCount) lines = mergeLines(freshBatches);
   }
   if (lines ? lines.length === 0 : byUnit.size === 0) return { applied, skipped, customers: 0, depleted: 0 };
 
@@ -479,7 +488,7 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
       drawn = r;
       tracker.snapshotsWritten();
     } else if (slow.size === 0) {
-      // Lines merged here (some amount was not positive): the same statement over them.
+      // Lines merged here (some amount not positive, or many lines per pair): the same statement over them.
       const r = await drawAndRecord(c, rawLinesOf(lines!), overageBefore);
       before = r.before;
       drawn = r;
@@ -503,6 +512,14 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;
   return { applied, skipped, customers: customers.length, depleted };
 }
+
+/** Raw lines per balance pair above which the process merges the lines before the fused
+ *  statement instead of sending them unmerged. Postgres reads array literals element by element
+ *  (array_in), which costs more per line than merging here: sending the raw lines pays only
+ *  when few of them merge. Measured at 10,000 customers (µs per customer debit, Node + backend
+ *  CPU): 8 batches per transaction (~2 raw lines per pair) about even (14.6 + 29.2 merged here,
+ *  11.8 + 31.3 unmerged); 64 batches (~14 per pair) 37 + 36 merged here, 38 + 78 unmerged. */
+const RAW_LINES_MAX_PER_PAIR = 1.5;
 
 /** A picos amount (a decimal integer string) greater than zero. */
 function isPositive(picos: string): boolean {
