@@ -1,10 +1,16 @@
 // The ledger alone: debit batches shaped like a rater's (2,500 events of one partition,
 // summed per customer), applied by applyDebitBatches 8 at a time (one transaction), one
 // applier like the ledger's consumer, with 10,000 and 100,000 customers; then as many per
-// transaction as the consumer takes when it has a backlog (DRAWDOWN_LEDGER_BATCH_MAX).
+// transaction as the consumer takes when it has a backlog (DRAWDOWN_LEDGER_BATCH_MAX). Where one
+// 8-batch transaction cannot reach every customer (100,000), most of its debits start the
+// customer's grouped usage entry of the day, as on a fresh day; a separate figure
+// (steadyCustomerDebitsPerS) measures the same loop after every customer's entry of the day
+// exists (the debits grow them), as later in a ledger's day.
+import type { DebitBatch } from '@drawdown/debits';
 import { applyDebitBatches } from '@drawdown/ledger';
 import { benchEnv, createCustomers, openStores } from '../setup';
-import { debitBatches, type ScenarioResult } from './common';
+import { debitBatches, EVENT_PICOS, type ScenarioResult } from './common';
+import { customerId } from '../workload';
 import { round } from '../util';
 
 export interface LedgerOpts {
@@ -60,6 +66,31 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
         if (r.applied.length !== group.length) throw new Error(`ledger bench: ${group.length - r.applied.length} batches not applied`);
         for (const b of group) backlogLines += b.lines.length;
       }
+      // Steady state: first one debit for every customer (the day's grouped entries exist, in
+      // transactions of 20,000 lines, not measured), then the 8-batch loop again.
+      let steadyLines = 0, steadyMs = 0, steadyTxs = 0;
+      if (customers > opts.batchesPerTx * 2500) {
+        const day = new Date().toISOString().slice(0, 10);
+        for (let first = 0; first < customers; first += 20_000) {
+          const n = Math.min(20_000, customers - first);
+          const warm: DebitBatch = {
+            id: `steady-warm:${first}`, partition: 0, firstSeq: first + 1, lastSeq: first + n, receivedAtMax: Date.now(),
+            lines: Array.from({ length: n }, (_, i) => ({ customerId: customerId(first + i), pricingUnit: 'credits', priceId: 'bench-price', day, amountPicos: String(EVENT_PICOS), quantityPicos: '1000000000000', events: 1 })),
+          };
+          await applyDebitBatches(s.pool, [warm]);
+        }
+        const steadyUntil = performance.now() + opts.seconds * 1000;
+        while (performance.now() < steadyUntil) {
+          const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}` });
+          k++;
+          const a = performance.now();
+          const r = await applyDebitBatches(s.pool, group);
+          steadyMs += performance.now() - a;
+          steadyTxs++;
+          if (r.applied.length !== group.length) throw new Error(`ledger bench: ${group.length - r.applied.length} batches not applied`);
+          for (const b of group) steadyLines += b.lines.length;
+        }
+      }
       out.push({
         name: `ledger_${customers}`,
         title: `Ledger alone: applyDebitBatches with ${customers.toLocaleString('en')} customers`,
@@ -74,6 +105,8 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
           txMsAvg: round((applySecs * 1000) / Math.max(1, txMs.length), 1),
           backlogBatchesPerTx: backlogPerTx,
           ...(backlogMs > 0 ? { backlogCustomerDebitsPerS: Math.round(backlogLines / (backlogMs / 1000)) } : {}),
+          // The same 8-batch loop once every customer's grouped entry of the day exists (debits grow entries instead of starting them).
+          ...(steadyMs > 0 ? { steadyCustomerDebitsPerS: Math.round(steadyLines / (steadyMs / 1000)), steadyTxMsAvg: round(steadyMs / steadyTxs, 1) } : {}),
           wallSeconds: round(secs, 1),
           setupSeconds: round(setupS, 1),
         },

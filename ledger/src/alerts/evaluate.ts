@@ -197,8 +197,20 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[],
  * Usage only grows inside a period, so each threshold fires at most once per period.
  */
 export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch[]): Promise<number> {
-  // The lines go to SQL as they are (one text literal per column, amounts in picos); SQL merges
-  // them per (customer, price, day) and keeps only those of customers with a subscription.
+  return recordSubscriptionUsageOf(db, subscriptionUsageLines(batches));
+}
+
+/** The lines of debit batches as array literals (one per column; quantities and costs in picos). */
+export interface SubscriptionUsageLines {
+  customers: string | readonly string[];
+  prices: string | readonly string[];
+  days: string | readonly string[];
+  quantities: string;
+  costs: string;
+}
+
+/** The lines of `batches` (a batch id twice counts once) as SubscriptionUsageLines. */
+export function subscriptionUsageLines(batches: DebitBatch[]): SubscriptionUsageLines {
   const seen = new Set<string>();
   const customers: string[] = [];
   const priceIds: string[] = [];
@@ -216,7 +228,15 @@ export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch
       costs.push(l.amountPicos);
     }
   }
-  if (customers.length === 0) return 0;
+  return { customers: pgTextArray(customers), prices: pgTextArray(priceIds), days: pgTextArray(days), quantities: `{${quantities.join(',')}}`, costs: `{${costs.join(',')}}` };
+}
+
+/** recordSubscriptionUsage over lines given as array literals (the debit path builds them once
+ *  for its own statement and this one). */
+export async function recordSubscriptionUsageOf(db: Queryable, lines: SubscriptionUsageLines): Promise<number> {
+  // The lines go to SQL as they are (one text literal per column, amounts in picos); SQL merges
+  // them per (customer, price, day) and keeps only those of customers with a subscription.
+  if (lines.customers.length === 0 || lines.customers === '{}') return 0;
   const touched = await db.query<{ subscription_id: string; period_start: string }>(
     `WITH t AS (
        SELECT customer_id, price_id, day, sum(quantity) * 0.000000000001 AS quantity, sum(cost) * 0.000000000001 AS cost
@@ -237,7 +257,7 @@ export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch
      SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost) FROM m GROUP BY 1, 2, 3, 4, 5
      ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
      RETURNING subscription_id, period_start::text`,
-    [pgTextArray(customers), pgTextArray(priceIds), pgTextArray(days), `{${quantities.join(',')}}`, `{${costs.join(',')}}`],
+    [lines.customers, lines.prices, lines.days, lines.quantities, lines.costs],
   );
   if (touched.rows.length === 0) return 0;
   // Only subscriptions with alerts go further.

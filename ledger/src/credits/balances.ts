@@ -31,18 +31,54 @@ export async function lockBalances(db: Queryable, pairs: { customerId: string; p
   let r = await lock();
   if (create && r.rows.length < pairs.length) {
     // Some rows are missing (a customer's first use of a unit): insert them, then lock the whole
-    // list again in the same order (rows already held are no wait). Rows for unknown customers
-    // would fail the foreign key; the rater only debits known customers.
-    await db.query(
-      `INSERT INTO credit_balances (customer_id, pricing_unit)
-       SELECT t.customer_id, t.pricing_unit FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
-        WHERE NOT EXISTS (SELECT 1 FROM credit_balances cb WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit)
-        ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
-      [customers, units],
-    );
+    // list again in the same order (rows already held are no wait).
+    await insertMissingBalances(db, customers, units);
     r = await lock();
   }
   return new Map(r.rows.map((x) => [balanceKey(x.customer_id, x.pricing_unit), toPicos(x.overage)]));
+}
+
+/** Like `lockBalances`, for callers that read the overage in their next statement anyway:
+ *  locks the same rows in the same order, but returns only the locked rows whose overage is
+ *  not zero (most have none), so a large lock list does not travel back row by row. */
+export async function lockBalancesSparse(db: Queryable, pairs: { customerId: string; pricingUnit: string }[], create: boolean): Promise<Map<string, bigint>> {
+  const customers = pgTextArray(pairs.map((p) => p.customerId));
+  const units = pgTextArray(pairs.map((p) => p.pricingUnit));
+  // MATERIALIZED: the locking SELECT runs once, in full (the count reads every row), in the
+  // order of its ORDER BY, as lockBalances' statement does. The row with NULL names is the count.
+  const lock = () =>
+    db.query<{ customer_id: string | null; pricing_unit: string | null; overage: string }>(
+      `WITH l AS MATERIALIZED (
+         SELECT cb.customer_id, cb.pricing_unit, cb.overage FROM credit_balances cb JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+             ON cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit
+           ORDER BY cb.customer_id, cb.pricing_unit FOR UPDATE OF cb
+       )
+       SELECT NULL AS customer_id, NULL AS pricing_unit, count(*)::text AS overage FROM l
+       UNION ALL
+       SELECT customer_id, pricing_unit, overage::text FROM l WHERE overage <> 0`,
+      [customers, units],
+    );
+  const locked = (rows: { customer_id: string | null; overage: string }[]) => Number(rows.find((x) => x.customer_id === null)!.overage);
+  let r = await lock();
+  if (create && locked(r.rows) < pairs.length) {
+    await insertMissingBalances(db, customers, units);
+    r = await lock();
+  }
+  const out = new Map<string, bigint>();
+  for (const x of r.rows) if (x.customer_id !== null) out.set(balanceKey(x.customer_id, x.pricing_unit!), toPicos(x.overage));
+  return out;
+}
+
+/** Inserts the credit_balances rows missing among the pairs (a customer's first use of a unit).
+ *  Rows for unknown customers would fail the foreign key; the rater only debits known customers. */
+async function insertMissingBalances(db: Queryable, customers: string | readonly string[], units: string | readonly string[]): Promise<void> {
+  await db.query(
+    `INSERT INTO credit_balances (customer_id, pricing_unit)
+     SELECT t.customer_id, t.pricing_unit FROM unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
+      WHERE NOT EXISTS (SELECT 1 FROM credit_balances cb WHERE cb.customer_id = t.customer_id AND cb.pricing_unit = t.pricing_unit)
+      ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+    [customers, units],
+  );
 }
 
 export async function readBalances(db: Queryable, pairs: { customerId: string; pricingUnit: string }[]): Promise<Map<string, Balance>> {

@@ -7,7 +7,7 @@
 import type { Queryable } from '@drawdown/pg';
 import { evaluateCrossings } from '../alerts/evaluate';
 import { evaluateTopUps } from '../topups/topups';
-import { balanceKey, lockBalances, pgTextArray, readBalances, type Balance } from './balances';
+import { balanceKey, lockBalances, lockBalancesSparse, pgTextArray, readBalances, type Balance } from './balances';
 
 export interface BalanceChange {
   customerId: string;
@@ -88,9 +88,9 @@ export class BalanceTracker {
 
   /** Locks like `lock` without reading the balances: the caller reads what the blocks had
    *  available in its next statement and hands the balances before to `setBeforeAll`. Returns
-   *  the overage of each locked row. */
+   *  the overage of the locked rows that have any (a pair missing from the map has none). */
   async lockOnly(pairs: Pair[], create: boolean): Promise<Map<string, bigint>> {
-    return lockBalances(this.db, pairs, create);
+    return lockBalancesSparse(this.db, pairs, create);
   }
 
   /** The caller wrote every changed pair's balance snapshot itself, in this transaction, after

@@ -1,0 +1,130 @@
+// The debit transaction's two ways to its fused statement: in the common case the raw lines of
+// the fresh batches go to SQL unmerged (the statement merges them, and the subscription usage
+// statement reads the same arrays); when some line's amount is zero or negative the lines are
+// merged in the process first (a merged line can vanish). Both must write the same ledger. And
+// the sparse lock (lockBalancesSparse) locks every pair but returns only overages.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DebitBatch, DebitLine } from '@drawdown/debits';
+import { parseDecimal } from '@drawdown/money';
+import { withTx } from '@drawdown/pg';
+import { applyDebitBatches, balancesOf, seedCustomers } from '../src/index';
+import { lockBalancesSparse } from '../src/credits/balances';
+import { startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness({ DRAWDOWN_LEDGER_VACUUM_INTERVAL_MS: '0' }, { ledger: false });
+  // Three sets of the same seven customers: dpa* takes the raw-line path, dpb* the merging path
+  // (a zero amount), dpc* the merging path too (many lines per customer).
+  for (const set of ['dpa', 'dpb', 'dpc']) await seedCustomers(h.pool, { count: 7, ids: { customer: set, external: `${set}-`, block: `${set}b` }, grant: '10' });
+  await seedCustomers(h.pool, { count: 3, ids: { customer: 'dpl', external: 'dpl-', block: 'dplb' }, grant: '1' });
+  await seedCustomers(h.pool, { count: 2, ids: { customer: 'dp"q\\', external: 'dpq-', block: 'dpqb' }, grant: '10' });
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+const day = '2026-03-04';
+const line = (customerId: string, priceId: string, amount: string): DebitLine => ({
+  customerId, pricingUnit: 'credits', priceId, day, amountPicos: parseDecimal(amount).toString(), quantityPicos: parseDecimal('1').toString(), events: 1,
+});
+/** The line as two lines of the same key (one picos in the second), if it has more than one picos. */
+const split = (l: DebitLine): DebitLine[] => (BigInt(l.amountPicos) > 1n ? [{ ...l, amountPicos: String(BigInt(l.amountPicos) - 1n) }, { ...l, amountPicos: '1' }] : [l]);
+const batch = (id: string, lines: DebitLine[]): DebitBatch => ({ id, partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines });
+
+/** Everything the debits wrote for customer `c`, with the set's prefix dropped from ids. */
+async function ledgerOf(c: string) {
+  const r = await h.pool.query<{ price_id: string; usage_day: string; amount: string; starting_balance: string; ending_balance: string; seq: string }>(
+    `SELECT price_id, usage_day::text, amount::text, starting_balance::text, ending_balance::text, ledger_sequence_number::text AS seq
+       FROM ledger_entries WHERE customer_id = $1 AND entry_type = 'decrement' ORDER BY ledger_sequence_number`,
+    [c],
+  );
+  const overage = await h.pool.query<{ price_id: string; amount: string }>('SELECT price_id, amount::text FROM usage_overage WHERE customer_id = $1 ORDER BY price_id', [c]);
+  const snap = await h.pool.query<{ balance: string }>('SELECT balance::text FROM balance_snapshots WHERE customer_id = $1', [c]);
+  const bal = await balancesOf(h.pool, c);
+  return { entries: r.rows, overage: overage.rows, snapshot: snap.rows[0]?.balance, balances: bal.map((b) => ({ unit: b.pricing_unit, balance: b.balance })) };
+}
+
+describe('debit paths', () => {
+  it('writes the same ledger from raw lines (merged in SQL) as from lines merged in the process', async () => {
+    // The same usage for the three sets: 9 lines of 6 customers (few merge: raw lines to SQL);
+    // the dpb transactions carry one extra zero-amount line (of a customer outside the
+    // comparison), the dpc ones each line split in two (many merge): both merge in the process.
+    const usage = (p: string): DebitLine[][] => [
+      // dp0: one price in two batches (one grouped entry), a second price; dp1: beyond its 10 credits.
+      [line(`${p}0`, 'price_a', '1.5'), line(`${p}0`, 'price_b', '0.25'), line(`${p}1`, 'price_a', '7'), line(`${p}4`, 'price_a', '1'), line(`${p}5`, 'price_b', '2')],
+      [line(`${p}0`, 'price_a', '2'), line(`${p}1`, 'price_a', '4.5'), line(`${p}2`, 'price_b', '0.000000000001'), line(`${p}6`, 'price_a', '3')],
+    ];
+    const ra = await applyDebitBatches(h.pool, usage('dpa').map((ls, i) => batch(`dpa:${i}`, ls)));
+    const rb = await applyDebitBatches(h.pool, usage('dpb').map((ls, i) => batch(`dpb:${i}`, i === 0 ? [...ls, line('dpb3', 'price_a', '0')] : ls)));
+    const rc = await applyDebitBatches(h.pool, usage('dpc').map((ls, i) => batch(`dpc:${i}`, ls.flatMap(split))));
+    expect(ra).toEqual({ applied: ['dpa:0', 'dpa:1'], skipped: [], customers: 6, depleted: 1 });
+    expect(rb).toEqual({ applied: ['dpb:0', 'dpb:1'], skipped: [], customers: 6, depleted: 1 });
+    expect(rc).toEqual({ applied: ['dpc:0', 'dpc:1'], skipped: [], customers: 6, depleted: 1 });
+    // A second transaction grows the entries (and the overage) on every path.
+    await applyDebitBatches(h.pool, [batch('dpa:2', [line('dpa0', 'price_a', '0.5'), line('dpa1', 'price_a', '1')])]);
+    await applyDebitBatches(h.pool, [batch('dpb:2', [line('dpb0', 'price_a', '0.5'), line('dpb1', 'price_a', '1'), line('dpb3', 'price_b', '-0')])]);
+    await applyDebitBatches(h.pool, [batch('dpc:2', [line('dpc0', 'price_a', '0.5'), line('dpc1', 'price_a', '1')].flatMap(split))]);
+    for (const i of [0, 1, 2, 3, 4, 5, 6]) {
+      expect(await ledgerOf(`dpb${i}`)).toEqual(await ledgerOf(`dpa${i}`));
+      expect(await ledgerOf(`dpc${i}`)).toEqual(await ledgerOf(`dpa${i}`));
+    }
+
+    const dp0 = await ledgerOf('dpa0');
+    expect(dp0.entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-4.000000000000'], ['price_b', '-0.250000000000']]);
+    expect(dp0.balances[0]!.balance).toBe(parseDecimal('5.75'));
+    const dp1 = await ledgerOf('dpa1');
+    expect(dp1.overage).toEqual([{ price_id: 'price_a', amount: '2.500000000000' }]);
+    expect(dp1.balances[0]!.balance).toBe(parseDecimal('-2.5'));
+    expect(dp1.snapshot).toBe('-2.500000000000');
+    expect((await ledgerOf('dpa2')).entries.map((e) => e.amount)).toEqual(['-0.000000000001']);
+  });
+
+  it('drops a merged line that nets to zero or less, and counts only customers debited', async () => {
+    const r = await applyDebitBatches(h.pool, [
+      batch('dpn:0', [line('dpa3', 'price_c', '3'), line('dpa2', 'price_c', '1')]),
+      batch('dpn:1', [line('dpa3', 'price_c', '-3'), line('dpa3', 'price_d', '0')]),
+    ]);
+    expect(r.customers).toBe(1);
+    expect((await ledgerOf('dpa3')).entries).toEqual([]);
+    expect((await ledgerOf('dpa3')).balances[0]!.balance).toBe(parseDecimal('10'));
+    expect((await ledgerOf('dpa2')).entries.map((e) => [e.price_id, e.amount])).toEqual([['price_b', '-0.000000000001'], ['price_c', '-1.000000000000']]);
+  });
+
+  it('takes ids holding quotes and backslashes through the raw-line path', async () => {
+    const q0 = 'dp"q\\0';
+    const r = await applyDebitBatches(h.pool, [batch('dpq:0', [line(q0, 'price_a', '1'), line('dpa2', 'price_e', '2')]), batch('dpq:1', [line(q0, 'price_a', '0.5')])]);
+    expect(r.customers).toBe(2);
+    expect((await ledgerOf(q0)).entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-1.500000000000']]);
+    expect((await ledgerOf('dpa2')).entries.map((e) => e.price_id)).toEqual(['price_b', 'price_c', 'price_e']);
+  });
+
+  it('lockBalancesSparse locks every pair, creates missing rows, returns only the overages', async () => {
+    // dpl0 runs into overage; dpl1 and dpl2 keep credits.
+    await applyDebitBatches(h.pool, [batch('dpl:0', [line('dpl0', 'price_a', '1.75')])]);
+    const pairs = [
+      { customerId: 'dpl0', pricingUnit: 'credits' }, { customerId: 'dpl1', pricingUnit: 'credits' },
+      { customerId: 'dpl2', pricingUnit: 'credits' }, { customerId: 'dpl2', pricingUnit: 'tokens' },
+    ];
+    const other = await h.pool.connect();
+    try {
+      await withTx(h.pool, async (c) => {
+        const over = await lockBalancesSparse(c, pairs, true);
+        expect([...over]).toEqual([['dpl0\u0000credits', parseDecimal('0.75')]]);
+        // Every row that existed is held (the created one is not visible to others before commit).
+        for (const p of pairs.slice(0, 3)) {
+          await expect(other.query('SELECT 1 FROM credit_balances WHERE customer_id = $1 AND pricing_unit = $2 FOR UPDATE NOWAIT', [p.customerId, p.pricingUnit]))
+            .rejects.toMatchObject({ code: '55P03' });
+        }
+        // Without create, a missing pair is left out (not an error), as lockBalances does.
+        expect([...(await lockBalancesSparse(c, [{ customerId: 'dpl1', pricingUnit: 'minutes' }], false))]).toEqual([]);
+      });
+    } finally {
+      other.release();
+    }
+    const created = await h.pool.query('SELECT 1 FROM credit_balances WHERE customer_id = $1 AND pricing_unit = $2', ['dpl2', 'tokens']);
+    expect(created.rowCount).toBe(1);
+    const notCreated = await h.pool.query('SELECT 1 FROM credit_balances WHERE customer_id = $1 AND pricing_unit = $2', ['dpl1', 'minutes']);
+    expect(notCreated.rowCount).toBe(0);
+  });
+});
