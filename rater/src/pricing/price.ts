@@ -8,16 +8,20 @@ import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
-export interface PricingEvent {
-  seq: number;
-  /** The customer `c` names, when already looked up (resolveCustomer; null: unknown). */
-  customer?: ResolvedCustomer | null;
+/** An event as the pricing reads it (an AcceptedEvent: key, customer reference, name, time, receive time, properties). */
+export interface RateEvent {
   k: string;
   c: string;
   n: string;
   t: number;
   r: number;
   p: Record<string, PropertyValue>;
+}
+
+export interface PricingEvent extends RateEvent {
+  seq: number;
+  /** The customer `c` names, when already looked up (resolveCustomer; null: unknown). */
+  customer?: ResolvedCustomer | null;
 }
 
 export interface RatedRow {

@@ -8,18 +8,10 @@
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
 import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
 import { ONE } from '@drawdown/money';
-import { Unpriceable, isCumulative, periodSpan, standaloneAmount, type PropertyValue } from './models';
-import { DebitAccumulator, decimalTexts, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
+import { Unpriceable, isCumulative, periodSpan, standaloneAmount } from './models';
+import { DebitAccumulator, decimalTexts, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RateEvent, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
 
-/** An event as rateBatch reads it (an AcceptedEvent). */
-export interface RateEvent {
-  k: string;
-  c: string;
-  n: string;
-  t: number;
-  r: number;
-  p: Record<string, PropertyValue>;
-}
+export type { RateEvent } from './price';
 
 export interface RateResult {
   /** rated_events payload (RATED_COLUMNS), without the amounts of the `cumulative` rows. */
