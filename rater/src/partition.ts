@@ -113,6 +113,9 @@ let crashCountdown = CRASH_AT.startsWith('after_clickhouse:') ? Number(CRASH_AT.
 
 export class PartitionRunner {
   private stopped = false;
+  /** Resolves when stop() is called: start-up steps still in flight are given up then. */
+  private readonly stopSignal: Promise<undefined>;
+  private signalStop: () => void = () => {};
   private done: Promise<void> | undefined;
   private checkpoint: Checkpoint = { seq: 0, pending: null };
   private revision = 0;
@@ -122,6 +125,7 @@ export class PartitionRunner {
 
   constructor(private readonly d: PartitionDeps) {
     this.dedup = new DedupMemory(d.dedupCapacity);
+    this.stopSignal = new Promise((resolve) => (this.signalStop = () => resolve(undefined)));
   }
 
   get partition(): number {
@@ -145,6 +149,7 @@ export class PartitionRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.signalStop();
     this.abort?.();
     await this.done;
   }
@@ -164,30 +169,48 @@ export class PartitionRunner {
 
   private async takeOver(): Promise<void> {
     const e = await this.d.kv.get(checkpointKey(this.d.partition));
+    if (this.stopped) return;
     this.revision = e ? e.revision : 0;
     if (e && e.operation === 'PUT' && e.length > 0) this.checkpoint = e.json<Checkpoint>();
     // Fence: bump the revision so a previous owner's next checkpoint write fails.
     await this.writeCheckpoint(this.checkpoint);
   }
 
+  /**
+   * A start-up step, given up on as soon as stop() is called: its result is then ignored
+   * (undefined) and a later failure of it not reported. A step can wait long (a store under
+   * load), and a stop must not wait for it; each step checks `stopped` before it changes any
+   * state after its own waits, so one given up on changes nothing.
+   */
+  private startStep<T>(step: Promise<T>): Promise<T | undefined> {
+    step.catch(() => {});
+    return Promise.race([step, this.stopSignal]);
+  }
+
   private async run(): Promise<void> {
     const d = this.d;
     // A stop may come while the runner is still starting: each step checks it, so a stopped
     // runner opens no consumer and never reports itself started.
-    await this.takeOver();
+    await this.startStep(this.takeOver());
     if (this.stopped) return;
-    await this.warmDedup();
+    await this.startStep(this.warmDedup());
     if (this.stopped) return;
-    await this.rebuildCumulative();
+    await this.startStep(this.rebuildCumulative());
     if (this.stopped) return;
     const startSeq = this.checkpoint.pending?.first ?? this.checkpoint.seq + 1;
-    const consumer = await d.js.consumers.get(d.eventsStream, {
+    const consumer = await this.startStep(d.js.consumers.get(d.eventsStream, {
       filter_subjects: d.subject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, startSeq),
-    });
-    if (this.stopped) return;
-    const messages = await consumer.consume({ max_messages: 2000 });
+    }));
+    if (this.stopped || !consumer) return;
+    const consuming = consumer.consume({ max_messages: 2000 });
+    const messages = await this.startStep(consuming);
+    if (this.stopped || !messages) {
+      // Given up on while opening: close it whenever it opens.
+      void consuming.then((m) => m.close()).catch(() => {});
+      return;
+    }
     this.abort = () => void messages.close().catch(() => {});
     try {
       if (!this.stopped) await this.loop(messages, startSeq);
@@ -259,6 +282,7 @@ export class PartitionRunner {
         GROUP BY k, c ORDER BY t DESC LIMIT {lim:UInt64}`,
       { p: d.partition, s: this.checkpoint.seq, since, lim: this.dedup.capacity },
     );
+    if (this.stopped) return; // given up on by stop(): change nothing
     // Oldest first, so eviction order matches arrival order.
     for (let i = rows.length - 1; i >= 0; i--) this.dedup.add(dedupKey(rows[i]!.c, rows[i]!.k), Number(rows[i]!.t));
     if (rows.length === this.dedup.capacity && rows.length > 0) this.dedup.evictedUpToMs = Number(rows[rows.length - 1]!.t);
@@ -280,6 +304,7 @@ export class PartitionRunner {
         GROUP BY s, p, ps`,
       { p: d.partition, s: this.checkpoint.seq, since: Date.now() - 367 * 86_400_000 },
     );
+    if (this.stopped) return; // given up on by stop(): change nothing
     for (const r of rows) this.cumulative.set(cumulativeKey(r.s, r.p, Number(r.ps)), parseDecimal(r.q));
   }
 
