@@ -182,30 +182,41 @@ export class PartitionRunner {
    * load), and a stop must not wait for it; each step checks `stopped` before it changes any
    * state after its own waits, so one given up on changes nothing.
    */
-  private startStep<T>(step: Promise<T>): Promise<T | undefined> {
+  private startStep<T>(name: string, step: Promise<T>): Promise<T | undefined> {
     step.catch(() => {});
-    return Promise.race([step, this.stopSignal]);
+    const t0 = Date.now();
+    let done = false;
+    void step.then(() => (done = true), () => (done = true));
+    return Promise.race([
+      step,
+      this.stopSignal.then(() => {
+        // A step that had already waited long when the stop came is worth knowing about: a
+        // start-up that never ends would leave the partition unrated.
+        if (!done && Date.now() - t0 > 5000) this.d.log.warn('partition start-up step still waiting at stop', { partition: this.d.partition, step: name, waitedMs: Date.now() - t0 });
+        return undefined;
+      }),
+    ]);
   }
 
   private async run(): Promise<void> {
     const d = this.d;
     // A stop may come while the runner is still starting: each step checks it, so a stopped
     // runner opens no consumer and never reports itself started.
-    await this.startStep(this.takeOver());
+    await this.startStep('checkpoint take-over', this.takeOver());
     if (this.stopped) return;
-    await this.startStep(this.warmDedup());
+    await this.startStep('dedup warm-up', this.warmDedup());
     if (this.stopped) return;
-    await this.startStep(this.rebuildCumulative());
+    await this.startStep('cumulative rebuild', this.rebuildCumulative());
     if (this.stopped) return;
     const startSeq = this.checkpoint.pending?.first ?? this.checkpoint.seq + 1;
-    const consumer = await this.startStep(d.js.consumers.get(d.eventsStream, {
+    const consumer = await this.startStep('consumer', d.js.consumers.get(d.eventsStream, {
       filter_subjects: d.subject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, startSeq),
     }));
     if (this.stopped || !consumer) return;
     const consuming = consumer.consume({ max_messages: 2000 });
-    const messages = await this.startStep(consuming);
+    const messages = await this.startStep('consume', consuming);
     if (this.stopped || !messages) {
       // Given up on while opening: close it whenever it opens.
       void consuming.then((m) => m.close()).catch(() => {});
