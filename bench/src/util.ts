@@ -29,12 +29,16 @@ export interface ProcSample {
   rssBytes: number;
 }
 
+/** The fields of a /proc/.../stat line after the command name (which may contain spaces and
+ *  parentheses: it ends at the last ')'); field i here is field i + 3 of proc(5). */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** CPU time and RSS of one process, from /proc; undefined when it is gone. */
 export function procSample(pid: number): ProcSample | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const f = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
     const utime = Number(f[11]);
     const stime = Number(f[12]);
     const rssPages = Number(f[21]);
@@ -46,8 +50,7 @@ export function procSample(pid: number): ProcSample | undefined {
 
 /** CPU seconds of this process and of the children it (and theirs, recursively) waited for, from /proc. */
 export function treeCpuS(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const f = statFields(readFileSync('/proc/self/stat', 'utf8'));
   // utime, stime, cutime, cstime
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
 }
@@ -167,7 +170,7 @@ export function threadGroupCpuS(pid: number): Map<number, { group: 'main' | 'nam
     try {
       const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const f = statFields(stat);
       const tid = Number(t);
       out.set(tid, { group: tid === pid ? 'main' : comm === processComm || comm === 'node' ? 'other' : 'named', cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK });
     } catch {

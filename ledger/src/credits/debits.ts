@@ -462,7 +462,7 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
   if (lines) for (const l of lines) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
   else for (const [unit, set] of byUnit) for (const customerId of set) pairs.set(balanceKey(customerId, unit), { customerId, pricingUnit: unit });
-  const customers = lines ? [...new Set(lines.map((l) => l.customerId))] : byUnit.size === 1 ? [...byUnit.values().next().value!] : [...new Set([...byUnit.values()].flatMap((x) => [...x]))];
+  const customers = [...new Set(lines ? lines.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
   const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [arr(customers)]);
   const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
 
