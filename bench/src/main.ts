@@ -19,13 +19,21 @@ type Mode = 'quick' | 'full' | 'long';
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|long-systems=(drawdown|baseline)(,(drawdown|baseline))?|window=\d+|out=.+)$/.test(a));
+const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|long-systems=(drawdown|baseline)(,(drawdown|baseline))?|window=\d+|out=.+|e2e-probe=.+)$/.test(a));
+const USAGE = 'usage: pnpm bench [--quick | --long [--long-events=N] [--long-rate=N] [--long-systems=drawdown|baseline] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n       pnpm bench --e2e-probe=RATE[,uniform|zipf[,SECONDS]] --out=DIR\n';
 if (unknown.length > 0) {
-  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\nusage: pnpm bench [--quick | --long [--long-events=N] [--long-rate=N] [--long-systems=drawdown|baseline] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n`);
+  process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\n${USAGE}`);
   process.exit(2);
 }
 const mode: Mode = flag('long') ? 'long' : flag('quick') ? 'quick' : 'full';
-const only = value('only')?.split(',');
+/**
+ * --e2e-probe=RATE[,SHAPE[,SECONDS]]: one end-to-end step of Drawdown alone at a fixed rate
+ * (default uniform, 30 s) after the usual warm-up, with freshness, stage figures and CPU per
+ * process: where an event's time and the cores go at a chosen rate, without the search. Only
+ * with --out (it must not overwrite the committed results) and not with --quick or --long.
+ */
+const probe = parseProbe(value('e2e-probe'));
+const only = probe ? ['e2e'] : value('only')?.split(',');
 const outDir = new URL(value('out') ? `file://${value('out')!.replace(/\/?$/, '/')}` : '../', import.meta.url);
 
 // BENCH_BUNDLE=0: child processes load the TypeScript sources through tsx instead of the run's
@@ -67,15 +75,17 @@ const PLAN = {
 };
 
 /** A long run of one system only (each takes an hour or more here) writes files of its own: results-long-<system>.json, RESULTS-long-<system>.md, long-<system>.png. */
+if (probe) Object.assign(PLAN.e2e, { startRate: probe.rate, maxSteps: 1, stepSeconds: probe.seconds, halfRate: false, shapes: [probe.shape], systems: ['drawdown'] });
+
 const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
 /** The mode's arguments as a command repeats them (every scenario's command and the run's). */
-const MODE_ARGS = mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
+const MODE_ARGS = probe ? ` --e2e-probe=${probe.rate},${probe.shape},${probe.seconds}` : mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
 const LONG_SUFFIX = PLAN.long.systems.length === 1 ? `-long-${PLAN.long.systems[0]}` : '-long';
 
 const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'alerts', 'e2e'];
 
 function commandFor(name: string): string {
-  return `pnpm bench${MODE_ARGS} --only=${name}`;
+  return probe ? `pnpm bench${MODE_ARGS} --out=DIR` : `pnpm bench${MODE_ARGS} --only=${name}`;
 }
 
 async function main(): Promise<void> {
@@ -167,7 +177,7 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
   const doc = {
     generatedBy: 'pnpm bench (bench/src/main.ts)',
     mode,
-    command: `pnpm bench${MODE_ARGS}${only ? ` --only=${only.join(',')}` : ''}`,
+    command: probe ? commandFor('e2e') : `pnpm bench${MODE_ARGS}${only ? ` --only=${only.join(',')}` : ''}`,
     startedAt: started.toISOString(),
     wallSeconds: round((Date.now() - started.getTime()) / 1000, 1),
     machine: { ...facts, machineCpuBusyShareDuringRun: machineBusy, loadAverageAtEnd: (await import('node:os')).loadavg().map((x) => round(x, 2)) },
@@ -207,9 +217,24 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
 function adaptStartRate(plan: E2eOpts, done: { results?: ScenarioResult[] }[]): void {
   const f = new Map(done.flatMap((d) => d.results ?? []).map((r) => [r.name, r.figures as Record<string, number>]));
   const stage = [f.get('ingest_json')?.peakEventsPerS, f.get('rater')?.eventsPerS, f.get('ledger_10000')?.eventsCoveredPerS].filter((x): x is number => typeof x === 'number' && x > 0);
-  if (stage.length === 0 || mode === 'long') return;
+  if (stage.length === 0 || mode === 'long' || probe) return;
   const slowest = Math.min(...stage);
   plan.startRate = Math.max(500, Math.round((slowest * (mode === 'quick' ? 1 : 0.25)) / 100) * 100);
+}
+
+function parseProbe(v: string | undefined): { rate: number; shape: 'uniform' | 'zipf'; seconds: number } | undefined {
+  if (v === undefined) return undefined;
+  const [rate, shape = 'uniform', seconds = '30'] = v.split(',');
+  const fail = (why: string): never => {
+    process.stderr.write(`--e2e-probe: ${why}\n${USAGE}`);
+    process.exit(2);
+  };
+  if (!/^\d+$/.test(rate ?? '') || Number(rate) < 100) fail(`RATE must be a whole number of events/s >= 100, got ${JSON.stringify(rate)}`);
+  if (shape !== 'uniform' && shape !== 'zipf') fail(`SHAPE must be uniform or zipf, got ${JSON.stringify(shape)}`);
+  if (!/^\d+$/.test(seconds) || Number(seconds) < 5) fail(`SECONDS must be a whole number >= 5, got ${JSON.stringify(seconds)}`);
+  if (!value('out')) fail('needs --out=DIR (a probe must not overwrite the committed results)');
+  if (flag('quick') || flag('long') || value('only')) fail('cannot be combined with --quick, --long or --only');
+  return { rate: Number(rate), shape: shape as 'uniform' | 'zipf', seconds: Number(seconds) };
 }
 
 function phaseMarks(x: number[], labels: string[]): { x: number; label: string }[] {
