@@ -75,7 +75,7 @@ const PLAN = {
 };
 
 /** A long run of one system only (each takes an hour or more here) writes files of its own: results-long-<system>.json, RESULTS-long-<system>.md, long-<system>.png. */
-if (probe) Object.assign(PLAN.e2e, { startRate: probe.rate, maxSteps: 1, stepSeconds: probe.seconds, halfRate: false, shapes: [probe.shape], systems: ['drawdown'] });
+if (probe) Object.assign(PLAN.e2e, { probe: true, startRate: probe.rate, maxSteps: 1, stepSeconds: probe.seconds, halfRate: false, shapes: [probe.shape], systems: ['drawdown'] });
 
 const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
 /** The mode's arguments as a command repeats them (every scenario's command and the run's). */

@@ -52,6 +52,8 @@ export interface E2eOpts {
   warmupSeconds: number;
   /** Run a step at half the sustained rate for each system and shape (request latency, freshness); quick mode skips it. */
   halfRate: boolean;
+  /** `pnpm bench --e2e-probe`: one step at a fixed rate, reported whole (`probe`) whether it was sustained or not. */
+  probe?: boolean;
   shapes: Shape[];
   systems: ('drawdown' | 'baseline')[];
   /** Long mode: events per system and window length. */
@@ -429,6 +431,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               searchCappedAtLastStep: hi === undefined,
               atSustained: lo ?? null,
               halfRate: half ?? null,
+              ...(opts.probe ? { probe: steps[0] ?? null } : {}),
               steps: [],
               ...(shape === 'zipf' ? { top10CustomersShare: round(zipfTopShare(opts.customers, 10), 3) } : {}),
             }),
