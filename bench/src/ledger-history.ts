@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import { applyDebitBatches } from '@drawdown/ledger';
-import { benchEnv, createCustomers, log, openStores } from './setup';
+import { benchEnv, createCatalog, createCustomers, log, openStores } from './setup';
 import { debitBatches } from './scenarios/common';
 
 if (process.argv[2] === 'cost') {
@@ -111,7 +111,9 @@ SQL
         ) || { case "$out" in *"future start LSN"*) sleep 0.3; continue;; esac;
                cur=$(psql "$URL" -X -At -c 'SELECT pg_current_wal_flush_lsn()'); echo "lost|$cur" >> ${walFile}; echo "pos|$cur" >> ${walFile}; last=$cur; continue; }
         echo "$out" >> ${walFile}; last=$(echo "$out" | grep '^pos|' | cut -d'|' -f2); sleep 0.3; done`], { env: { ...process.env, URL: env.config.databaseUrl }, stdio: 'ignore' });
-    await createCustomers(s.pool, { count: customers });
+    // Subscribed customers and the plan's price on every line, as in the ledger scenario.
+    const { planId, priceId } = await createCatalog(s);
+    await createCustomers(s.pool, { count: customers, planId });
     const pid = (await applier.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const rows: { lines: number; nodeUs: number; pgUs: number; wal: number; fpi: number; records: number }[] = [];
     let k = 0;
@@ -122,7 +124,7 @@ SQL
       // 100,000 customers starts most customers' grouped entries of the day, so the measured
       // transactions mostly grow entries (a ledger some way into its day) instead of starting them.
       const count = i === 0 ? Number(process.env.LEDGER_COST_WARMUP ?? perTx) : perTx;
-      const group = debitBatches({ count, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `c${k}` });
+      const group = debitBatches({ count, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `c${k}`, priceId });
       k++;
       readWal();
       const lost0 = walLost;
@@ -195,10 +197,11 @@ if (!Number.isInteger(days) || days < 1) throw new Error(`DAYS must be a whole n
 const env = benchEnv();
 const s = await openStores(env);
 let k = 0;
+let priceId = 'bench-price';
 async function transactions(label: string): Promise<void> {
   const ms: number[] = [];
   for (let i = 0; i < 4; i++) {
-    const group = debitBatches({ count: 8, customers: CUSTOMERS, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `h${k}` });
+    const group = debitBatches({ count: 8, customers: CUSTOMERS, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `h${k}`, priceId });
     k++;
     const t0 = performance.now();
     await applyDebitBatches(s.pool, group);
@@ -207,7 +210,9 @@ async function transactions(label: string): Promise<void> {
   process.stdout.write(`${label}: 8-batch transactions took ${ms.join(', ')} ms\n`);
 }
 try {
-  await createCustomers(s.pool, { count: CUSTOMERS });
+  const catalog = await createCatalog(s);
+  priceId = catalog.priceId;
+  await createCustomers(s.pool, { count: CUSTOMERS, planId: catalog.planId });
   await transactions('fresh ledger');
   log.info('copying grouped entries to earlier days', { days });
   await s.pool.query(

@@ -127,7 +127,7 @@ async function post(base: string, path: string, body: unknown, key?: string): Pr
  * Item, metric (count of api_call) and a plan with a unit price in credits, through the
  * billing API: through an app's base URL, or (no URL) a ledger started just for this.
  */
-export async function createCatalog(s: Stores, api?: { baseUrl: string; adminKey: string }): Promise<{ planId: string }> {
+export async function createCatalog(s: Stores, api?: { baseUrl: string; adminKey: string }): Promise<{ planId: string; priceId: string }> {
   let base = api?.baseUrl;
   let stop = async () => {};
   if (!base) {
@@ -150,7 +150,7 @@ export async function createCatalog(s: Stores, api?: { baseUrl: string; adminKey
       name: 'Bench credits', currency: 'credits',
       prices: [{ price: { name: 'API call', item_id: item.id, billable_metric_id: metric.id, cadence: 'monthly', model_type: 'unit', unit_config: { unit_amount: UNIT_PRICE } } }],
     }, key);
-    return { planId: plan.id as string };
+    return { planId: plan.id as string, priceId: (plan.prices as { id: string }[])[0]!.id };
   } finally {
     await stop();
   }

@@ -8,7 +8,7 @@
 // exists (the debits grow them), as later in a ledger's day.
 import type { DebitBatch } from '@drawdown/debits';
 import { applyDebitBatches } from '@drawdown/ledger';
-import { benchEnv, createCustomers, openStores } from '../setup';
+import { benchEnv, createCatalog, createCustomers, openStores } from '../setup';
 import { debitBatches, EVENT_PICOS, type ScenarioResult } from './common';
 import { customerId } from '../workload';
 import { round } from '../util';
@@ -28,7 +28,10 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
     const s = await openStores(env);
     try {
       const t0 = performance.now();
-      await createCustomers(s.pool, { count: customers });
+      // Every customer subscribes to a plan whose price the debit lines carry, as a rater's
+      // debits always do: the ledger then also adds each line to its subscription's usage.
+      const { planId, priceId } = await createCatalog(s);
+      await createCustomers(s.pool, { count: customers, planId });
       const setupS = (performance.now() - t0) / 1000;
       // Fresh batch ids every time (a replayed id is skipped, which would flatter the figure).
       let k = 0;
@@ -37,7 +40,7 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
       let batches = 0, lines = 0, events = 0;
       const txMs: number[] = [];
       while (performance.now() < until) {
-        const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}` });
+        const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
         k++;
         const a = performance.now();
         const r = await applyDebitBatches(s.pool, group);
@@ -58,7 +61,7 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
       let backlogLines = 0, backlogMs = 0;
       const backlogUntil = performance.now() + opts.seconds * 1000;
       while (customers <= opts.backlogMaxCustomers && performance.now() < backlogUntil) {
-        const group = debitBatches({ count: backlogPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}` });
+        const group = debitBatches({ count: backlogPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
         k++;
         const a = performance.now();
         const r = await applyDebitBatches(s.pool, group);
@@ -75,13 +78,13 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
           const n = Math.min(20_000, customers - first);
           const warm: DebitBatch = {
             id: `steady-warm:${first}`, partition: 0, firstSeq: first + 1, lastSeq: first + n, receivedAtMax: Date.now(),
-            lines: Array.from({ length: n }, (_, i) => ({ customerId: customerId(first + i), pricingUnit: 'credits', priceId: 'bench-price', day, amountPicos: String(EVENT_PICOS), quantityPicos: '1000000000000', events: 1 })),
+            lines: Array.from({ length: n }, (_, i) => ({ customerId: customerId(first + i), pricingUnit: 'credits', priceId, day, amountPicos: String(EVENT_PICOS), quantityPicos: '1000000000000', events: 1 })),
           };
           await applyDebitBatches(s.pool, [warm]);
         }
         const steadyUntil = performance.now() + opts.seconds * 1000;
         while (performance.now() < steadyUntil) {
-          const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}` });
+          const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
           k++;
           const a = performance.now();
           const r = await applyDebitBatches(s.pool, group);
