@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import { applyDebitBatches } from '@drawdown/ledger';
-import { benchEnv, createCustomers, log, openStores } from './setup';
+import { benchEnv, createCatalog, createCustomers, log, openStores } from './setup';
 import { debitBatches } from './scenarios/common';
 
 if (process.argv[2] === 'cost') {
@@ -73,7 +73,7 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
   const hot = async () =>
     (await meter.query<{ relname: string; upd: string; hot: string; ins: string }>(
       `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot, n_tup_ins::text AS ins FROM pg_stat_user_tables
-        WHERE relname IN ('credit_blocks', 'ledger_entries', 'credit_balances', 'balance_snapshots', 'applied_batches', 'balance_feed') ORDER BY 1`,
+        WHERE relname IN ('credit_blocks', 'ledger_entries', 'credit_balances', 'balance_snapshots', 'applied_batches', 'balance_feed', 'subscription_usage') ORDER BY 1`,
     )).rows;
   // WAL per xid, polled by a child process (its CPU is not this process's): lines "xid|bytes|fpi|records", and "pos|LSN" after each poll.
   const walFile = `/tmp/ledger-cost-wal-${process.pid}.txt`;
@@ -111,7 +111,15 @@ SQL
         ) || { case "$out" in *"future start LSN"*) sleep 0.3; continue;; esac;
                cur=$(psql "$URL" -X -At -c 'SELECT pg_current_wal_flush_lsn()'); echo "lost|$cur" >> ${walFile}; echo "pos|$cur" >> ${walFile}; last=$cur; continue; }
         echo "$out" >> ${walFile}; last=$(echo "$out" | grep '^pos|' | cut -d'|' -f2); sleep 0.3; done`], { env: { ...process.env, URL: env.config.databaseUrl }, stdio: 'ignore' });
-    await createCustomers(s.pool, { count: customers });
+    // LEDGER_COST_PLAN=1: the customers subscribe to the bench's plan (createCatalog) and the
+    // lines carry its price, so each debit also records subscription usage (as in the e2e scenario).
+    let priceId: string | undefined;
+    let planId: string | undefined;
+    if (process.env.LEDGER_COST_PLAN === '1') {
+      planId = (await createCatalog(s)).planId;
+      priceId = (await s.pool.query<{ id: string }>('SELECT id FROM prices WHERE plan_id = $1', [planId])).rows[0]!.id;
+    }
+    await createCustomers(s.pool, { count: customers, planId });
     const pid = (await applier.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const rows: { lines: number; nodeUs: number; pgUs: number; wal: number; fpi: number; records: number }[] = [];
     let k = 0;
@@ -122,7 +130,7 @@ SQL
       // 100,000 customers starts most customers' grouped entries of the day, so the measured
       // transactions mostly grow entries (a ledger some way into its day) instead of starting them.
       const count = i === 0 ? Number(process.env.LEDGER_COST_WARMUP ?? perTx) : perTx;
-      const group = debitBatches({ count, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `c${k}` });
+      const group = debitBatches({ count, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `c${k}`, priceId });
       k++;
       readWal();
       const lost0 = walLost;

@@ -19,7 +19,7 @@ export const EVENT_PICOS = 1_000_000_000n;
  * Debit batches shaped like a rater's: each covers `eventsPerBatch` events of one partition,
  * summed per customer (one line per customer, price and day).
  */
-export function debitBatches(opts: { count: number; customers: number; eventsPerBatch: number; shape: Shape; seed: number; tag: string }): DebitBatch[] {
+export function debitBatches(opts: { count: number; customers: number; eventsPerBatch: number; shape: Shape; seed: number; tag: string; priceId?: string }): DebitBatch[] {
   const draw = customerSampler(opts.customers, opts.shape, opts.seed);
   const day = new Date().toISOString().slice(0, 10);
   const out: DebitBatch[] = [];
@@ -38,7 +38,7 @@ export function debitBatches(opts: { count: number; customers: number; eventsPer
       lines: [...perCustomer].map(([c, n]) => ({
         customerId: customerId(c),
         pricingUnit: 'credits',
-        priceId: 'bench-price',
+        priceId: opts.priceId ?? 'bench-price',
         day,
         amountPicos: String(BigInt(n) * EVENT_PICOS),
         quantityPicos: String(BigInt(n) * 1_000_000_000_000n),
