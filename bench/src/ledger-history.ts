@@ -13,7 +13,8 @@
 // FPI bytes apart, they depend on checkpoint timing; read while the transaction runs by a niced
 // psql loop, since other sessions' WAL can have checkpoints recycle it soon), each divided by the customer debits
 // (merged lines) applied; prints per-transaction figures and medians, and the HOT share of
-// updates per hot table.
+// updates per hot table. Knobs (env): LEDGER_COST_WARMUP, LEDGER_COST_STATEMENTS,
+// LEDGER_COST_EXPLAIN, LEDGER_COST_PLAN (ledger/src/credits/README.md, "Cost per customer debit").
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
