@@ -252,28 +252,11 @@ export async function recordSubscriptionUsageOf(db: Queryable, lines: Subscripti
                 JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
                  AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
         ORDER BY t.customer_id, t.price_id, t.day, s.start_date DESC
-     ), g AS (
-       SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity) AS quantity, sum(cost) AS cost FROM m GROUP BY 1, 2, 3, 4, 5
-     ), grown AS (
-       -- Existing rows grow by a plain UPDATE: an INSERT ... ON CONFLICT DO UPDATE first locks
-       -- the row it conflicts with (a WAL record per row) and then updates it. The debit
-       -- transaction holds the balance locks of these customers, so no other writer adds the
-       -- same rows meanwhile; the insert below keeps ON CONFLICT all the same.
-       UPDATE subscription_usage u SET quantity = u.quantity + g.quantity, cost = u.cost + g.cost
-         FROM g WHERE u.subscription_id = g.subscription_id AND u.period_start = g.period_start AND u.price_id = g.price_id
-       RETURNING u.subscription_id, u.period_start, u.price_id
-     ), started AS (
-       INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
-       SELECT subscription_id, period_start, price_id, metric_id, currency, quantity, cost FROM g
-        -- The rows grown above exist in this statement's snapshot (an anti join on the primary
-        -- key, not on the grown CTE, whose row count the planner cannot see).
-        WHERE NOT EXISTS (SELECT 1 FROM subscription_usage x WHERE x.subscription_id = g.subscription_id AND x.period_start = g.period_start AND x.price_id = g.price_id)
-       ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
-       RETURNING subscription_id, period_start
      )
-     SELECT subscription_id, period_start::text FROM grown
-     UNION ALL
-     SELECT subscription_id, period_start::text FROM started`,
+     INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
+     SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost) FROM m GROUP BY 1, 2, 3, 4, 5
+     ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
+     RETURNING subscription_id, period_start::text`,
     [lines.customers, lines.prices, lines.days, lines.quantities, lines.costs],
   );
   if (touched.rows.length === 0) return 0;
