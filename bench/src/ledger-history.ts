@@ -13,7 +13,8 @@
 // FPI bytes apart, they depend on checkpoint timing; read while the transaction runs by a niced
 // psql loop, since other sessions' WAL can have checkpoints recycle it soon), each divided by the customer debits
 // (merged lines) applied; prints per-transaction figures and medians, and the HOT share of
-// updates per hot table.
+// updates per hot table. Knobs (env): LEDGER_COST_WARMUP, LEDGER_COST_STATEMENTS,
+// LEDGER_COST_EXPLAIN, LEDGER_COST_PLAN (ledger/src/credits/README.md, "Cost per customer debit").
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
@@ -73,7 +74,7 @@ async function cost(customers: number, perTx: number, txs: number): Promise<void
   const hot = async () =>
     (await meter.query<{ relname: string; upd: string; hot: string; ins: string }>(
       `SELECT relname, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot, n_tup_ins::text AS ins FROM pg_stat_user_tables
-        WHERE relname IN ('credit_blocks', 'ledger_entries', 'credit_balances', 'balance_snapshots', 'applied_batches', 'balance_feed') ORDER BY 1`,
+        WHERE relname IN ('credit_blocks', 'ledger_entries', 'credit_balances', 'balance_snapshots', 'applied_batches', 'balance_feed', 'subscription_usage') ORDER BY 1`,
     )).rows;
   // WAL per xid, polled by a child process (its CPU is not this process's): lines "xid|bytes|fpi|records", and "pos|LSN" after each poll.
   const walFile = `/tmp/ledger-cost-wal-${process.pid}.txt`;
@@ -111,8 +112,12 @@ SQL
         ) || { case "$out" in *"future start LSN"*) sleep 0.3; continue;; esac;
                cur=$(psql "$URL" -X -At -c 'SELECT pg_current_wal_flush_lsn()'); echo "lost|$cur" >> ${walFile}; echo "pos|$cur" >> ${walFile}; last=$cur; continue; }
         echo "$out" >> ${walFile}; last=$(echo "$out" | grep '^pos|' | cut -d'|' -f2); sleep 0.3; done`], { env: { ...process.env, URL: env.config.databaseUrl }, stdio: 'ignore' });
-    // Subscribed customers and the plan's price on every line, as in the ledger scenario.
-    const { planId, priceId } = await createCatalog(s);
+    // The customers subscribe to the bench's plan (createCatalog) and the lines carry its price,
+    // so each debit also records subscription usage, as a rater's debits do (the ledger scenario
+    // too). LEDGER_COST_PLAN=0: no subscriptions (the shape of the figures before 2026-11-26).
+    let priceId: string | undefined;
+    let planId: string | undefined;
+    if (process.env.LEDGER_COST_PLAN !== '0') ({ planId, priceId } = await createCatalog(s));
     await createCustomers(s.pool, { count: customers, planId });
     const pid = (await applier.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const rows: { lines: number; nodeUs: number; pgUs: number; wal: number; fpi: number; records: number }[] = [];

@@ -83,7 +83,7 @@ export async function seedCustomers(pool: Pool, opts: SeedCustomersOptions): Pro
        SELECT $3 || n, $4 || n, 'Customer ' || n, 'customer' || n || '@seed.invalid', $5::text ${series}`,
       [a, b, customer, external, currency],
     );
-    await c.query(`INSERT INTO credit_balances (customer_id, pricing_unit, next_entry_seq) SELECT $3 || n, $4, 2 ${series}`, [a, b, customer, unit]);
+    await c.query(`INSERT INTO credit_balances (customer_id, pricing_unit) SELECT $3 || n, $4 ${series}`, [a, b, customer, unit]);
     await c.query(
       `INSERT INTO credit_blocks (id, customer_id, pricing_unit, initial_amount, remaining, effective_date, source, status)
        SELECT $4 || n, $3 || n, $5, $6::numeric, $6::numeric, now() - interval '1 day', 'manual', 'active' ${series}`,

@@ -115,7 +115,7 @@ async function world(pool: Pool) {
   const snapshot = async () => {
     const out = [];
     for (let i = 0; i < CUSTOMERS; i++) {
-      const bal = await pool.query<{ overage: string; next_entry_seq: string }>('SELECT overage::text, next_entry_seq::text FROM credit_balances WHERE customer_id = $1', [ids[i]]);
+      const bal = await pool.query<{ overage: string }>('SELECT overage::text FROM credit_balances WHERE customer_id = $1', [ids[i]]);
       const roles = await pool.query<{ role: string; remaining: string }>(
         `SELECT CASE id WHEN $2 THEN 'a' WHEN $3 THEN 'b' WHEN $4 THEN 'c' ELSE 'other' END AS role, sum(remaining)::text AS remaining
            FROM credit_blocks WHERE customer_id = $1 GROUP BY 1 ORDER BY 1`,

@@ -224,10 +224,13 @@ const ENTRY_CTES = `grown AS (
              AND g.block_id = t.block_id AND g.price_id = t.price_id AND g.usage_day = t.usage_day
              AND g.usage_customer_id = t.usage_customer_id)
      ), seq AS (
-       UPDATE credit_balances cb SET next_entry_seq = cb.next_entry_seq + x.cnt
-         FROM (SELECT customer_id, pricing_unit, count(*) AS cnt FROM ins GROUP BY 1, 2) x
-        WHERE cb.customer_id = x.customer_id AND cb.pricing_unit = x.pricing_unit
-       RETURNING cb.customer_id, cb.pricing_unit, cb.next_entry_seq - x.cnt AS first_seq
+       -- The owner's next sequence number: one past its ledger's last (1, 2, 3, ... with no
+       -- gaps), read through the unique index. The balance row is locked, so no other writer
+       -- appends to this ledger until the transaction ends (entries.ts, settle.ts do the same).
+       SELECT x.customer_id, x.pricing_unit,
+              coalesce((SELECT max(e.ledger_sequence_number) FROM ledger_entries e
+                         WHERE e.customer_id = x.customer_id AND e.pricing_unit = x.pricing_unit), 0) + 1 AS first_seq
+         FROM (SELECT DISTINCT customer_id, pricing_unit FROM ins) x
      ), new_entries AS (
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
                                    starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)

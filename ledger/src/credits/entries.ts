@@ -36,15 +36,17 @@ interface NewEntry {
   status?: 'committed' | 'pending';
 }
 
-/** Appends entries to one customer's ledger with its next sequence numbers. */
+/** Appends entries to one customer's ledger with its next sequence numbers: one past the
+ *  ledger's last (unique index). The caller holds the balance row's lock (BalanceTracker.lock,
+ *  lockBalances), taken in an earlier statement, so no other writer appends to this ledger
+ *  until the transaction ends and this statement sees every entry committed before. */
 export async function insertEntries(db: Queryable, entries: NewEntry[]): Promise<string[]> {
   const ids: string[] = [];
   for (const e of entries) {
     const id = newId();
     await db.query(
       `WITH s AS (
-         UPDATE credit_balances SET next_entry_seq = next_entry_seq + 1, updated_at = now()
-          WHERE customer_id = $2 AND pricing_unit = $3 RETURNING next_entry_seq - 1 AS seq)
+         SELECT coalesce(max(ledger_sequence_number), 0) + 1 AS seq FROM ledger_entries WHERE customer_id = $2 AND pricing_unit = $3)
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount, starting_balance,
                                    ending_balance, description, metadata, created_at, void_reason, void_amount, new_block_expiry_date, settles_overage, entry_status)
        SELECT $1, $2, $3, s.seq, $4, $5, $6, $7, $8, $9, $10, coalesce($11::timestamptz, now()), $12, $13, $14, $15, $16 FROM s`,

@@ -25,8 +25,9 @@ async function clearOverage(c: Queryable, customerId: string, unit: string, qty:
     [blockId, customerId, unit, formatDecimal(qty), formatFixed(rate, 12), at, invoiceId],
   );
   await c.query('UPDATE credit_balances SET overage = overage - $3 WHERE customer_id = $1 AND pricing_unit = $2', [customerId, unit, formatDecimal(qty)]);
+  // The next two sequence numbers of this ledger (settlePeriod holds the balance row's lock).
   const seq = await c.query<{ seq: string }>(
-    'UPDATE credit_balances SET next_entry_seq = next_entry_seq + 2 WHERE customer_id = $1 AND pricing_unit = $2 RETURNING (next_entry_seq - 2)::text AS seq',
+    'SELECT (coalesce(max(ledger_sequence_number), 0) + 1)::text AS seq FROM ledger_entries WHERE customer_id = $1 AND pricing_unit = $2',
     [customerId, unit],
   );
   const s = Number(seq.rows[0]!.seq);
