@@ -149,17 +149,14 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
   const unpriced: Record<string, number> = {};
   const nameFields = new Map<string, Uint8Array>();
   let rows = 0;
-  // Per run of equal values: the sequence and event name encoded once.
-  let lastSeq = NaN, prefix: Uint8Array = new Uint8Array(0), lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
+  // The batch id encoded once per batch, the event name once per name.
+  const batchField = encoded((x) => x.string(batchId));
+  let lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
   const decimalText = decimalTexts();
   // A row's first columns (partition, seq, batch_id), then after the customer's two its next
   // four (idempotency_key, event_name, timestamp, received_at).
   const start = (seq: number) => {
-    if (seq !== lastSeq) {
-      lastSeq = seq;
-      prefix = encoded((x) => x.u16(partition).u64(seq).string(batchId));
-    }
-    w.chunk(prefix);
+    w.u16(partition).u64(seq).chunk(batchField);
   };
   const middle = (e: RateEvent) => {
     if (e.n !== lastName) {
