@@ -2,8 +2,7 @@
 // client API of @clickhouse/client. Owns the analytics schema (rated events and rollups),
 // which the rater writes and the reporter reads.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { unlink, writeFile } from 'node:fs/promises';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 // The client and chDB are loaded when a connection is opened: pricing worker threads import
@@ -41,7 +40,7 @@ export interface Ch {
   embedded: boolean;
   /** Embedded only: chDB's raw insert (see insertBody). */
   rawInsert?: RawInsert;
-  /** Embedded only: where insertRowBinary writes its payload files (emptied when opened). */
+  /** Embedded only: where insertRowBinary writes its payload files (emptied when opened and closed). */
   insertFilesDir?: string;
   version: string;
   close(): Promise<void>;
@@ -68,10 +67,12 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
     const { createChdbConnection } = await import('chdb/connection');
     const path = resolve(opts.dataDir);
     mkdirSync(path, { recursive: true });
-    // insertRowBinary's payload files: one per insert, removed after it; what a crash left is removed here.
+    // insertRowBinary's payload files (one per insert running at once, rewritten by later
+    // inserts); removed when the connection closes, and here what a crash left.
     insertFilesDir = join(path, 'drawdown-insert-files');
     mkdirSync(insertFilesDir, { recursive: true });
     for (const f of readdirSync(insertFilesDir)) rmSync(join(insertFilesDir, f), { force: true });
+    freeFiles[insertFilesDir] = [];
     // chDB builds against its own copy of @clickhouse/client-common's types; the runtime
     // interface is the same, so the connection is handed over as the client's own type.
     const chdb = createChdbConnection({ path });
@@ -89,7 +90,12 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
     throw new ClickHouseError(`ClickHouse ${version} is too old: Drawdown's schema needs ${MIN_SERVER_MAJOR}.x or newer`);
   }
   log.info('clickhouse ready', { embedded, version, ...(embedded ? { dataDir: resolve(opts.dataDir) } : {}) });
-  return { client, embedded, version, ...(rawInsert ? { rawInsert } : {}), ...(insertFilesDir ? { insertFilesDir } : {}), close: () => client.close() };
+  const filesDir = insertFilesDir;
+  const close = async () => {
+    await client.close();
+    if (filesDir) rmSync(filesDir, { recursive: true, force: true });
+  };
+  return { client, embedded, version, ...(rawInsert ? { rawInsert } : {}), ...(insertFilesDir ? { insertFilesDir } : {}), close };
 }
 
 export async function migrateClickHouse(ch: Pick<Ch, 'client'>): Promise<void> {
@@ -181,6 +187,9 @@ export interface RowBinaryBody {
   rows: number;
 }
 
+/** Payload files of insertRowBinary not in use, per directory. */
+const freeFiles: Record<string, string[]> = {};
+
 const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 /**
@@ -188,7 +197,8 @@ const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'
  * fraction of the CPU of TabSeparated text. Embedded, the bytes are written to a file that the
  * engine reads (`INSERT ... FROM INFILE`; chDB's raw insert takes text formats only, and its
  * inline data would end at the first empty line, two newline bytes that binary numbers hold),
- * removed after the insert whatever its outcome; with a server, they are streamed as the
+ * a file per insert running at once, reused by later inserts and removed when the connection
+ * closes; with a server, they are streamed as the
  * request body. The insert is an ordinary INSERT either way: one block, the same dedup token.
  */
 export async function insertRowBinary(ch: Pick<Ch, 'client' | 'insertFilesDir'>, table: string, b: RowBinaryBody, dedupToken = ''): Promise<void> {
@@ -199,12 +209,23 @@ export async function insertRowBinary(ch: Pick<Ch, 'client' | 'insertFilesDir'>,
   const settingsSql = Object.entries(settings).map(([k, v]) => `${k} = ${typeof v === 'number' ? v : sqlString(v)}`).join(', ');
   const into = `INSERT INTO ${table} (${b.columns.join(', ')})`;
   if (ch.insertFilesDir) {
-    const file = join(ch.insertFilesDir, `${randomUUID()}.bin`);
-    await writeFile(file, b.body);
+    // A file no other insert uses, rewritten in place (its pages stay allocated: about a fifth of
+    // the CPU of a new file). Written at once on this thread: an asynchronous write would queue
+    // behind chDB's own work on libuv's pool.
+    const free = (freeFiles[ch.insertFilesDir] ??= []);
+    const file = free.pop() ?? join(ch.insertFilesDir, `${randomUUID()}.bin`);
+    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT);
+    try {
+      let at = 0;
+      while (at < b.body.byteLength) at += writeSync(fd, b.body, at, b.body.byteLength - at, at);
+      ftruncateSync(fd, b.body.byteLength);
+    } finally {
+      closeSync(fd);
+    }
     try {
       await ch.client.command({ query: `${into} FROM INFILE ${sqlString(file)} SETTINGS ${settingsSql} FORMAT RowBinary`, clickhouse_settings: BASE_SETTINGS });
     } finally {
-      await unlink(file).catch(() => {});
+      free.push(file);
     }
     return;
   }

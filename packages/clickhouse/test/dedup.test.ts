@@ -126,18 +126,35 @@ describe('RowBinary inserts (insertRowBinary)', () => {
       { s: '2571', k: 'plain', p: '{}', t: '86400000', r: '86400001', a: '1267650600228229401.496703205377' },
       { s: '2572', k: 'k'.repeat(200), p: 'not json but a long string: ' + 'y'.repeat(20_000), t: '1', r: '2', a: '0.000000000001' },
     ]);
-    // The payload files are removed after each insert.
-    expect(readdirSync(ch.insertFilesDir!)).toEqual([]);
+    // One payload file, reused by the inserts that ran one after the other.
+    expect(readdirSync(ch.insertFilesDir!)).toHaveLength(1);
   });
 
-  it('stores nothing of a payload that does not parse, and leaves no file behind', async () => {
+  it('stores nothing of a payload that does not parse; a shorter payload in a reused file is read to its own end; the files go with the connection', async () => {
     const before = await read();
     const w = new RowBinaryWriter();
     write(w, 5000, 'good', {}, 1, 1n);
     w.u16(1).u64(5001); // a row cut short
     await expect(insertRowBinary(ch, 'rated_events', { columns, body: w.bytes(), rows: 2 }, 'rb:2')).rejects.toThrow();
     expect(await read()).toEqual(before);
-    expect(readdirSync(ch.insertFilesDir!)).toEqual([]);
+    // The file held the longer payloads before: only this one's bytes are read.
+    const short = new RowBinaryWriter();
+    write(short, 6000, 'short', {}, 1, 1n);
+    await insertRowBinary(ch, 'rated_events', { columns, body: short.bytes(), rows: 1 }, 'rb:3');
+    expect((await read()).slice(before.length)).toEqual([{ s: '6000', k: 'short', p: '{}', t: '1', r: '2', a: '0.000000000001' }]);
+    // Two inserts at once: two files.
+    const two = [7000, 7001].map((seq) => {
+      const x = new RowBinaryWriter();
+      write(x, seq, `c${seq}`, {}, 1, 1n);
+      return insertRowBinary(ch, 'rated_events', { columns, body: x.bytes(), rows: 1 }, `rb:${seq}`);
+    });
+    await Promise.all(two);
+    expect((await read()).map((x) => x.s).slice(-2)).toEqual(['7000', '7001']);
+    const filesDir = ch.insertFilesDir!;
+    expect(readdirSync(filesDir)).toHaveLength(2);
+    await ch.close();
+    expect(() => readdirSync(filesDir)).toThrow(/ENOENT/);
+    ch = await openClickHouse({ url: '', dataDir: dir }, silentLogger);
     expect(() => new RowBinaryWriter().dateTime64(-1)).toThrow(/timestamp -1/);
     expect(() => new RowBinaryWriter().decimal128(2n ** 127n)).toThrow(/out of range/);
   });
