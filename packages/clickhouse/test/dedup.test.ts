@@ -130,6 +130,21 @@ describe('RowBinary inserts (insertRowBinary)', () => {
     expect(readdirSync(ch.insertFilesDir!)).toHaveLength(1);
   });
 
+  it('inserts a large payload as one part, and drops a replay of it with other content', async () => {
+    const parts = async () => Number((await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM system.parts WHERE table = 'rated_events' AND active"))[0]!.n);
+    const before = await parts();
+    const big = (n: number, amount: bigint) => {
+      const w = new RowBinaryWriter();
+      for (let i = 0; i < n; i++) write(w, 100_000 + i, `big${i}`, { pad: 'x'.repeat(50), i }, 1_767_263_400_000 + i, amount);
+      return w.bytes();
+    };
+    await insertRowBinary(ch, 'rated_events', { columns, body: big(50_000, 1n), rows: 50_000 }, 'rb:big');
+    expect(await parts()).toBe(before + 1);
+    await insertRowBinary(ch, 'rated_events', { columns, body: big(30_000, 2n), rows: 30_000 }, 'rb:big'); // replay, other content
+    const r = await queryRows<{ n: string; a: string }>(ch, 'SELECT count() AS n, toString(sum(amount)) AS a FROM rated_events WHERE seq >= 100000');
+    expect(r[0]).toEqual({ n: '50000', a: '0.00000005' });
+  });
+
   it('stores nothing of a payload that does not parse; a shorter payload in a reused file is read to its own end; the files go with the connection', async () => {
     const before = await read();
     const w = new RowBinaryWriter();
@@ -141,7 +156,7 @@ describe('RowBinary inserts (insertRowBinary)', () => {
     const short = new RowBinaryWriter();
     write(short, 6000, 'short', {}, 1, 1n);
     await insertRowBinary(ch, 'rated_events', { columns, body: short.bytes(), rows: 1 }, 'rb:3');
-    expect((await read()).slice(before.length)).toEqual([{ s: '6000', k: 'short', p: '{}', t: '1', r: '2', a: '0.000000000001' }]);
+    expect((await read()).filter((x) => x.s === '6000')).toEqual([{ s: '6000', k: 'short', p: '{}', t: '1', r: '2', a: '0.000000000001' }]);
     // Two inserts at once: two files.
     const two = [7000, 7001].map((seq) => {
       const x = new RowBinaryWriter();
@@ -149,7 +164,7 @@ describe('RowBinary inserts (insertRowBinary)', () => {
       return insertRowBinary(ch, 'rated_events', { columns, body: x.bytes(), rows: 1 }, `rb:${seq}`);
     });
     await Promise.all(two);
-    expect((await read()).map((x) => x.s).slice(-2)).toEqual(['7000', '7001']);
+    expect((await read()).map((x) => x.s).filter((x) => x.startsWith('700'))).toEqual(['7000', '7001']);
     const filesDir = ch.insertFilesDir!;
     expect(readdirSync(filesDir)).toHaveLength(2);
     await ch.close();
