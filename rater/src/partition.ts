@@ -11,7 +11,7 @@
 import { batchLength, decodeBatch } from '@drawdown/events';
 import { batchId as makeBatchId, decodeDebitBatch, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
-import { insertRows, insertTsv, queryRows, type Ch } from '@drawdown/clickhouse';
+import { insertRowBinary, insertRows, queryRows, type Ch } from '@drawdown/clickhouse';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { parseDecimal } from '@drawdown/money';
@@ -379,7 +379,7 @@ export class PartitionRunner {
       debits = lines;
     }
     const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
-    await insertTsv(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
+    await insertRowBinary(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
     let outcome: Outcome = { debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };
     // A replayed range: the insert above was dropped if an earlier attempt stored the batch

@@ -2,11 +2,11 @@
 // - JetStream: publishing the same msgpack batches (100 events per message; and each 100 split
 //   per partition, as the edge publishes with DRAWDOWN_INGEST_LINGER_MS=0; with a linger the
 //   edge joins requests into larger messages), with acks, many in flight.
-// - chDB: bulk insert of the same rated rows, the rater's way (insertTsv: TabSeparated through
-//   chDB's raw insert, one block with a dedup token), a rater batch's worth of rows each.
+// - chDB: bulk insert of the same rated rows, the rater's way (insertRowBinary: RowBinary read
+//   from a file by the engine, one block with a dedup token), a rater batch's worth of rows each.
 // - Postgres: one set-based UPDATE of the credit blocks per transaction for the same debits.
 import { join } from 'node:path';
-import { insertTsv, migrateClickHouse, openClickHouse } from '@drawdown/clickhouse';
+import { insertRowBinary, migrateClickHouse, openClickHouse } from '@drawdown/clickhouse';
 import { encodeBatch, groupByPartition, type AcceptedEvent } from '@drawdown/events';
 import { jetstream, names } from '@drawdown/nats';
 import { RATED_COLUMNS, encodeRated, type RatedRow } from '@drawdown/rater';
@@ -30,7 +30,7 @@ function ratedRow(e: AcceptedEvent, seq: number, batch: string): RatedRow {
 }
 
 /** A rated_events payload as the rater's worker writes it. */
-function tsvOf(rows: RatedRow[]): { columns: readonly string[]; body: Uint8Array; rows: number } {
+function payloadOf(rows: RatedRow[]): { columns: readonly string[]; body: Uint8Array; rows: number } {
   return { columns: RATED_COLUMNS, body: encodeRated(rows, []).body, rows: rows.length };
 }
 
@@ -79,7 +79,7 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
     });
 
     // chDB: a rater batch's worth of rated rows per insert (DRAWDOWN_RATER_BATCH_MAX_EVENTS),
-    // written the rater's way: TabSeparated through chDB's raw insert, one block, dedup token.
+    // written the rater's way: RowBinary read from a file by the engine, one block, dedup token.
     // Set-up only, so at once: chDB's start and the Postgres ceiling's customers.
     const customersReady = createCustomers(s.pool, { count: opts.customers });
     customersReady.catch(() => {}); // awaited below
@@ -88,13 +88,13 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
     await customersReady;
     const perInsert = Math.min(events.length, s.config.raterBatchMaxEvents);
     const rows = events.slice(0, perInsert).map((e, i) => ratedRow(e, i + 1, 'ceil'));
-    const body = tsvOf(rows);
+    const body = payloadOf(rows);
     // The fixed cost of one insert (a one-row insert), median of three.
     const one: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const single = tsvOf(rows.slice(i, i + 1));
+      const single = payloadOf(rows.slice(i, i + 1));
       const a = performance.now();
-      await insertTsv(ch, 'rated_events', single, `one:${i}`);
+      await insertRowBinary(ch, 'rated_events', single, `one:${i}`);
       one.push(performance.now() - a);
     }
     one.sort((a, b) => a - b);
@@ -104,14 +104,14 @@ export async function run(opts: CeilingOpts): Promise<ScenarioResult[]> {
       const cpu0 = process.cpuUsage();
       let inserted = 0, k = 0;
       while (performance.now() < until) {
-        await insertTsv(ch, 'rated_events', body, `ceil:${k++}`);
+        await insertRowBinary(ch, 'rated_events', body, `ceil:${k++}`);
         inserted += rows.length;
       }
       const secs = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       out.push({
         name: 'ceiling_chdb',
-        title: `Ceiling: chDB bulk insert of the same rated rows (TabSeparated raw insert, one block with a dedup token, ${perInsert.toLocaleString('en-US')} rows per insert)`,
+        title: `Ceiling: chDB bulk insert of the same rated rows (RowBinary INSERT FROM INFILE, one block with a dedup token, ${perInsert.toLocaleString('en-US')} rows per insert)`,
         figures: {
           engineVersion: ch.version, oneRowInsertMs: round(one[1]!, 1), rowsPerS: Math.round(inserted / secs), inserts: k, rowsPerInsert: rows.length,
           bytesPerRow: Math.round(body.body.byteLength / rows.length), processCpuUsPerRow: round((cpu.user + cpu.system) / inserted, 1), seconds: round(secs, 1),

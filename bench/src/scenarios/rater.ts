@@ -13,7 +13,7 @@ import { registry } from '@drawdown/metrics';
 import { acceptedEvents } from '../workload';
 import { benchEnv, createCatalog, createCustomers, log, openStores } from '../setup';
 import type { ScenarioResult } from './common';
-import { MB, procSample, round, sleep, within } from '../util';
+import { MB, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween, within } from '../util';
 
 export interface RaterOpts {
   events: number;
@@ -83,6 +83,13 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     gc();
     const rssBefore = procSample(process.pid)!.rssBytes;
     const cpuBefore = process.cpuUsage();
+    // CPU per thread group (main, chDB's named threads, other: the pricing worker, V8's GC
+    // helpers, libuv): every reading is merged into the last, so threads that ended keep theirs.
+    const threads0 = threadGroupCpuS(process.pid);
+    const threads = new Map(threads0);
+    const sampleThreads = () => {
+      for (const [tid, t] of threadGroupCpuS(process.pid)) threads.set(tid, t);
+    };
     progress('starting the rater');
     const start = performance.now();
     const rater = await startRater({ config: s.config, nc: s.nc, ch, pool: s.pool, log });
@@ -94,8 +101,10 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     let processedAtFirstBatch = 0;
     let rssMax = rssBefore;
     let timedOut = false;
+    let loops = 0;
     for (;;) {
       rssMax = Math.max(rssMax, procSample(process.pid)!.rssBytes);
+      if (++loops % 25 === 0) sampleThreads(); // every 0.5 s: the readings cost CPU in this process
       if (!firstBatchS && rater.runners.some((r) => r.position > 0)) {
         firstBatchS = (performance.now() - start) / 1000;
         processedAtFirstBatch = await processedSoFar();
@@ -109,6 +118,8 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
     }
     const secs = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    sampleThreads();
+    const byGroup = threadGroupsBetween(threads0, threads);
     progress(`rater ${timedOut ? 'stopped at the time limit' : 'done'} after ${round(secs, 1)} s; stopping`);
     const counted = await registry.getSingleMetric('drawdown_rater_events_total')?.get();
     const processed = timedOut ? (counted?.values ?? []).filter((v) => v.labels.outcome !== 'undecodable_message').reduce((a, v) => a + v.value, 0) : opts.events;
@@ -143,6 +154,11 @@ export async function run(opts: RaterOpts): Promise<ScenarioResult[]> {
         batchMaxEvents: s.config.raterBatchMaxEvents,
         processCpuS: round((cpu.user + cpu.system) / 1e6, 2),
         processCpuShare: round(((cpu.user + cpu.system) / 1e6) / secs, 2),
+        processCpuUsPerEvent: round(((cpu.user + cpu.system) / processed), 2),
+        // Per thread group (/proc task times, 10 ms ticks): main thread, chDB's threads, the rest.
+        mainThreadCpuUsPerEvent: round((byGroup.main * 1e6) / processed, 2),
+        clickhouseThreadsCpuUsPerEvent: round((byGroup.named * 1e6) / processed, 2),
+        otherThreadsCpuUsPerEvent: round((byGroup.other * 1e6) / processed, 2),
         rssBeforeMB: round(rssBefore / MB),
         rssMaxMB: round(rssMax / MB),
         prefillSeconds: round(prefillS, 1),

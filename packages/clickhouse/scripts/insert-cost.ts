@@ -19,7 +19,7 @@
 // totalUs = insertUs + settleUs, all per row. With --split, settleUs is one full merge pass
 // (see below) and insertUs the inserts with merges held.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -207,6 +207,8 @@ interface Variant {
   noToken?: boolean;
   /** The same payload for every insert (as bench/src/scenarios/ceilings.ts does). */
   samePayload?: boolean;
+  /** The payload written to a file and inserted `FROM INFILE` (binary-safe, unlike the raw insert's inline data). */
+  infile?: boolean;
 }
 
 const rated = (f: (ddl: string) => string) => (s: string[]) => s.map((x) => (x.startsWith('CREATE TABLE IF NOT EXISTS rated_events') ? f(x) : x));
@@ -217,6 +219,7 @@ const VARIANTS: Record<string, Variant> = {
   base: {},
   samepayload: { samePayload: true },
   rowbinary: { format: 'RowBinary' },
+  rowbinaryfile: { format: 'RowBinary', infile: true },
   jsoncompact: { format: 'JSONCompactEachRow' },
   parallel: { settings: { input_format_parallel_parsing: 1 } },
   notoken: { settings: { insert_deduplicate: 0, deduplicate_blocks_in_dependent_materialized_views: 0 }, noToken: true },
@@ -231,6 +234,8 @@ const VARIANTS: Record<string, Variant> = {
   mergebase10: { schema: (s) => s.map((x) => x.replace('non_replicated_deduplication_window = 100000', 'non_replicated_deduplication_window = 100000, merge_selector_base = 10')) },
   novertical: { schema: tableSetting('enable_vertical_merge_algorithm = 0') },
   wide: { schema: tableSetting('min_bytes_for_wide_part = 0, min_rows_for_wide_part = 0') },
+  // The hourly rollup grouped by fewer keys: a price's metric and pricing unit follow from the price.
+  mvkeys: { schema: (s) => s.map((x) => (x.includes('usage_hourly_mv') ? x.replace('SELECT customer_id, price_id, metric_id, group_key, pricing_unit,', 'SELECT customer_id, price_id, any(metric_id) AS metric_id, group_key, any(pricing_unit) AS pricing_unit,').replace('GROUP BY customer_id, price_id, metric_id, group_key, pricing_unit, hour', 'GROUP BY customer_id, price_id, group_key, hour') : x)) },
   noview: { schema: (s) => s.filter((x) => !x.includes('usage_hourly_mv')) },
   nobloom: { schema: rated((d) => d.replace(/\n {4}INDEX idx_key[^\n]*\n/, '\n')) },
   noindex: { schema: rated((d) => d.replace(/,?\n {4}INDEX[^\n]*/g, '')) },
@@ -295,6 +300,14 @@ async function child(name: string, inserts: number, rowsPer: number, warmup: num
       const st = { ...insertSettings(v.noToken ? '' : `rated:bench:${i}`), ...(v.settings ?? {}) };
       const set = Object.entries(st).map(([k, x]) => `${k}=${typeof x === 'number' ? x : `'${x}'`}`).join(', ');
       const p = payloads[i]!;
+      if (v.infile) {
+        // Written to a file each time (its cost counted), then read by the engine.
+        const file = join(dir, `insert-${i}.bin`);
+        writeFileSync(file, p);
+        await s.queryAsync(`INSERT INTO rated_events${cols} FROM INFILE '${file}' SETTINGS ${set} FORMAT ${format}`, { format: 'CSV' });
+        unlinkSync(file);
+        continue;
+      }
       await native.InsertRawAsyncConnection(s.connection, `INSERT INTO rated_events${cols} SETTINGS ${set} FORMAT ${format}`, Buffer.from(p.buffer, p.byteOffset, p.byteLength), format !== 'RowBinary');
     }
     const c1 = cpuUs();

@@ -2,8 +2,8 @@
 // client API of @clickhouse/client. Owns the analytics schema (rated events and rollups),
 // which the rater writes and the reporter reads.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 // The client and chDB are loaded when a connection is opened: pricing worker threads import
 // this package for its payload writers (tsv.ts) only.
@@ -12,6 +12,7 @@ import type { Logger } from '@drawdown/log';
 import { SCHEMA } from './schema';
 
 export { tsvField, tsvDateTime64, TsvWriter } from './tsv';
+export { RowBinaryWriter, putDecimal128 } from './rowbinary';
 
 export type { ClickHouseClient };
 export { SCHEMA };
@@ -39,6 +40,8 @@ export interface Ch {
   embedded: boolean;
   /** Embedded only: chDB's raw insert (see insertBody). */
   rawInsert?: RawInsert;
+  /** Embedded only: where insertRowBinary writes its payload files (emptied when opened and closed). */
+  insertFilesDir?: string;
   version: string;
   close(): Promise<void>;
 }
@@ -58,11 +61,18 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
   const { createClient } = await import('@clickhouse/client');
   let client: ClickHouseClient;
   let rawInsert: RawInsert | undefined;
+  let insertFilesDir: string | undefined;
   const embedded = !opts.url;
   if (embedded) {
     const { createChdbConnection } = await import('chdb/connection');
     const path = resolve(opts.dataDir);
     mkdirSync(path, { recursive: true });
+    // insertRowBinary's payload files (one per insert running at once, rewritten by later
+    // inserts); removed when the connection closes, and here what a crash left.
+    insertFilesDir = join(path, 'drawdown-insert-files');
+    mkdirSync(insertFilesDir, { recursive: true });
+    for (const f of readdirSync(insertFilesDir)) rmSync(join(insertFilesDir, f), { force: true });
+    freeFiles[insertFilesDir] = [];
     // chDB builds against its own copy of @clickhouse/client-common's types; the runtime
     // interface is the same, so the connection is handed over as the client's own type.
     const chdb = createChdbConnection({ path });
@@ -80,7 +90,12 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
     throw new ClickHouseError(`ClickHouse ${version} is too old: Drawdown's schema needs ${MIN_SERVER_MAJOR}.x or newer`);
   }
   log.info('clickhouse ready', { embedded, version, ...(embedded ? { dataDir: resolve(opts.dataDir) } : {}) });
-  return { client, embedded, version, ...(rawInsert ? { rawInsert } : {}), close: () => client.close() };
+  const filesDir = insertFilesDir;
+  const close = async () => {
+    await client.close();
+    if (filesDir) rmSync(filesDir, { recursive: true, force: true });
+  };
+  return { client, embedded, version, ...(rawInsert ? { rawInsert } : {}), ...(insertFilesDir ? { insertFilesDir } : {}), close };
 }
 
 export async function migrateClickHouse(ch: Pick<Ch, 'client'>): Promise<void> {
@@ -163,6 +178,64 @@ export async function insertTsv(ch: Pick<Ch, 'client' | 'rawInsert'>, table: str
     format: 'TabSeparated',
     clickhouse_settings: { ...BASE_SETTINGS, ...settings },
   });
+}
+
+/** A ready insert payload in RowBinary: the rows' columns in `columns` order (written with `RowBinaryWriter`). */
+export interface RowBinaryBody {
+  columns: readonly string[];
+  body: Uint8Array;
+  rows: number;
+}
+
+/** Payload files of insertRowBinary not in use, per directory. */
+const freeFiles: Record<string, string[]> = {};
+
+const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/**
+ * Inserts a RowBinary payload as one block (see insertSettings): ClickHouse parses it at a
+ * fraction of the CPU of TabSeparated text. Embedded, the bytes are written to a file that the
+ * engine reads (`INSERT ... FROM INFILE`; chDB's raw insert takes text formats only, and its
+ * inline data would end at the first empty line, two newline bytes that binary numbers hold),
+ * a file per insert running at once, reused by later inserts and removed when the connection
+ * closes; with a server, they are streamed as the
+ * request body. The insert is an ordinary INSERT either way: one block, the same dedup token.
+ */
+export async function insertRowBinary(ch: Pick<Ch, 'client' | 'insertFilesDir'>, table: string, b: RowBinaryBody, dedupToken = ''): Promise<void> {
+  if (b.rows === 0) return;
+  if (b.rows > MAX_INSERT_ROWS) throw new ClickHouseError(`insert into ${table}: ${b.rows} rows is more than one block (${MAX_INSERT_ROWS})`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table) || !b.columns.every((c) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(c))) throw new ClickHouseError(`insert into ${table}: table and column names must be plain identifiers`);
+  const settings = insertSettings(dedupToken);
+  const settingsSql = Object.entries(settings).map(([k, v]) => `${k} = ${typeof v === 'number' ? v : sqlString(v)}`).join(', ');
+  const into = `INSERT INTO ${table} (${b.columns.join(', ')})`;
+  if (ch.insertFilesDir) {
+    // A file no other insert uses, rewritten in place (its pages stay allocated: about a fifth of
+    // the CPU of a new file). Written at once on this thread: an asynchronous write would queue
+    // behind chDB's own work on libuv's pool.
+    const free = (freeFiles[ch.insertFilesDir] ??= []);
+    const file = free.pop() ?? join(ch.insertFilesDir, `${randomUUID()}.bin`);
+    const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT);
+    try {
+      let at = 0;
+      while (at < b.body.byteLength) at += writeSync(fd, b.body, at, b.body.byteLength - at, at);
+      ftruncateSync(fd, b.body.byteLength);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await ch.client.command({ query: `${into} FROM INFILE ${sqlString(file)} SETTINGS ${settingsSql} FORMAT RowBinary`, clickhouse_settings: BASE_SETTINGS });
+    } finally {
+      free.push(file);
+    }
+    return;
+  }
+  const r = await ch.client.exec({
+    query: `${into} FORMAT RowBinary`,
+    values: Readable.from([b.body], { objectMode: false }),
+    clickhouse_settings: { ...BASE_SETTINGS, ...settings },
+  });
+  r.stream.resume();
+  await new Promise<void>((res, rej) => r.stream.on('end', res).on('error', rej));
 }
 
 /**

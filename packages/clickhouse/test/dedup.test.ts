@@ -1,11 +1,11 @@
 // A replayed insert (same dedup token) is stored once in rated_events AND in the hourly
 // rollup the materialized view feeds; a different token is a new insert.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@drawdown/log';
-import { insertRows, insertTsv, migrateClickHouse, openClickHouse, queryRows, tsvDateTime64, tsvField, type Ch } from '../src/index';
+import { RowBinaryWriter, insertRowBinary, insertRows, insertTsv, migrateClickHouse, openClickHouse, queryRows, tsvDateTime64, tsvField, type Ch } from '../src/index';
 
 const row = (seq: number, amount: string) => ({
   partition: 0, seq, batch_id: 'b', customer_id: 'cus_1', external_customer_id: 'acme', idempotency_key: `k${seq}`, event_name: 'call',
@@ -83,5 +83,94 @@ describe('TabSeparated inserts (insertTsv)', () => {
       { k: 'plain', p: '{}', t: '86400000', r: '86400001', ps: '0', a: '0.000000000001' },
     ]);
     expect(() => tsvDateTime64(-1)).toThrow(/timestamp -1/);
+  });
+});
+
+describe('RowBinary inserts (insertRowBinary)', () => {
+  let dir: string;
+  let ch: Ch;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'drawdown-ch-'));
+    ch = await openClickHouse({ url: '', dataDir: dir }, silentLogger);
+    await migrateClickHouse(ch);
+  });
+  afterAll(async () => {
+    await ch?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const columns = ['partition', 'seq', 'batch_id', 'idempotency_key', 'timestamp', 'received_at', 'period_start', 'properties', 'quantity', 'amount', 'status'];
+  const write = (w: RowBinaryWriter, seq: number, key: string, props: Record<string, unknown> | string, ts: number, amount: bigint) => {
+    w.u16(1).u64(seq).string('b').string(key).dateTime64(ts).dateTime64(ts + 1).dateTime64(0);
+    if (typeof props === 'string' || !w.json(props)) w.string(typeof props === 'string' ? props : JSON.stringify(props));
+    w.decimal128(1_000_000_000_000n).decimal128(amount).string('rated');
+  };
+  const read = () => queryRows<{ s: string; k: string; p: string; t: string; r: string; a: string }>(ch,
+    'SELECT seq AS s, idempotency_key AS k, properties AS p, toUnixTimestamp64Milli(timestamp) AS t, toUnixTimestamp64Milli(received_at) AS r, toString(amount) AS a FROM rated_events ORDER BY seq');
+
+  it('stores binary numbers holding newline bytes, awkward strings, long JSON and 128-bit decimals exactly, and drops a replay with the same token', async () => {
+    const w = new RowBinaryWriter(16);
+    // seq 2570 and timestamp 0x0a0a... hold two newline bytes in a row (inline insert data would end there).
+    const key = 'k\twith\ttabs\n\nand newlines\\ \u00e9\u4e2d\ud83d\ude00 lone \ud800 end';
+    const props = { note: 'tab\there "quoted" \\ \u0001', path: 'C:\\dir', nl: 'a\n\nb', n: 1.5, big: 'x'.repeat(300), t: true, z: null, u: '\u00e9\ud83d\ude00\udc00' };
+    write(w, 2570, key, props, 0x0a0a0a0a0a, -123_456_789_012_345_678_901_234_567n);
+    write(w, 2571, 'plain', {}, 86_400_000, 2n ** 100n + 1n);
+    write(w, 2572, 'k'.repeat(200), 'not json but a long string: ' + 'y'.repeat(20_000), 1, 1n);
+    await insertRowBinary(ch, 'rated_events', { columns, body: w.bytes(), rows: 3 }, 'rb:1');
+    const replay = new RowBinaryWriter();
+    write(replay, 3000, 'other', {}, 1, 1n);
+    await insertRowBinary(ch, 'rated_events', { columns, body: replay.bytes(), rows: 1 }, 'rb:1'); // replay: dropped
+    const rows = await read();
+    expect(rows).toEqual([
+      { s: '2570', k: key.replace('\ud800', '\ufffd'), p: JSON.stringify(props), t: String(0x0a0a0a0a0a), r: String(0x0a0a0a0a0a + 1), a: '-123456789012345.678901234567' },
+      { s: '2571', k: 'plain', p: '{}', t: '86400000', r: '86400001', a: '1267650600228229401.496703205377' },
+      { s: '2572', k: 'k'.repeat(200), p: 'not json but a long string: ' + 'y'.repeat(20_000), t: '1', r: '2', a: '0.000000000001' },
+    ]);
+    // One payload file, reused by the inserts that ran one after the other.
+    expect(readdirSync(ch.insertFilesDir!)).toHaveLength(1);
+  });
+
+  it('inserts a large payload as one part, and drops a replay of it with other content', async () => {
+    const parts = async () => Number((await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM system.parts WHERE table = 'rated_events' AND active"))[0]!.n);
+    const before = await parts();
+    const big = (n: number, amount: bigint) => {
+      const w = new RowBinaryWriter();
+      for (let i = 0; i < n; i++) write(w, 100_000 + i, `big${i}`, { pad: 'x'.repeat(50), i }, 1_767_263_400_000 + i, amount);
+      return w.bytes();
+    };
+    await insertRowBinary(ch, 'rated_events', { columns, body: big(50_000, 1n), rows: 50_000 }, 'rb:big');
+    expect(await parts()).toBe(before + 1);
+    await insertRowBinary(ch, 'rated_events', { columns, body: big(30_000, 2n), rows: 30_000 }, 'rb:big'); // replay, other content
+    const r = await queryRows<{ n: string; a: string }>(ch, 'SELECT count() AS n, toString(sum(amount)) AS a FROM rated_events WHERE seq >= 100000');
+    expect(r[0]).toEqual({ n: '50000', a: '0.00000005' });
+  });
+
+  it('stores nothing of a payload that does not parse; a shorter payload in a reused file is read to its own end; the files go with the connection', async () => {
+    const before = await read();
+    const w = new RowBinaryWriter();
+    write(w, 5000, 'good', {}, 1, 1n);
+    w.u16(1).u64(5001); // a row cut short
+    await expect(insertRowBinary(ch, 'rated_events', { columns, body: w.bytes(), rows: 2 }, 'rb:2')).rejects.toThrow();
+    expect(await read()).toEqual(before);
+    // The file held the longer payloads before: only this one's bytes are read.
+    const short = new RowBinaryWriter();
+    write(short, 6000, 'short', {}, 1, 1n);
+    await insertRowBinary(ch, 'rated_events', { columns, body: short.bytes(), rows: 1 }, 'rb:3');
+    expect((await read()).filter((x) => x.s === '6000')).toEqual([{ s: '6000', k: 'short', p: '{}', t: '1', r: '2', a: '0.000000000001' }]);
+    // Two inserts at once: two files.
+    const two = [7000, 7001].map((seq) => {
+      const x = new RowBinaryWriter();
+      write(x, seq, `c${seq}`, {}, 1, 1n);
+      return insertRowBinary(ch, 'rated_events', { columns, body: x.bytes(), rows: 1 }, `rb:${seq}`);
+    });
+    await Promise.all(two);
+    expect((await read()).map((x) => x.s).filter((x) => x.startsWith('700'))).toEqual(['7000', '7001']);
+    const filesDir = ch.insertFilesDir!;
+    expect(readdirSync(filesDir)).toHaveLength(2);
+    await ch.close();
+    expect(() => readdirSync(filesDir)).toThrow(/ENOENT/);
+    ch = await openClickHouse({ url: '', dataDir: dir }, silentLogger);
+    expect(() => new RowBinaryWriter().dateTime64(-1)).toThrow(/timestamp -1/);
+    expect(() => new RowBinaryWriter().decimal128(2n ** 127n)).toThrow(/out of range/);
   });
 });

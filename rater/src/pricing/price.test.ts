@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { billingPeriods, type CatalogSnapshot, type PriceSnap } from '@drawdown/catalog';
 import { formatDecimal, parseDecimal } from '@drawdown/money';
-import { tsvDateTime64, tsvField } from '@drawdown/clickhouse';
 import { RATED_COLUMNS, applyCumulative, encodeRated, joinRated, priceBatch, type CumulativeState, type PricingEvent } from './price';
 import { cumulativeTotal, matrixUnit, periodStartMs } from './models';
 
@@ -166,28 +165,73 @@ describe('metrics, currencies and reasons', () => {
   });
 });
 
+/** Reads a RowBinary rated_events payload back (RATED_COLUMNS): numbers and decimals as text, timestamps as epoch ms. */
+function decodeRated(body: Uint8Array): Record<string, string | number>[] {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const text = new TextDecoder();
+  const rows: Record<string, string | number>[] = [];
+  let at = 0;
+  const varUInt = () => {
+    let n = 0, shift = 0, b: number;
+    do {
+      b = body[at++]!;
+      n += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return n;
+  };
+  const int64 = () => {
+    const v = Number(view.getBigInt64(at, true));
+    at += 8;
+    return v;
+  };
+  while (at < body.length) {
+    const row: Record<string, string | number> = {};
+    for (const c of RATED_COLUMNS) {
+      if (c === 'partition') {
+        row[c] = view.getUint16(at, true);
+        at += 2;
+      } else if (c === 'seq' || c === 'catalog_version' || c === 'timestamp' || c === 'received_at' || c === 'period_start') row[c] = int64();
+      else if (c === 'quantity' || c === 'amount') {
+        const v = (view.getBigInt64(at + 8, true) << 64n) | view.getBigUint64(at, true);
+        at += 16;
+        row[c] = formatDecimal(v);
+      } else {
+        const n = varUInt();
+        row[c] = text.decode(body.subarray(at, at + n));
+        at += n;
+      }
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
 describe('ClickHouse payload (encodeRated, joinRated)', () => {
   it('leaves out each cumulative amount and puts the amounts back in stream order', () => {
     const s = snap([price('t', 'tiered', { tiered_config: { tiers: [{ first_unit: '0', last_unit: '2', unit_amount: '1' }, { first_unit: '2', unit_amount: '0.5' }] } }), price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
     const r = priceBatch(s, [ev('1', { note: 'tab\there' }), ev('2'), ev('3')], 0, 'b');
     const payload = encodeRated(r.rows, r.cumulative);
     expect(payload.cuts).toHaveLength(r.cumulative.length);
+    // Before joinRated the cut rows' amounts are zero.
+    expect(decodeRated(payload.body).map((x) => x.amount)).toEqual(['0', '0.1', '0', '0.2', '0', '0.3']);
     applyCumulative(s, r, new Map());
-    const joined = Buffer.from(joinRated(payload, r.cumulative.map((i) => r.rows[i]!.amount))).toString();
-    expect(joined).toBe(Buffer.from(encodeRated(r.rows, []).body).toString());
-    const lines = joined.split('\n').slice(0, -1).map((l) => l.split('\t'));
-    expect(lines.every((l) => l.length === RATED_COLUMNS.length)).toBe(true);
-    const amount = RATED_COLUMNS.indexOf('amount');
-    expect(lines.map((l) => l[amount])).toEqual(['1', '0.1', '1.5', '0.2', '1.5', '0.3']);
-    expect(lines[0]![RATED_COLUMNS.indexOf('properties')]).toBe('{"n":"1","note":"tab\\\\there"}');
+    const joined = Buffer.from(joinRated(payload, r.cumulative.map((i) => r.rows[i]!.amount)));
+    expect(joined.equals(Buffer.from(encodeRated(r.rows, []).body))).toBe(true);
+    const rows = decodeRated(joined);
+    expect(rows).toHaveLength(6);
+    expect(rows.map((x) => x.amount)).toEqual(['1', '0.1', '1.5', '0.2', '1.5', '0.3']);
+    expect(rows[0]!.properties).toBe('{"n":"1","note":"tab\\there"}');
     expect(() => joinRated(payload, [])).toThrow(/cuts/);
   });
 
-  it('writes every field as tsvField and UTF-8 as TextEncoder (escapes, non-ASCII, surrogate pairs, lone surrogates)', () => {
+  it('writes every column as RowBinary, strings as UTF-8 as TextEncoder writes it (control characters, non-ASCII, surrogate pairs, lone surrogates)', () => {
     const s = snap([price('u', 'unit', { unit_config: { unit_amount: '0.1' } })]);
-    const odd = ['a\\b\tc\nd\re', 'é€😀', 'x\ud800y', '\udc00', ''];
+    const odd = ['a\\b\tc\nd\re', 'é€😀', 'x\ud800y', '\udc00', '', 'long '.repeat(40)];
     const r = priceBatch(s, odd.map((v) => ({ ...ev('1', { v }), k: v })), 0, 'b\tatch');
-    const want = r.rows.map((x) => RATED_COLUMNS.map((c) => (typeof x[c] === 'string' && !['quantity', 'amount', 'status'].includes(c) ? tsvField(x[c] as string) : ['timestamp', 'received_at', 'period_start'].includes(c) ? tsvDateTime64(x[c] as number) : String(x[c]))).join('\t') + '\n').join('');
-    expect(Buffer.from(encodeRated(r.rows, []).body).equals(Buffer.from(new TextEncoder().encode(want)))).toBe(true);
+    const back = decodeRated(encodeRated(r.rows, []).body);
+    const utf8 = (v: string) => new TextDecoder().decode(new TextEncoder().encode(v));
+    expect(back).toEqual(r.rows.map((x) => Object.fromEntries(RATED_COLUMNS.map((c) => [c, typeof x[c] === 'string' ? utf8(x[c] as string) : x[c]]))));
+    expect(back.map((x) => x.idempotency_key)).toEqual(odd.map(utf8));
   });
 });

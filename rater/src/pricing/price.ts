@@ -4,7 +4,7 @@
 // partition (main thread): their rows leave with amount '0' and are listed in `cumulative`,
 // and `applyCumulative` fills them in stream order.
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
-import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
+import { RowBinaryWriter, putDecimal128 } from '@drawdown/clickhouse';
 import { ONE, parseDecimal, formatDecimal } from '@drawdown/money';
 import { Unpriceable, cumulativeIncrement, isCumulative, periodStartMs, standaloneAmount, type PropertyValue } from './models';
 
@@ -370,52 +370,43 @@ export const RATED_COLUMNS = [
   'reason', 'catalog_version',
 ] as const satisfies readonly (keyof RatedRow)[];
 
-/** A rated_events payload: TabSeparated bytes (RATED_COLUMNS), `cuts[i]` the offset where the amount of cut row i goes. */
+/** A rated_events payload: RowBinary bytes (RATED_COLUMNS), `cuts[i]` the offset of the amount (16 bytes, Decimal128) of cut row i. */
 export interface RatedPayload {
   body: Uint8Array;
   cuts: number[];
 }
 
 /**
- * The rows as TabSeparated bytes (RATED_COLUMNS), without the amount of each row listed in `cut`
- * (ascending: the cumulative rows, whose amounts are set later in stream order): joinRated puts
- * them in.
+ * The rows as RowBinary bytes (RATED_COLUMNS), the amount of each row listed in `cut`
+ * (ascending: the cumulative rows, whose amounts are set later in stream order) left zero:
+ * joinRated puts them in.
  */
 export function encodeRated(rows: readonly RatedRow[], cut: readonly number[]): RatedPayload {
-  const w = new TsvWriter(rows.length * 256);
+  const w = new RowBinaryWriter(rows.length * 256);
   const cuts: number[] = [];
   let next = 0;
-  // Consecutive rows mostly share their timestamps: format those once.
-  let lastT = -1, tField = '', lastR = -1, rField = '', lastP = -1, pField = '';
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
-    if (r.timestamp !== lastT) tField = tsvDateTime64((lastT = r.timestamp));
-    if (r.received_at !== lastR) rField = tsvDateTime64((lastR = r.received_at));
-    if (r.period_start !== lastP) pField = tsvDateTime64((lastP = r.period_start));
-    w.raw(String(r.partition)).byte(9).raw(String(r.seq)).byte(9).field(r.batch_id).byte(9)
-      .field(r.customer_id).byte(9).field(r.external_customer_id).byte(9).field(r.idempotency_key).byte(9).field(r.event_name).byte(9)
-      .raw(tField).byte(9).raw(rField).byte(9).field(r.properties).byte(9)
-      .field(r.subscription_id).byte(9).field(r.price_id).byte(9).field(r.metric_id).byte(9).field(r.group_key).byte(9)
-      .raw(pField).byte(9).raw(r.quantity).byte(9);
+    w.u16(r.partition).u64(r.seq).string(r.batch_id)
+      .string(r.customer_id).string(r.external_customer_id).string(r.idempotency_key).string(r.event_name)
+      .dateTime64(r.timestamp).dateTime64(r.received_at).string(r.properties)
+      .string(r.subscription_id).string(r.price_id).string(r.metric_id).string(r.group_key)
+      .dateTime64(r.period_start).decimal128(parseDecimal(r.quantity));
     if (cut[next] === i) {
       cuts.push(w.length);
       next++;
-    } else w.raw(r.amount);
-    w.byte(9).field(r.pricing_unit).byte(9).raw(r.status).byte(9).field(r.reason).byte(9).raw(String(r.catalog_version)).byte(10);
+      w.decimal128(0n);
+    } else w.decimal128(parseDecimal(r.amount));
+    w.string(r.pricing_unit).string(r.status).string(r.reason).u64(r.catalog_version);
   }
   return { body: w.bytes(), cuts };
 }
 
-/** The payload with the amounts of the cut rows put in. */
+/** The payload with the amounts of the cut rows put in (in place: the payload's body, returned). */
 export function joinRated(p: RatedPayload, amounts: readonly string[]): Uint8Array {
   if (p.cuts.length !== amounts.length) throw new Error(`joinRated: ${p.cuts.length} cuts for ${amounts.length} amounts`);
   if (amounts.length === 0) return p.body;
-  const parts: Uint8Array[] = [];
-  let from = 0;
-  for (let i = 0; i < amounts.length; i++) {
-    parts.push(p.body.subarray(from, p.cuts[i]), Buffer.from(amounts[i]!));
-    from = p.cuts[i]!;
-  }
-  parts.push(p.body.subarray(from));
-  return Buffer.concat(parts);
+  const view = new DataView(p.body.buffer, p.body.byteOffset, p.body.byteLength);
+  for (let i = 0; i < amounts.length; i++) putDecimal128(view, p.cuts[i]!, parseDecimal(amounts[i]!));
+  return p.body;
 }

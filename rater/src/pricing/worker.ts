@@ -2,7 +2,7 @@
 // the batch's ClickHouse payload. The main thread hands over the batch's raw msgpack messages
 // (one transferred buffer); the worker decodes them (the only decode of a batch, but for rare
 // cases), leaves out the copies inside the batch (exact keys), prices the rest and returns
-// TabSeparated text and every event's key fingerprint, with which the main thread checks its
+// RowBinary bytes and every event's key fingerprint, with which the main thread checks its
 // dedup memory. No event or row object is cloned between threads. The catalog snapshot arrives
 // as JSON bytes in a SharedArrayBuffer, encoded once per catalog version by the main thread:
 // posting it shares the memory instead of cloning the snapshot per task, and each worker

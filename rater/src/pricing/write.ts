@@ -1,12 +1,12 @@
 // rateBatch: priceBatch and encodeRated in one pass, for the pricing worker. Each row goes
-// straight into the TabSeparated payload: no RatedRow object per row (but for the tiered and
+// straight into the RowBinary payload: no RatedRow object per row (but for the tiered and
 // package rows, whose amounts the main thread sets), and what rows repeat is encoded once: per
 // batch the partition, batch id and catalog version; per customer (and snapshot) its ids, its
 // (subscription, price) lines with their ids, price window, unit amount and last billing period.
 // The output is the same, byte for byte, as encodeRated over priceBatch's rows, with the same
 // debits, cumulative rows and unpriced counts (write.test.ts compares them on generated batches).
 import type { CatalogSnapshot, MetricSnap, PriceSnap, SubscriptionSnap } from '@drawdown/catalog';
-import { TsvWriter, tsvDateTime64 } from '@drawdown/clickhouse';
+import { RowBinaryWriter } from '@drawdown/clickhouse';
 import { ONE } from '@drawdown/money';
 import { Unpriceable, isCumulative, periodSpan, standaloneAmount } from './models';
 import { DebitAccumulator, decimalTexts, isPricingUnit, metricMatches, quantityOf, resolveCustomer, type DebitLineOut, type DebitSum, type RateEvent, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
@@ -38,9 +38,9 @@ interface Line {
   debited: boolean;
   /** A unit price's amount for a quantity of one (undefined: not a unit price, or its config is broken). */
   unitAmount: bigint | undefined;
-  /** `subscription_id \t price_id \t metric_id \t`, escaped. */
+  /** `subscription_id`, `price_id`, `metric_id` columns. */
   ids: Uint8Array;
-  /** `\t pricing_unit \t rated \t (no reason) \t catalog_version \n` after the amount. */
+  /** `pricing_unit`, `status` ('rated'), `reason` (none), `catalog_version` columns, after the amount. */
   tail: Uint8Array;
   /** The debit sum this line's rows went to last, in batch `sumBatch`, on day `sumDay` (days since the epoch). */
   sum: DebitSum | undefined;
@@ -52,13 +52,13 @@ interface SubPlan {
   sub: SubscriptionSnap;
   lines: Line[];
   /** The billing period found last (periodSpan). */
-  period: { startMs: number; fromMs: number; toMs: number; text: string };
+  period: { startMs: number; fromMs: number; toMs: number };
 }
 
 interface CustomerPlan {
   /** The snapshot the plan was made from. */
   snap: CatalogSnapshot;
-  /** `customer_id \t external_customer_id \t`, escaped. */
+  /** `customer_id`, `external_customer_id` columns. */
   head: Uint8Array;
   subs: SubPlan[];
   /** Times at which every subscription is active (the usual case: the list needs no filtering). */
@@ -66,8 +66,8 @@ interface CustomerPlan {
   allToMs: number;
 }
 
-function encoded(write: (w: TsvWriter) => void): Uint8Array {
-  const w = new TsvWriter(64);
+function encoded(write: (w: RowBinaryWriter) => void): Uint8Array {
+  const w = new RowBinaryWriter(64);
   write(w);
   return w.bytes().slice();
 }
@@ -103,16 +103,16 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
         cumulative: isCumulative(price.modelType),
         debited: isPricingUnit(snap, price.currency),
         unitAmount,
-        ids: encoded((w) => w.field(sub.id).byte(9).field(price.id).byte(9).field(metric.id).byte(9)),
-        tail: encoded((w) => w.byte(9).field(price.currency).byte(9).raw('rated').byte(9).byte(9).raw(String(snap.version)).byte(10)),
+        ids: encoded((w) => w.string(sub.id).string(price.id).string(metric.id)),
+        tail: encoded((w) => w.string(price.currency).string('rated').string('').u64(snap.version)),
         sum: undefined,
         sumBatch: 0,
         sumDay: 0,
       });
     }
-    subs.push({ sub, lines, period: { startMs: 0, fromMs: 0, toMs: 0, text: '' } });
+    subs.push({ sub, lines, period: { startMs: 0, fromMs: 0, toMs: 0 } });
   }
-  return { snap, head: encoded((w) => w.field(customer.id).byte(9).field(customer.externalId).byte(9)), subs, allFromMs, allToMs };
+  return { snap, head: encoded((w) => w.string(customer.id).string(customer.externalId)), subs, allFromMs, allToMs };
 }
 
 // Plans are kept on the snapshot's own customer objects (ResolvedCustomer.plan): the event's one
@@ -142,47 +142,40 @@ let batches = 0;
  */
 export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], seqs: ArrayLike<number>, customers: readonly (ResolvedCustomer | null | undefined)[] | undefined, partition: number, batchId: string, reuse?: ArrayBuffer): RateResult {
   const batch = ++batches;
-  const w = new TsvWriter(events.length * 240 + 1024, reuse);
+  const w = new RowBinaryWriter(events.length * 240 + 1024, reuse);
   const cuts: number[] = [];
   const cumulative: RatedRow[] = [];
   const debits = new DebitAccumulator();
   const unpriced: Record<string, number> = {};
-  const version = String(snap.version);
   const nameFields = new Map<string, Uint8Array>();
   let rows = 0;
-  // Per run of equal values: the sequence, event name and timestamps formatted once.
-  let lastSeq = NaN, prefix: Uint8Array = new Uint8Array(0), lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
-  let lastT = -1, tField = '', lastR = -1, rField = '';
+  // The batch id encoded once per batch, the event name once per name.
+  const batchField = encoded((x) => x.string(batchId));
+  let lastName: string | undefined, nameField: Uint8Array = new Uint8Array(0);
   const decimalText = decimalTexts();
   // A row's first columns (partition, seq, batch_id), then after the customer's two its next
   // four (idempotency_key, event_name, timestamp, received_at).
   const start = (seq: number) => {
-    if (seq !== lastSeq) {
-      lastSeq = seq;
-      prefix = encoded((x) => x.raw(String(partition)).byte(9).raw(String(seq)).byte(9).field(batchId).byte(9));
-    }
-    w.chunk(prefix);
+    w.u16(partition).u64(seq).chunk(batchField);
   };
   const middle = (e: RateEvent) => {
     if (e.n !== lastName) {
       const name = (lastName = e.n);
       let f = nameFields.get(name);
-      if (!f) nameFields.set(name, (f = encoded((x) => x.field(name).byte(9))));
+      if (!f) nameFields.set(name, (f = encoded((x) => x.string(name))));
       nameField = f;
     }
-    if (e.t !== lastT) tField = tsvDateTime64((lastT = e.t));
-    if (e.r !== lastR) rField = tsvDateTime64((lastR = e.r));
-    w.field(e.k).byte(9).chunk(nameField).raw(tField).byte(9).raw(rField).byte(9);
+    w.string(e.k).chunk(nameField).dateTime64(e.t).dateTime64(e.r);
   };
   const skip = (e: RateEvent, seq: number, customerId: string, externalId: string, reason: string, detail = '') => {
     unpriced[reason] = (unpriced[reason] ?? 0) + 1;
     start(seq);
-    w.field(customerId).byte(9).field(externalId).byte(9);
+    w.string(customerId).string(externalId);
     middle(e);
-    // No subscription, price, metric or group; period 0, quantity and amount 0, no pricing unit.
-    if (!w.json(e.p)) w.field(JSON.stringify(e.p));
-    w.byte(9).byte(9).byte(9).byte(9).byte(9).raw(tsvDateTime64(0)).byte(9).raw('0').byte(9).raw('0').byte(9).byte(9)
-      .raw('unpriced').byte(9).field(detail ? `${reason}: ${detail}` : reason).byte(9).raw(version).byte(10);
+    if (!w.json(e.p)) w.string(JSON.stringify(e.p));
+    // No subscription, price, metric or group (empty strings); period 0, quantity and amount 0, no pricing unit.
+    w.byte(0).byte(0).byte(0).byte(0).dateTime64(0).decimal128(0n).decimal128(0n).byte(0)
+      .string('unpriced').string(detail ? `${reason}: ${detail}` : reason).u64(snap.version);
     rows++;
   };
 
@@ -224,28 +217,28 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
             period.startMs = span.startMs;
             period.fromMs = span.fromMs;
             period.toMs = span.toMs;
-            period.text = tsvDateTime64(span.startMs);
           }
-          const qText = decimalText(quantity);
-          const aText = decimalText(amount);
           start(seq);
           w.chunk(plan.head);
           middle(e);
           // Properties as JSON.stringify writes them, without the text (but for odd values).
-          if (!w.json(e.p)) w.field(JSON.stringify(e.p));
-          w.byte(9).chunk(line.ids).field(groupKey).byte(9).raw(period.text).byte(9).raw(qText).byte(9);
+          if (!w.json(e.p)) w.string(JSON.stringify(e.p));
+          w.chunk(line.ids).string(groupKey).dateTime64(period.startMs).decimal128(quantity);
           matchedLines[n] = line;
           matchedAmounts[n] = amount;
           matchedQuantities[n] = quantity;
           if (line.cumulative) {
             matchedCuts[n] = w.length;
+            w.decimal128(0n);
+            const qText = decimalText(quantity);
+            const aText = decimalText(amount);
             matchedRows[n] = {
               partition, seq, batch_id: batchId, customer_id: customer.id, external_customer_id: customer.externalId,
               idempotency_key: e.k, event_name: e.n, timestamp: t, received_at: e.r, properties: JSON.stringify(e.p),
               subscription_id: s.sub.id, price_id: line.price.id, metric_id: line.metric.id, group_key: groupKey, period_start: period.startMs,
               quantity: qText, amount: aText, pricing_unit: line.price.currency, status: 'rated', reason: '', catalog_version: snap.version,
             };
-          } else w.raw(aText);
+          } else w.decimal128(amount);
           w.chunk(line.tail);
           n++;
         }

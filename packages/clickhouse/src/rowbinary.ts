@@ -1,0 +1,302 @@
+// Writing RowBinary insert payloads (see insertRowBinary): the columns of a row back to back,
+// numbers little-endian and fixed width, strings as a LEB128 length and their UTF-8 bytes.
+// ClickHouse parses it far more cheaply than TabSeparated text (no escapes, no decimal or date
+// text to read). No ClickHouse client here, so worker threads can build payloads without
+// loading one.
+
+/** Lowercase hex digits (JSON.stringify's \u escapes). */
+const HEX = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+const TWO_32 = 2 ** 32;
+const I64_MIN = -(2n ** 63n);
+const I64_END = 2n ** 63n;
+
+/** Bytes of the LEB128 encoding of n (>= 0). */
+const varLength = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+
+/**
+ * Writes RowBinary bytes straight into a growing buffer. `string` encodes UTF-8 as TextEncoder
+ * does (a lone surrogate becomes U+FFFD). Rows are not delimited: the writer of a row writes
+ * every column of the table's insert column list, in order, with the type's encoding.
+ */
+export class RowBinaryWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  private at = 0;
+
+  /** `reuse`: a buffer to write into (its old bytes are never read), when it holds `sizeHint` bytes. */
+  constructor(sizeHint = 65_536, reuse?: ArrayBuffer) {
+    this.buf = reuse && reuse.byteLength >= sizeHint && reuse.byteLength >= 16 ? new Uint8Array(reuse) : new Uint8Array(Math.max(16, sizeHint));
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  get length(): number {
+    return this.at;
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
+    next.set(this.buf.subarray(0, this.at));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  private varUInt(n: number): void {
+    const b = this.buf;
+    let at = this.at;
+    while (n >= 0x80) {
+      b[at++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    b[at++] = n;
+    this.at = at;
+  }
+
+  /** A String column: the LEB128 byte length, then the UTF-8 bytes. */
+  string(s: string): this {
+    const n = s.length;
+    // Most strings are ASCII: written with a length of n, started again if they are not.
+    this.room(n * 3 + 5);
+    const start = this.at;
+    const b = this.buf;
+    let at = start + varLength(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[at++] = c;
+    }
+    if (i === n) {
+      this.varUInt(n);
+      this.at = at;
+      return this;
+    }
+    // Not ASCII: the UTF-8 written after the longest length it can need, then moved back if shorter.
+    const head = varLength(n * 3);
+    at = start + head;
+    for (i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) b[at++] = c;
+      else if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < n ? s.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          at = putPair(b, at, c, d);
+          i++;
+        } else at = putUnit(b, at, 0xfffd); // a lone surrogate, as TextEncoder writes it
+      } else at = putUnit(b, at, c);
+    }
+    this.finishString(start, head, at);
+    return this;
+  }
+
+  /** Writes the length of the string whose bytes are at [start + head, end) at `start`, moving them back if the length takes fewer than `head` bytes. */
+  private finishString(start: number, head: number, end: number): void {
+    const len = end - start - head;
+    const need = varLength(len);
+    if (need < head) this.buf.copyWithin(start + need, start + head, end);
+    this.at = start;
+    this.varUInt(len);
+    this.at = end - (head - need);
+  }
+
+  /**
+   * A String column holding a flat object as JSON.stringify writes it, without building the JSON
+   * text: keys in Object.keys order, strings escaped as JSON.stringify does, numbers as String()
+   * (non-finite ones as null). Only string, number, boolean and null values: with any other
+   * value nothing is written and the result is false.
+   */
+  json(obj: Record<string, unknown>): boolean {
+    const start = this.at;
+    // Room for a one-byte length, moved if the text is longer (finishString).
+    this.room(1);
+    this.at = start + 1;
+    const keys = Object.keys(obj);
+    this.byte(123);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const v = obj[key];
+      if (i > 0) this.byte(44);
+      this.jsonString(key);
+      this.byte(58);
+      if (typeof v === 'string') this.jsonString(v);
+      else if (typeof v === 'number') this.ascii(Number.isFinite(v) ? String(v) : 'null');
+      else if (typeof v === 'boolean') this.ascii(v ? 'true' : 'false');
+      else if (v === null) this.ascii('null');
+      else {
+        this.at = start;
+        return false;
+      }
+    }
+    this.byte(125);
+    const end = this.at;
+    const len = end - start - 1;
+    if (len >= 0x80) {
+      // Longer than one length byte: the text moved forward to make room.
+      const need = varLength(len);
+      this.room(need - 1);
+      this.buf.copyWithin(start + need, start + 1, end);
+      this.at = start;
+      this.varUInt(len);
+      this.at = end + need - 1;
+    } else this.buf[start] = len;
+    return true;
+  }
+
+  /** A JSON string literal (JSON.stringify's escapes). */
+  private jsonString(s: string): void {
+    // Worst case: a lone surrogate, \udxxx (6 bytes) per UTF-16 unit.
+    this.room(s.length * 6 + 2);
+    const b = this.buf;
+    let at = this.at;
+    b[at++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x20 && c < 0x80) {
+        if (c === 34 || c === 92) b[at++] = 92;
+        b[at++] = c;
+      } else if (c < 0x20) {
+        b[at++] = 92;
+        const short = c === 8 ? 98 : c === 9 ? 116 : c === 10 ? 110 : c === 12 ? 102 : c === 13 ? 114 : 0;
+        if (short) b[at++] = short;
+        else {
+          b[at++] = 117; // u00xx
+          b[at++] = 48;
+          b[at++] = 48;
+          b[at++] = HEX[c >> 4]!;
+          b[at++] = HEX[c & 15]!;
+        }
+      } else if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          at = putPair(b, at, c, d);
+          i++;
+        } else {
+          // A lone surrogate: \udxxx, as JSON.stringify writes it.
+          b[at++] = 92;
+          b[at++] = 117;
+          b[at++] = HEX[c >> 12]!;
+          b[at++] = HEX[(c >> 8) & 15]!;
+          b[at++] = HEX[(c >> 4) & 15]!;
+          b[at++] = HEX[c & 15]!;
+        }
+      } else at = putUnit(b, at, c);
+    }
+    b[at++] = 34;
+    this.at = at;
+  }
+
+  /** ASCII text inside a string being written (json). */
+  private ascii(s: string): void {
+    this.room(s.length);
+    const b = this.buf;
+    let at = this.at;
+    for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
+    this.at = at;
+  }
+
+  /** A UInt16 column. */
+  u16(n: number): this {
+    if (!(n >= 0 && n <= 0xffff && Number.isInteger(n))) throw new RangeError(`UInt16 ${n}: out of range`);
+    this.room(2);
+    this.buf[this.at] = n & 0xff;
+    this.buf[this.at + 1] = n >> 8;
+    this.at += 2;
+    return this;
+  }
+
+  /** A UInt64 column from a safe integer >= 0. */
+  u64(n: number): this {
+    if (!(n >= 0 && Number.isSafeInteger(n))) throw new RangeError(`UInt64 ${n}: not a non-negative safe integer`);
+    this.room(8);
+    this.view.setUint32(this.at, n % TWO_32, true);
+    this.view.setUint32(this.at + 4, Math.floor(n / TWO_32), true);
+    this.at += 8;
+    return this;
+  }
+
+  /** A DateTime64(3) column from epoch milliseconds (>= 0, as tsvDateTime64 takes them). */
+  dateTime64(ms: number): this {
+    if (!(ms >= 0) || !Number.isSafeInteger(ms)) throw new RangeError(`timestamp ${ms}: not a non-negative integer of milliseconds`);
+    this.room(8);
+    this.view.setUint32(this.at, ms % TWO_32, true);
+    this.view.setUint32(this.at + 4, Math.floor(ms / TWO_32), true);
+    this.at += 8;
+    return this;
+  }
+
+  /** A Decimal128(S) column from its scaled integer (picos for S = 12): 16 bytes, two's complement. */
+  decimal128(v: bigint): this {
+    this.room(16);
+    putDecimal128(this.view, this.at, v);
+    this.at += 16;
+    return this;
+  }
+
+  /** Bytes written before by another RowBinaryWriter (whole columns), copied as they are. */
+  chunk(bytes: Uint8Array): this {
+    // Short pieces (ids, prefixes of a row): a loop costs less than a call into the native copy.
+    const n = bytes.length;
+    if (this.at + n > this.buf.length) this.room(n);
+    const b = this.buf;
+    let at = this.at;
+    for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
+    this.at = at;
+    return this;
+  }
+
+  /** One raw byte (an empty String column is the byte 0). */
+  byte(c: number): this {
+    this.room(1);
+    this.buf[this.at++] = c;
+    return this;
+  }
+
+  /** Drops what was written past `length` (a row given up). */
+  truncate(length: number): void {
+    if (!(length >= 0 && length <= this.at)) throw new RangeError(`RowBinaryWriter.truncate(${length}): outside 0..${this.at}`);
+    this.at = length;
+  }
+
+  /** The bytes written: a view of this writer's own ArrayBuffer (which can be moved to another thread). */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/** Writes a Decimal128 (its scaled integer, within 128 bits signed) at `at` of `view`. */
+export function putDecimal128(view: DataView, at: number, v: bigint): void {
+  if (v >= I64_MIN && v < I64_END) {
+    view.setBigInt64(at, v, true);
+    const fill = v < 0n ? 0xffffffff : 0;
+    view.setUint32(at + 8, fill, true);
+    view.setUint32(at + 12, fill, true);
+    return;
+  }
+  if (BigInt.asIntN(128, v) !== v) throw new RangeError(`Decimal128 ${v}: out of range`);
+  view.setBigUint64(at, BigInt.asUintN(64, v), true);
+  view.setBigInt64(at + 8, BigInt.asIntN(64, v >> 64n), true);
+}
+
+/** The UTF-8 of the code point of surrogates (hi, lo) at b[at]; returns the end. */
+function putPair(b: Uint8Array, at: number, hi: number, lo: number): number {
+  const cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+  b[at] = 0xf0 | (cp >> 18);
+  b[at + 1] = 0x80 | ((cp >> 12) & 63);
+  b[at + 2] = 0x80 | ((cp >> 6) & 63);
+  b[at + 3] = 0x80 | (cp & 63);
+  return at + 4;
+}
+
+/** The UTF-8 of a UTF-16 unit from U+0080 up that is not a surrogate, at b[at]; returns the end. */
+function putUnit(b: Uint8Array, at: number, c: number): number {
+  if (c < 0x800) {
+    b[at] = 0xc0 | (c >> 6);
+    b[at + 1] = 0x80 | (c & 63);
+    return at + 2;
+  }
+  b[at] = 0xe0 | (c >> 12);
+  b[at + 1] = 0x80 | ((c >> 6) & 63);
+  b[at + 2] = 0x80 | (c & 63);
+  return at + 3;
+}
