@@ -65,6 +65,8 @@ const PLAN = {
     customers: 10_000, stepSeconds: Q ? 1.5 : 15, halfSeconds: Q ? 1.5 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1, stopAtBracket: Q,
     connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 0.75 : 3, sampleMs: Q ? 250 : 1000,
     warmupSeconds: Q ? 1 : 5, halfRate: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
+    // Default mode: one more step per shape at issue 9's goal rate (freshness at exactly it).
+    ...(Q ? {} : { goalRate: 100_000 }),
   } satisfies E2eOpts,
   long: {
     customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, stopAtBracket: false, connections: 64, drainSeconds: 60,
@@ -75,7 +77,7 @@ const PLAN = {
 };
 
 /** A long run of one system only (each takes an hour or more here) writes files of its own: results-long-<system>.json, RESULTS-long-<system>.md, long-<system>.png. */
-if (probe) Object.assign(PLAN.e2e, { probe: true, startRate: probe.rate, maxSteps: 1, stepSeconds: probe.seconds, halfRate: false, shapes: [probe.shape], systems: ['drawdown'] });
+if (probe) Object.assign(PLAN.e2e, { probe: true, goalRate: undefined, startRate: probe.rate, maxSteps: 1, stepSeconds: probe.seconds, halfRate: false, shapes: [probe.shape], systems: ['drawdown'] });
 
 const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
 /** The mode's arguments as a command repeats them (every scenario's command and the run's). */
@@ -272,9 +274,13 @@ type Doc = { mode: Mode; command: string; startedAt: string; wallSeconds: number
 
 function renderMarkdown(doc: Doc): string {
   const all = new Map(doc.scenarios.flatMap((s) => (s.results ?? []).map((r) => [r.name, r.figures as Record<string, unknown>] as const)));
-  const g = (name: string, path: string): number | undefined => {
+  const gv = (name: string, path: string): unknown => {
     let v: unknown = all.get(name);
     for (const p of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
+    return v;
+  };
+  const g = (name: string, path: string): number | undefined => {
+    const v = gv(name, path);
     return typeof v === 'number' ? v : undefined;
   };
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? `${round(a / b, 2)}x` : 'n/a');
@@ -340,6 +346,10 @@ function renderMarkdown(doc: Doc): string {
       };
       row(`End to end Drawdown, ${shape}: sustained`, dd, 'events/s', '100,000', `${ratio(dd, bl)} of baseline (goal 3x)${bracket(`e2e_drawdown_${shape}`)}${lastWhy(`e2e_drawdown_${shape}`)}`);
       row(`End to end Drawdown, ${shape}: freshness p50 / p99 at sustained`, g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p99'), 'ms (p99)', '< 2,000', `p50 ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.p50'))} ms, ${num(g(`e2e_drawdown_${shape}`, 'atSustained.freshnessMs.samples'))} markers`);
+      if (g(`e2e_drawdown_${shape}`, 'atGoal.offeredEventsPerS') !== undefined) {
+        const ok = gv(`e2e_drawdown_${shape}`, 'atGoal.ok') === true;
+        row(`End to end Drawdown, ${shape}: freshness p50 / p99 at the goal rate (${num(g(`e2e_drawdown_${shape}`, 'atGoal.offeredEventsPerS'))} events/s)`, g(`e2e_drawdown_${shape}`, 'atGoal.freshnessMs.p99'), 'ms (p99)', '< 2,000', `p50 ${num(g(`e2e_drawdown_${shape}`, 'atGoal.freshnessMs.p50'))} ms, ${num(g(`e2e_drawdown_${shape}`, 'atGoal.freshnessMs.samples'))} markers; step ${ok ? 'sustained' : `not sustained: ${String(gv(`e2e_drawdown_${shape}`, 'atGoal.why')).slice(0, 140)}`}, request p99 ${num(g(`e2e_drawdown_${shape}`, 'atGoal.latencyMs.p99'))} ms`);
+      }
       // Quick mode runs no half-rate step: its latency row is the sustained step's.
       const at = doc.mode === 'quick' ? 'atSustained' : 'halfRate';
       const atWhat = doc.mode === 'quick' ? 'at sustained (quick mode: no half-rate run)' : 'at half rate';

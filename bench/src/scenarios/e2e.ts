@@ -54,6 +54,12 @@ export interface E2eOpts {
   halfRate: boolean;
   /** `pnpm bench --e2e-probe`: one step at a fixed rate, reported whole (`probe`) whether it was sustained or not. */
   probe?: boolean;
+  /**
+   * Issue 9's goal rate (events/s): the default mode runs one more Drawdown step per shape at
+   * exactly this rate (halfSeconds long), reported whole as `atGoal` whether sustained or not,
+   * so freshness is stated at the rate the goal names, not only at the search's best step.
+   */
+  goalRate?: number;
   shapes: Shape[];
   systems: ('drawdown' | 'baseline')[];
   /** Long mode: events per system and window length. */
@@ -418,6 +424,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
             ? await step(system, shape, Math.max(100, roundRate(sustained / 2)), opts.halfSeconds, `${system} ${shape} half`, markers)
             : undefined;
           if (system === 'drawdown' && half) await drain(opts.drainSeconds * 1000);
+          const atGoal = system === 'drawdown' && opts.goalRate ? await step(system, shape, opts.goalRate, opts.halfSeconds, `${system} ${shape} goal ${round(opts.goalRate / 1000, 1)}K`, markers) : undefined;
+          if (atGoal) await drain(opts.drainSeconds * 1000);
           const capacities = steps.filter((x) => !x.ok && Number.isFinite(x.processedEventsPerS)).map((x) => x.processedEventsPerS);
           const figures: Record<string, unknown> = {};
           stepTables.push({ figures, steps });
@@ -431,6 +439,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               searchCappedAtLastStep: hi === undefined,
               atSustained: lo ?? null,
               halfRate: half ?? null,
+              ...(atGoal ? { atGoal } : {}),
               ...(opts.probe ? { probe: steps[0] ?? null } : {}),
               steps: [],
               ...(shape === 'zipf' ? { top10CustomersShare: round(zipfTopShare(opts.customers, 10), 3) } : {}),
