@@ -6,8 +6,14 @@ describe('threadGroupCpuS', () => {
   it("splits a process's CPU into its main thread and the other threads", async () => {
     const before = threadGroupCpuS(process.pid);
     expect(before.get(process.pid)?.group).toBe('main');
-    // A worker thread spins for 300 ms of CPU: its time shows under `other`, not under `main`.
-    const w = new Worker('const t = process.cpuUsage(); while (process.cpuUsage(t).user < 300000) {}  require("worker_threads").parentPort.postMessage(1)', { eval: true });
+    // A worker thread spins for 300 ms of its own CPU (its /proc/thread-self/stat, not
+    // process.cpuUsage(), which counts every thread and so ran short when others were busy): its
+    // time shows under `other`, not under `main`.
+    const w = new Worker(
+      'const fs = require("fs"); const ticks = () => { const f = fs.readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1].split(" "); return Number(f[11]) + Number(f[12]); };'
+      + ' const t0 = ticks(); while (ticks() - t0 < 30) { for (let i = 0; i < 1e5; i++); } require("worker_threads").parentPort.postMessage(1)',
+      { eval: true },
+    );
     await new Promise((r) => w.once('message', r));
     const during = threadGroupCpuS(process.pid);
     await w.terminate();
