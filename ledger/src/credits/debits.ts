@@ -502,9 +502,13 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   if (lines ? lines.length === 0 : byUnit.size === 0) return { applied, skipped, customers: 0, depleted: 0 };
 
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
-  if (lines) for (const l of lines) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
+  // byUnit holds every raw line's pair unless a non-positive amount stopped its loop; then the
+  // pairs are those of the merged lines (a line netting to zero or less is gone). Otherwise no
+  // merged line is dropped, so its pairs are byUnit's (cheaper than a key per merged line).
+  const fromMerged = lines !== undefined && nonPositive;
+  if (fromMerged) for (const l of lines!) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
   else for (const [unit, set] of byUnit) for (const customerId of set) pairs.set(balanceKey(customerId, unit), { customerId, pricingUnit: unit });
-  const customers = [...new Set(lines ? lines.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
+  const customers = [...new Set(fromMerged ? lines!.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
   const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [arr(customers)]);
   const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
 
