@@ -19,6 +19,22 @@ beforeAll(async () => {
   for (const set of ['dpa', 'dpb', 'dpc']) await seedCustomers(h.pool, { count: 7, ids: { customer: set, external: `${set}-`, block: `${set}b` }, grant: '10' });
   await seedCustomers(h.pool, { count: 3, ids: { customer: 'dpl', external: 'dpl-', block: 'dplb' }, grant: '1' });
   await seedCustomers(h.pool, { count: 2, ids: { customer: 'dp"q\\', external: 'dpq-', block: 'dpqb' }, grant: '10' });
+  // price_a and price_b belong to a plan every customer of the three sets subscribes to (the
+  // customer 0 of each twice: the later subscription takes the usage), so the debits write
+  // subscription usage: in the fused statement on the raw-line path, in a statement of its own
+  // on the merging paths.
+  await h.pool.query(`INSERT INTO items (id, name) VALUES ('dp_item', 'dp item')`);
+  await h.pool.query(`INSERT INTO plans (id, name, currency) VALUES ('dp_plan', 'dp plan', 'USD')`);
+  await h.pool.query(
+    `INSERT INTO prices (id, lineage_id, plan_id, item_id, name, model_type, cadence, currency, config)
+     VALUES ('price_a', 'price_a', 'dp_plan', 'dp_item', 'a', 'unit', 'monthly', 'credits', '{}'), ('price_b', 'price_b', 'dp_plan', 'dp_item', 'b', 'unit', 'monthly', 'credits', '{}')`,
+  );
+  for (const set of ['dpa', 'dpb', 'dpc']) {
+    for (let i = 0; i < 7; i++) {
+      await h.pool.query(`INSERT INTO subscriptions (id, customer_id, plan_id, start_date) VALUES ($1, $2, 'dp_plan', '2026-02-15')`, [`${set}${i}-sub`, `${set}${i}`]);
+    }
+    await h.pool.query(`INSERT INTO subscriptions (id, customer_id, plan_id, start_date) VALUES ($1, $2, 'dp_plan', '2026-01-01')`, [`${set}0-old`, `${set}0`]);
+  }
 });
 afterAll(async () => {
   await h?.stop();
@@ -28,8 +44,8 @@ const day = '2026-03-04';
 const line = (customerId: string, priceId: string, amount: string): DebitLine => ({
   customerId, pricingUnit: 'credits', priceId, day, amountPicos: parseDecimal(amount).toString(), quantityPicos: parseDecimal('1').toString(), events: 1,
 });
-/** The line as two lines of the same key (one picos in the second), if it has more than one picos. */
-const split = (l: DebitLine): DebitLine[] => (BigInt(l.amountPicos) > 1n ? [{ ...l, amountPicos: String(BigInt(l.amountPicos) - 1n) }, { ...l, amountPicos: '1' }] : [l]);
+/** The line as two lines of the same key (one picos and no quantity in the second), if it has more than one picos. */
+const split = (l: DebitLine): DebitLine[] => (BigInt(l.amountPicos) > 1n ? [{ ...l, amountPicos: String(BigInt(l.amountPicos) - 1n) }, { ...l, amountPicos: '1', quantityPicos: '0' }] : [l]);
 const batch = (id: string, lines: DebitLine[]): DebitBatch => ({ id, partition: 0, firstSeq: 1, lastSeq: 1, receivedAtMax: Date.now(), lines });
 
 /** Everything the debits wrote for customer `c`, with the set's prefix dropped from ids. */
@@ -42,7 +58,16 @@ async function ledgerOf(c: string) {
   const overage = await h.pool.query<{ price_id: string; amount: string }>('SELECT price_id, amount::text FROM usage_overage WHERE customer_id = $1 ORDER BY price_id', [c]);
   const snap = await h.pool.query<{ balance: string }>('SELECT balance::text FROM balance_snapshots WHERE customer_id = $1', [c]);
   const bal = await balancesOf(h.pool, c);
-  return { entries: r.rows, overage: overage.rows, snapshot: snap.rows[0]?.balance, balances: bal.map((b) => ({ unit: b.pricing_unit, balance: b.balance })) };
+  const usage = await h.pool.query<{ sub: string; period_start: string; price_id: string; quantity: string; cost: string }>(
+    `SELECT substr(u.subscription_id, length(s.customer_id) + 1) AS sub, u.period_start::text, u.price_id, u.quantity::text, u.cost::text
+       FROM subscription_usage u JOIN subscriptions s ON s.id = u.subscription_id WHERE s.customer_id = $1 ORDER BY 1, 2, 3`,
+    [c],
+  );
+  return {
+    entries: r.rows, overage: overage.rows, snapshot: snap.rows[0]?.balance, balances: bal.map((b) => ({ unit: b.pricing_unit, balance: b.balance })),
+    // Customer 3 has usage only in the dpb set (its zero-amount lines' quantities, checked apart).
+    usage: /^dp[abc]3$/.test(c) ? undefined : usage.rows,
+  };
 }
 
 describe('debit paths', () => {
@@ -69,6 +94,16 @@ describe('debit paths', () => {
       expect(await ledgerOf(`dpb${i}`)).toEqual(await ledgerOf(`dpa${i}`));
       expect(await ledgerOf(`dpc${i}`)).toEqual(await ledgerOf(`dpa${i}`));
     }
+
+    // Subscription usage: the same on every path (compared above), per subscription, period and price.
+    expect((await ledgerOf('dpa0')).usage).toEqual([
+      { sub: '-sub', period_start: '2026-02-15', price_id: 'price_a', quantity: '3.000000000000', cost: '4.000000000000' },
+      { sub: '-sub', period_start: '2026-02-15', price_id: 'price_b', quantity: '1.000000000000', cost: '0.250000000000' },
+    ]);
+    expect((await ledgerOf('dpa1')).usage).toEqual([{ sub: '-sub', period_start: '2026-02-15', price_id: 'price_a', quantity: '3.000000000000', cost: '12.500000000000' }]);
+    // A zero-amount line's quantity counts as usage (the merging path's statement reads every raw line).
+    const dpb3 = await h.pool.query(`SELECT price_id, quantity::text, cost::text FROM subscription_usage WHERE subscription_id = 'dpb3-sub' ORDER BY price_id`);
+    expect(dpb3.rows).toEqual([{ price_id: 'price_a', quantity: '1.000000000000', cost: '0.000000000000' }, { price_id: 'price_b', quantity: '1.000000000000', cost: '0.000000000000' }]);
 
     const dp0 = await ledgerOf('dpa0');
     expect(dp0.entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-4.000000000000'], ['price_b', '-0.250000000000']]);

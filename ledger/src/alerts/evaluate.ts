@@ -231,35 +231,61 @@ export function subscriptionUsageLines(batches: DebitBatch[]): SubscriptionUsage
   return { customers: pgTextArray(customers), prices: pgTextArray(priceIds), days: pgTextArray(days), quantities: `{${quantities.join(',')}}`, costs: `{${costs.join(',')}}` };
 }
 
+/**
+ * The subscription usage upsert over `lines`, a FROM item named t of (customer_id, price_id,
+ * day, quantity, cost) in credits, one row per `key` (columns of t): each line goes to the
+ * customer's subscription whose plan holds the price and which is active on the line's day (the
+ * latest started if several), summed per subscription, period and price. SQL for a
+ * data-modifying CTE returning (subscription_id, period_start) of the rows it wrote. The debit
+ * path's fused statement runs it over its merged lines (credits/debits.ts), the statement of
+ * recordSubscriptionUsageOf over array literals.
+ */
+export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
+       SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost)
+         FROM (SELECT DISTINCT ON (${key})
+                      s.id AS subscription_id, p.id AS price_id, p.metric_id, p.currency, t.quantity, t.cost,
+                      (s.start_date::date + ((extract(year FROM age(t.day, s.start_date::date)) * 12
+                                              + extract(month FROM age(t.day, s.start_date::date)))::int * interval '1 month'))::date AS period_start
+                 FROM ${lines} JOIN prices p ON p.id = t.price_id
+                        JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
+                         AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
+                ORDER BY ${key}, s.start_date DESC) m
+        GROUP BY 1, 2, 3, 4, 5
+       ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
+       RETURNING subscription_id, period_start`;
+
+/** Of the rows `cte` (subscriptionUsageUpsert) wrote, those of subscriptions with an enabled usage
+ *  or cost alert (the only ones evaluateSubscriptionAlerts looks at; most have none, so most
+ *  transactions return no row): subscription_id, period_start as text. */
+export const alertedSubscriptionUsage = (cte: string) => `SELECT x.subscription_id, x.period_start::text AS period_start FROM ${cte} x
+      WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = x.subscription_id AND a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded'))`;
+
 /** recordSubscriptionUsage over lines given as array literals (the debit path builds them once
  *  for its own statement and this one). */
 export async function recordSubscriptionUsageOf(db: Queryable, lines: SubscriptionUsageLines): Promise<number> {
   // The lines go to SQL as they are (one text literal per column, amounts in picos); SQL merges
-  // them per (customer, price, day) and keeps only those of customers with a subscription.
+  // them per (customer, price, day), keeping only those of customers with a subscription.
   if (lines.customers.length === 0 || lines.customers === '{}') return 0;
   const touched = await db.query<{ subscription_id: string; period_start: string }>(
-    `WITH t AS (
-       SELECT customer_id, price_id, day, sum(quantity) * 0.000000000001 AS quantity, sum(cost) * 0.000000000001 AS cost
-         FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::numeric[]) AS t(customer_id, price_id, day, quantity, cost)
-        WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = t.customer_id)
-        GROUP BY 1, 2, 3
-     ), m AS (
-       SELECT DISTINCT ON (t.customer_id, t.price_id, t.day)
-              s.id AS subscription_id, p.id AS price_id, p.metric_id, p.currency, t.quantity, t.cost,
-              (s.start_date::date + ((extract(year FROM age(t.day, s.start_date::date)) * 12
-                                      + extract(month FROM age(t.day, s.start_date::date)))::int * interval '1 month'))::date AS period_start
-         FROM t JOIN prices p ON p.id = t.price_id
-                JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
-                 AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
-        ORDER BY t.customer_id, t.price_id, t.day, s.start_date DESC
+    `WITH su AS (
+       ${subscriptionUsageUpsert(
+         `(SELECT customer_id, price_id, day, sum(quantity) * 0.000000000001 AS quantity, sum(cost) * 0.000000000001 AS cost
+             FROM unnest($1::text[], $2::text[], $3::date[], $4::numeric[], $5::numeric[]) AS t(customer_id, price_id, day, quantity, cost)
+            WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = t.customer_id)
+            GROUP BY 1, 2, 3) AS t`,
+         't.customer_id, t.price_id, t.day',
+       )}
      )
-     INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
-     SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost) FROM m GROUP BY 1, 2, 3, 4, 5
-     ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
-     RETURNING subscription_id, period_start::text`,
+     ${alertedSubscriptionUsage('su')}`,
     [lines.customers, lines.prices, lines.days, lines.quantities, lines.costs],
   );
-  if (touched.rows.length === 0) return 0;
+  return evaluateSubscriptionAlerts(db, touched.rows);
+}
+
+/** The usage_exceeded / cost_exceeded alerts crossed by the subscription usage just written to
+ *  `touched` (subscriptions and periods; those without such an alert may be left out). */
+export async function evaluateSubscriptionAlerts(db: Queryable, touched: readonly { subscription_id: string; period_start: string }[]): Promise<number> {
+  if (touched.length === 0) return 0;
   // Only subscriptions with alerts go further.
   const totals = await db.query<{ alert_id: string; type: string; subscription_id: string; customer_id: string; metric_id: string | null; period_start: string; total: string; thresholds: string[] }>(
     `WITH p AS (SELECT DISTINCT * FROM unnest($1::text[], $2::date[]) AS p(subscription_id, period_start))
@@ -271,7 +297,7 @@ export async function recordSubscriptionUsageOf(db: Queryable, lines: Subscripti
                          AND (a.type <> 'cost_exceeded' OR a.currency IS NULL OR u.currency = a.currency)), 0)::text AS total
        FROM alerts a JOIN p ON p.subscription_id = a.subscription_id JOIN subscriptions s ON s.id = a.subscription_id
       WHERE a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded')`,
-    [touched.rows.map((r) => r.subscription_id), touched.rows.map((r) => r.period_start)],
+    [touched.map((r) => r.subscription_id), touched.map((r) => r.period_start)],
   );
   if (totals.rows.length === 0) return 0;
   const fired = await db.query<{ alert_id: string; scope: string; threshold: string }>(

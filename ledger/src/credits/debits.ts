@@ -16,7 +16,7 @@ import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { balanceKey, pgTextArray as arr, readBalances, toPicos, type Balance } from './balances';
 import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
-import { recordSubscriptionUsageOf, subscriptionUsageLines, type SubscriptionUsageLines } from '../alerts/evaluate';
+import { alertedSubscriptionUsage, evaluateSubscriptionAlerts, recordSubscriptionUsageOf, subscriptionUsageLines, subscriptionUsageUpsert } from '../alerts/evaluate';
 
 export interface ApplyResult {
   applied: string[];
@@ -31,6 +31,8 @@ interface Line {
   priceId: string;
   day: string;
   amount: bigint;
+  /** Picos. */
+  quantity: bigint;
 }
 
 /** A line to draw: `owner` owns the blocks drawn, `usage` is the customer whose usage it is. */
@@ -141,9 +143,9 @@ const MERGED_LINES = 'unnest($1::text[], $2::text[], $3::text[], $4::text[], $5:
  *  line per (owner, usage, unit, price, day)) as CTEs: d (lines as cumulative intervals), b
  *  (counting blocks as cumulative intervals), total (what each owner pair's blocks had
  *  available), takes (per line and block), lowered (the blocks' update) and short (what each
- *  line found no block for). */
-const drawCtes = (lines: string) => `d AS (
-       SELECT owner, usage, unit, price, day, amount,
+ *  line found no block for). `extra`: more columns of `lines` for d to carry (", quantity"). */
+const drawCtes = (lines: string, extra = '') => `d AS (
+       SELECT owner, usage, unit, price, day, amount${extra},
               sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
          FROM ${lines}
        WINDOW w AS (PARTITION BY owner, unit ORDER BY day, price, usage ROWS UNBOUNDED PRECEDING)
@@ -259,6 +261,22 @@ const RAW_LINES = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) *
            FROM unnest($1::text[], $2::text[], $3::text[], $5::date[], $4::numeric[]) AS r(owner, unit, price, day, picos)
           GROUP BY owner, unit, price, day) AS t`;
 
+/** RAW_LINES with the lines' quantities ($9, picos) summed as well, for the subscription usage
+ *  the fused statement then writes (USAGE_CTES). */
+const RAW_LINES_Q = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) * 0.000000000001 AS amount, sum(qpicos) * 0.000000000001 AS quantity
+           FROM unnest($1::text[], $2::text[], $3::text[], $5::date[], $4::numeric[], $9::numeric[]) AS r(owner, unit, price, day, picos, qpicos)
+          GROUP BY owner, unit, price, day) AS t`;
+
+/** The subscription usage of the fused statement's lines (d, with quantity), as
+ *  recordSubscriptionUsageOf writes it from the same lines in a statement of its own: su (the
+ *  upsert) and alerted (its rows of subscriptions with usage or cost alerts). One statement and
+ *  one parse of the line arrays fewer per transaction. */
+const USAGE_CTES = `su AS (
+       ${subscriptionUsageUpsert('(SELECT usage AS customer_id, unit, price AS price_id, day, quantity, amount AS cost FROM d) AS t', 't.customer_id, t.unit, t.price_id, t.day')}
+     ), alerted AS (
+       ${alertedSubscriptionUsage('su')}
+     )`;
+
 /**
  * The common case (no pools, no price-filtered blocks) in one statement: draws the lines down
  * (DRAW_CTES), grows or starts the grouped entries (ENTRY_CTES) with balances computed in SQL,
@@ -269,13 +287,22 @@ const RAW_LINES = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) *
  * shortfall raises the overage of the owner (here also the usage customer). It also writes the
  * balance snapshots (the crossing hooks then leave them alone: `BalanceTracker.snapshotsWritten`).
  */
-async function drawAndRecord(c: PoolClient, raw: RawLines, overageBefore: Map<string, bigint>): Promise<{ before: Map<string, Balance>; after: Map<string, Balance>; overage: Take[] }> {
+async function drawAndRecord(
+  c: PoolClient,
+  raw: RawLines,
+  overageBefore: Map<string, bigint>,
+  quantities?: string,
+): Promise<{ before: Map<string, Balance>; after: Map<string, Balance>; overage: Take[]; touched: { subscription_id: string; period_start: string }[] }> {
+  // With `quantities` (the raw lines' quantities in picos, a literal like raw.amounts) the
+  // statement also writes the lines' subscription usage (USAGE_CTES) and returns the
+  // subscription periods it touched that have usage or cost alerts (unit NULL marks these rows).
+  const usage = quantities !== undefined;
   // The planner cannot estimate rows coming out of window CTEs (it guesses a handful), and with
   // such guesses it joins the CTEs by nested loops: quadratic over thousands of lines. Hash joins
   // for this statement only (SET LOCAL ends with the transaction; the next line restores it).
   await c.query('SET LOCAL enable_nestloop = off');
   const r = await c.query<{ owner: string; unit: string; price: string | null; day: string | null; available: string; taken: string }>(
-    `WITH ${drawCtes(RAW_LINES)}, over AS (
+    `WITH ${usage ? drawCtes(RAW_LINES_Q, ', quantity') : drawCtes(RAW_LINES)}, over AS (
        -- The overage of the locked balance rows that have any (the lock read it; most have none).
        SELECT * FROM unnest($6::text[], $7::text[], $8::numeric[]) AS o(owner, unit, amount)
      ), pair AS (
@@ -305,16 +332,21 @@ async function drawAndRecord(c: PoolClient, raw: RawLines, overageBefore: Map<st
        SELECT k.owner AS customer_id, k.unit AS pricing_unit, k.block_id, k.price AS price_id, k.day AS usage_day, k.usage AS usage_customer_id,
               k.take, p.start_balance, p.end_balance
          FROM takes k JOIN pair p ON p.owner = k.owner AND p.unit = k.unit
-     ), ${ENTRY_CTES}
+     ), ${ENTRY_CTES}${usage ? `, ${USAGE_CTES}` : ''}
      -- Shortfalls first (price set marks these rows; the amount in taken), then the pairs in
-     -- lock order (that of the lock statement's ORDER BY).
+     -- lock order (that of the lock statement's ORDER BY), then the alerted subscription periods.
      SELECT owner, unit, price, day::text AS day, NULL AS available, amount::text AS taken FROM short
      UNION ALL
-     (SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair ORDER BY owner, unit)`,
+     (SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair ORDER BY owner, unit)${
+       usage ? `
+     UNION ALL
+     SELECT subscription_id, NULL, NULL, period_start, NULL, NULL FROM alerted` : ''
+     }`,
     [
       raw.customers, raw.units, raw.prices, raw.amounts, raw.days,
       arr([...overageBefore.keys()].map((k) => k.slice(0, k.indexOf('\u0000')))), arr([...overageBefore.keys()].map((k) => k.slice(k.indexOf('\u0000') + 1))),
       `{${[...overageBefore.values()].map(formatDecimal).join(',')}}`,
+      ...(usage ? [quantities] : []),
     ],
   );
   await c.query('SET LOCAL enable_nestloop = on');
@@ -330,8 +362,13 @@ async function drawAndRecord(c: PoolClient, raw: RawLines, overageBefore: Map<st
   // In lock order (sorted), which the crossing hooks keep.
   const before = new Map<string, Balance>();
   const after = new Map<string, Balance>();
+  const touched: { subscription_id: string; period_start: string }[] = [];
   for (const x of r.rows) {
     if (x.price !== null) continue;
+    if (x.unit === null) {
+      touched.push({ subscription_id: x.owner, period_start: x.day! });
+      continue;
+    }
     const k = balanceKey(x.owner, x.unit);
     const over = overageBefore.get(k) ?? 0n;
     const available = toPicos(x.available);
@@ -340,7 +377,7 @@ async function drawAndRecord(c: PoolClient, raw: RawLines, overageBefore: Map<st
     before.set(k, { customerId: x.owner, pricingUnit: x.unit, available, overage: over, balance: available - over });
     after.set(k, { customerId: x.owner, pricingUnit: x.unit, available: left, overage: overageAfter, balance: left - overageAfter });
   }
-  return { before, after, overage };
+  return { before, after, overage, touched };
 }
 
 /**
@@ -440,12 +477,14 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   // When many lines merge (several batches per customer: backlog-sized transactions), the
   // lines are merged here all the same (RAW_LINES_MAX_PER_PAIR).
   let lines: Line[] | undefined;
+  let nonPositive = false;
   const byUnit = new Map<string, Set<string>>();
   let rawCount = 0;
   for (const b of freshBatches) {
     rawCount += b.lines.length;
     for (const l of b.lines) {
       if (!isPositive(l.amountPicos)) {
+        nonPositive = true;
         lines = mergeLines(freshBatches);
         break;
       }
@@ -463,9 +502,13 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   if (lines ? lines.length === 0 : byUnit.size === 0) return { applied, skipped, customers: 0, depleted: 0 };
 
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
-  if (lines) for (const l of lines) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
+  // byUnit holds every raw line's pair unless a non-positive amount stopped its loop; then the
+  // pairs are those of the merged lines (a line netting to zero or less is gone). Otherwise no
+  // merged line is dropped, so its pairs are byUnit's (cheaper than a key per merged line).
+  const fromMerged = lines !== undefined && nonPositive;
+  if (fromMerged) for (const l of lines!) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
   else for (const [unit, set] of byUnit) for (const customerId of set) pairs.set(balanceKey(customerId, unit), { customerId, pricingUnit: unit });
-  const customers = [...new Set(lines ? lines.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
+  const customers = [...new Set(fromMerged ? lines!.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
   const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [arr(customers)]);
   const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
 
@@ -476,7 +519,9 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   const pairList = [...pairs.values()];
   const tracker = new BalanceTracker(c, 'usage');
   const ownLinesOf = () => (lines ??= mergeLines(freshBatches)).map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) }));
-  let usage: SubscriptionUsageLines | undefined;
+  // The subscription periods with usage or cost alerts that the fused statement wrote usage
+  // to, when it wrote the subscription usage (the common case); else a statement of its own does.
+  let touched: { subscription_id: string; period_start: string }[] | undefined;
   let before: Map<string, Balance>;
   let drawn: { after: Map<string, Balance>; overage: Take[] };
   if (parentOf.size === 0) {
@@ -485,14 +530,17 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     if (slow.size === 0 && !lines) {
       // The common case: one statement merges and draws the lines, records and reports the balances.
       const raw = rawLines(freshBatches);
-      usage = raw;
-      const r = await drawAndRecord(c, raw, overageBefore);
+      const r = await drawAndRecord(c, raw, overageBefore, raw.quantities);
+      touched = r.touched;
       before = r.before;
       drawn = r;
       tracker.snapshotsWritten();
     } else if (slow.size === 0) {
-      // Lines merged here (some amount not positive, or many lines per pair): the same statement over them.
-      const r = await drawAndRecord(c, rawLinesOf(lines!), overageBefore);
+      // Lines merged here (some amount not positive, or many lines per pair): the same statement
+      // over them. It writes the subscription usage too unless some amount was not positive
+      // (a merged line netting to zero or less is dropped here, but its quantity is usage).
+      const r = await drawAndRecord(c, rawLinesOf(lines!), overageBefore, nonPositive ? undefined : `{${lines!.map((l) => l.quantity).join(',')}}`);
+      if (!nonPositive) touched = r.touched;
       before = r.before;
       drawn = r;
       tracker.snapshotsWritten();
@@ -509,7 +557,8 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   await recordOverage(c, overage);
 
   // Usage per subscription period, for usage and cost alerts (ledger/src/alerts).
-  await recordSubscriptionUsageOf(c, usage ?? subscriptionUsageLines(freshBatches));
+  if (touched) await evaluateSubscriptionAlerts(c, touched);
+  else await recordSubscriptionUsageOf(c, subscriptionUsageLines(freshBatches));
   await tracker.finish(after);
   let depleted = 0;
   for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;
@@ -530,16 +579,19 @@ function isPositive(picos: string): boolean {
   return c0 === 48 ? /[1-9]/.test(picos) : c0 !== 45;
 }
 
-/** The lines of the batches merged per (customer, unit, price, day); those whose amount comes to zero or less dropped. */
+/** The lines of the batches merged per (customer, unit, price, day) (amounts and quantities summed); those whose amount comes to zero or less dropped. */
 function mergeLines(batches: DebitBatch[]): Line[] {
   const merged = new Map<string, Line>();
   for (const b of batches) {
     for (const l of b.lines) {
       const key = `${l.customerId}\u0000${l.pricingUnit}\u0000${l.priceId}\u0000${l.day}`;
       const amount = BigInt(l.amountPicos);
+      const quantity = BigInt(l.quantityPicos ?? '0');
       const cur = merged.get(key);
-      if (cur) cur.amount += amount;
-      else merged.set(key, { customerId: l.customerId, pricingUnit: l.pricingUnit, priceId: l.priceId, day: l.day, amount });
+      if (cur) {
+        cur.amount += amount;
+        cur.quantity += quantity;
+      } else merged.set(key, { customerId: l.customerId, pricingUnit: l.pricingUnit, priceId: l.priceId, day: l.day, amount, quantity });
     }
   }
   return [...merged.values()].filter((l) => l.amount > 0n);
@@ -548,7 +600,7 @@ function mergeLines(batches: DebitBatch[]): Line[] {
 /** Every line of the batches as array literals (RawLines), built once for both statements that
  *  read them: one pass, each column's literal concatenated as it goes (pgTextArray's join and
  *  check per column cost more at 20,000 lines). */
-function rawLines(batches: DebitBatch[]): RawLines & SubscriptionUsageLines {
+function rawLines(batches: DebitBatch[]): RawLines & { quantities: string } {
   let customers = '';
   let units = '';
   let prices = '';
@@ -574,12 +626,11 @@ function rawLines(batches: DebitBatch[]): RawLines & SubscriptionUsageLines {
     const all = batches.flatMap((b) => b.lines);
     return {
       customers: all.map((l) => l.customerId), units: all.map((l) => l.pricingUnit), prices: all.map((l) => l.priceId), days: all.map((l) => l.day),
-      amounts: `{${amounts}}`, costs: `{${amounts}}`, quantities: `{${quantities}}`,
+      amounts: `{${amounts}}`, quantities: `{${quantities}}`,
     };
   }
-  const amountLiteral = `{${amounts}}`;
-  if (sep === '') return { customers: '{}', units: '{}', prices: '{}', days: '{}', amounts: '{}', costs: '{}', quantities: '{}' };
-  return { customers: `{${customers}"}`, units: `{${units}"}`, prices: `{${prices}"}`, days: `{${days}"}`, amounts: amountLiteral, costs: amountLiteral, quantities: `{${quantities}}` };
+  if (sep === '') return { customers: '{}', units: '{}', prices: '{}', days: '{}', amounts: '{}', quantities: '{}' };
+  return { customers: `{${customers}"}`, units: `{${units}"}`, prices: `{${prices}"}`, days: `{${days}"}`, amounts: `{${amounts}}`, quantities: `{${quantities}}` };
 }
 
 const hasQuote = (v: string) => v.includes('"') || v.includes('\\');
