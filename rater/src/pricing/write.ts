@@ -141,8 +141,26 @@ let batches = 0;
  * it is large enough: a payload buffer of an earlier batch).
  */
 export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], seqs: ArrayLike<number>, customers: readonly (ResolvedCustomer | null | undefined)[] | undefined, partition: number, batchId: string, reuse?: ArrayBuffer): RateResult {
+  const rater = batchRater(snap, partition, batchId, events.length, reuse);
+  for (let i = 0; i < events.length; i++) rater.add(events[i]!, seqs[i]!, customers?.[i]);
+  return rater.finish();
+}
+
+/** rateBatch one event at a time: `add` in stream order, then `finish` once. */
+export interface BatchRater {
+  /** Prices and writes one event (`customer`: its customer when already resolved, null unknown, undefined not looked up). */
+  add(e: RateEvent, seq: number, customer: ResolvedCustomer | null | undefined): void;
+  finish(): RateResult;
+}
+
+/**
+ * rateBatch's state for one batch, fed event by event: the pricing worker prices each message's
+ * events as it decodes them, so a batch's decoded events die young instead of all living until
+ * the batch is written (V8's scavenges copied every one of them, then collected them in old space).
+ */
+export function batchRater(snap: CatalogSnapshot, partition: number, batchId: string, expectedEvents: number, reuse?: ArrayBuffer): BatchRater {
   const batch = ++batches;
-  const w = new RowBinaryWriter(events.length * 240 + 1024, reuse);
+  const w = new RowBinaryWriter(expectedEvents * 240 + 1024, reuse);
   const cuts: number[] = [];
   const cumulative: RatedRow[] = [];
   const debits = new DebitAccumulator();
@@ -179,15 +197,12 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
     rows++;
   };
 
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i]!;
-    const seq = seqs[i]!;
-    const known = customers?.[i];
+  const add = (e: RateEvent, seq: number, known: ResolvedCustomer | null | undefined): void => {
     const customer = known !== undefined ? known : resolveCustomer(snap, e.c);
     if (!customer) {
       const ext = e.c.startsWith('x:');
       skip(e, seq, ext ? '' : e.c, ext ? e.c.slice(2) : '', 'unknown_customer');
-      continue;
+      return;
     }
     const plan = customerPlan(snap, customer);
     const t = e.t;
@@ -196,7 +211,7 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
     if (!all) for (const s of plan.subs) anyActive ||= active(s.sub, t);
     if (!anyActive) {
       skip(e, seq, customer.id, customer.externalId, 'no_active_subscription');
-      continue;
+      return;
     }
     // The event's rows go straight into the payload (cut back if the event turns out invalid).
     const mark = w.length;
@@ -247,11 +262,11 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
       if (!(err instanceof Unpriceable)) throw err;
       w.truncate(mark);
       skip(e, seq, customer.id, customer.externalId, 'invalid_event', err.message);
-      continue;
+      return;
     }
     if (n === 0) {
       skip(e, seq, customer.id, customer.externalId, 'no_matching_price');
-      continue;
+      return;
     }
     rows += n;
     for (let j = 0; j < n; j++) {
@@ -271,8 +286,11 @@ export function rateBatch(snap: CatalogSnapshot, events: readonly RateEvent[], s
         DebitAccumulator.addTo(sum, matchedAmounts[j]!, matchedQuantities[j]!);
       }
     }
-  }
-  matchedLines.length = 0;
-  matchedRows.length = 0;
-  return { payload: { body: w.bytes(), cuts }, rows, cumulative, debits: debits.lines(), unpriced };
+  };
+  const finish = (): RateResult => {
+    matchedLines.length = 0;
+    matchedRows.length = 0;
+    return { payload: { body: w.bytes(), cuts }, rows, cumulative, debits: debits.lines(), unpriced };
+  };
+  return { add, finish };
 }
