@@ -38,10 +38,11 @@ interface Line {
   debited: boolean;
   /** A unit price's amount for a quantity of one (undefined: not a unit price, or its config is broken). */
   unitAmount: bigint | undefined;
-  /** `subscription_id`, `price_id`, `metric_id` columns. */
-  ids: Uint8Array;
-  /** `pricing_unit`, `status` ('rated'), `reason` (none), `catalog_version` columns, after the amount. */
-  tail: Uint8Array;
+  /** `subscription_id`, `price_id`, `metric_id` columns: the plan's bytes [idsAt, tailAt). */
+  idsAt: number;
+  /** `pricing_unit`, `status` ('rated'), `reason` (none), `catalog_version` columns, after the amount: the plan's bytes [tailAt, tailEnd). */
+  tailAt: number;
+  tailEnd: number;
   /** The debit sum this line's rows went to last, in batch `sumBatch`, on day `sumDay` (days since the epoch). */
   sum: DebitSum | undefined;
   sumBatch: number;
@@ -58,8 +59,13 @@ interface SubPlan {
 interface CustomerPlan {
   /** The snapshot the plan was made from. */
   snap: CatalogSnapshot;
-  /** `customer_id`, `external_customer_id` columns. */
-  head: Uint8Array;
+  /**
+   * The customer's bytes, in one buffer: its `customer_id`, `external_customer_id` columns
+   * [0, headEnd), then each line's ids and tail. One buffer per customer instead of one per
+   * piece: an event's row copies read one place in memory (fewer cache misses, profiled).
+   */
+  bytes: Uint8Array;
+  headEnd: number;
   subs: SubPlan[];
   /** Times at which every subscription is active (the usual case: the list needs no filtering). */
   allFromMs: number;
@@ -79,6 +85,9 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
   const subs: SubPlan[] = [];
   let allFromMs = -Infinity;
   let allToMs = Infinity;
+  const w = new RowBinaryWriter(256);
+  w.string(customer.id).string(customer.externalId);
+  const headEnd = w.length;
   for (const sub of customer.subscriptions ?? []) {
     allFromMs = Math.max(allFromMs, sub.startMs);
     allToMs = Math.min(allToMs, sub.endMs === null ? Infinity : sub.endMs); // NaN (never all active) if not a number
@@ -96,6 +105,10 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
           if (!(err instanceof Unpriceable)) throw err;
         }
       }
+      const idsAt = w.length;
+      w.string(sub.id).string(price.id).string(metric.id);
+      const tailAt = w.length;
+      w.string(price.currency).string('rated').string('').u64(snap.version);
       lines.push({
         price, metric,
         fromMs: price.effectiveFromMs ?? -Infinity,
@@ -103,8 +116,9 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
         cumulative: isCumulative(price.modelType),
         debited: isPricingUnit(snap, price.currency),
         unitAmount,
-        ids: encoded((w) => w.string(sub.id).string(price.id).string(metric.id)),
-        tail: encoded((w) => w.string(price.currency).string('rated').string('').u64(snap.version)),
+        idsAt,
+        tailAt,
+        tailEnd: w.length,
         sum: undefined,
         sumBatch: 0,
         sumDay: 0,
@@ -112,7 +126,7 @@ function planOf(snap: CatalogSnapshot, customer: ResolvedCustomer): CustomerPlan
     }
     subs.push({ sub, lines, period: { startMs: 0, fromMs: 0, toMs: 0 } });
   }
-  return { snap, head: encoded((w) => w.string(customer.id).string(customer.externalId)), subs, allFromMs, allToMs };
+  return { snap, bytes: w.bytes().slice(), headEnd, subs, allFromMs, allToMs };
 }
 
 // Plans are kept on the snapshot's own customer objects (ResolvedCustomer.plan): the event's one
@@ -234,11 +248,11 @@ export function batchRater(snap: CatalogSnapshot, partition: number, batchId: st
             period.toMs = span.toMs;
           }
           start(seq);
-          w.chunk(plan.head);
+          w.chunkOf(plan.bytes, 0, plan.headEnd);
           middle(e);
           // Properties as JSON.stringify writes them, without the text (but for odd values).
           if (!w.json(e.p)) w.string(JSON.stringify(e.p));
-          w.chunk(line.ids).string(groupKey).dateTime64(period.startMs).decimal128(quantity);
+          w.chunkOf(plan.bytes, line.idsAt, line.tailAt).string(groupKey).dateTime64(period.startMs).decimal128(quantity);
           matchedLines[n] = line;
           matchedAmounts[n] = amount;
           matchedQuantities[n] = quantity;
@@ -254,7 +268,7 @@ export function batchRater(snap: CatalogSnapshot, partition: number, batchId: st
               quantity: qText, amount: aText, pricing_unit: line.price.currency, status: 'rated', reason: '', catalog_version: snap.version,
             };
           } else w.decimal128(amount);
-          w.chunk(line.tail);
+          w.chunkOf(plan.bytes, line.tailAt, line.tailEnd);
           n++;
         }
       }
