@@ -68,10 +68,9 @@ export async function startRater(opts: RaterOptions): Promise<Rater> {
     minThreads: 1,
     maxThreads: config.raterWorkers,
     idleTimeout: 60_000,
-    // A batch's rows and keys live until its task ends (its decoded events only while their
-    // message is priced): with V8's default young generation they outgrow it and are promoted,
-    // and collecting them took a quarter of the worker's time (profiled, 20,000-event batches,
-    // when all of a batch's events lived to its end). 32 MB instead of 128 saved RSS but no CPU.
+    // A batch's decoded events and rows live until its task ends: with V8's default young
+    // generation they outgrow it and are promoted, and collecting them took a quarter of the
+    // worker's time (profiled, 20,000-event batches). With room for a whole batch they die young.
     resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
   });
 

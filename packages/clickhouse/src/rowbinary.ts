@@ -234,17 +234,6 @@ export class RowBinaryWriter {
   }
 
   /** Bytes written before by another RowBinaryWriter (whole columns), copied as they are. */
-  /** chunk of `bytes[from, to)`, without a view of it. */
-  chunkOf(bytes: Uint8Array, from: number, to: number): this {
-    const n = to - from;
-    if (this.at + n > this.buf.length) this.room(n);
-    const b = this.buf;
-    let at = this.at;
-    for (let i = from; i < to; i++) b[at++] = bytes[i]!;
-    this.at = at;
-    return this;
-  }
-
   chunk(bytes: Uint8Array): this {
     // Short pieces (ids, prefixes of a row): a loop costs less than a call into the native copy.
     const n = bytes.length;

@@ -100,7 +100,7 @@ describe('priceTask', () => {
     expect(none.debitBatch).toBeUndefined();
   });
 
-  it('prices each message\'s events as it decodes them: the same output as taskEvents then rateBatch over the whole batch', () => {
+  it('gives the same payload, rows, debits and keys as taskEvents then rateBatch over the whole batch (copies, skips, re-rating and undecodable messages)', () => {
     const priced = {
       version: 3, byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme', cus_2: '' },
       subscriptions: { cus_1: [{ id: 'sub_1', startMs: 0, endMs: null, priceIds: ['p1'], billingCadence: 'monthly' }] },

@@ -9,11 +9,11 @@
 // decodes it once per version.
 import type { CatalogSnapshot } from '@drawdown/catalog';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { batchLength, decodeBatch, type AcceptedEvent } from '@drawdown/events';
+import { decodeBatch, type AcceptedEvent } from '@drawdown/events';
 import { dedupKey, hashKey, hashHi, hashLo } from '../dedup';
 import { encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import { resolveCustomer, type RatedPayload, type RatedRow, type ResolvedCustomer } from './price';
-import { batchRater } from './write';
+import { rateBatch } from './write';
 
 export interface PricingTask {
   snapshotVersion: number;
@@ -101,33 +101,21 @@ export interface TaskEvents {
   keys: BatchKeys;
 }
 
-/**
- * At least as many events as the task's messages decode to, from their headers: a message
- * decodes to as many as its header says, or to none. A header is believed only up to the
- * message's length (each event takes at least one byte), so a corrupt one cannot ask for more.
- */
-function expectedEvents(task: Pick<PricingTask, 'data' | 'ends'>): number {
-  let n = 0;
-  for (let i = 0; i < task.ends.length; i++) {
-    const m = task.data.subarray(task.ends[i - 1] ?? 0, task.ends[i]);
-    n += Math.min(batchLength(m), m.byteLength);
-  }
-  return n;
-}
-
-/** Receives a task's events to price, one at a time in stream order (see taskEvents). */
-export type EventSink = (e: AcceptedEvent, seq: number, customer: ResolvedCustomer | null) => void;
-
-/**
- * The task's events to price with their keys. With a `sink`, each event goes to it as its message
- * is decoded and `events`, `seqs` and `customers` stay empty: only one message's decoded events
- * are alive at a time, so they die young (see batchRater).
- */
-export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'rerate' | 'skip'>, sink?: EventSink): TaskEvents {
+export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data' | 'ends' | 'seqs' | 'rerate' | 'skip'>): TaskEvents {
+  const decoded: ReturnType<typeof decodeBatch>[] = [];
   const undecodable: number[] = [];
-  const perMessage: number[] = [];
-  const total = expectedEvents(task);
-  const keys: BatchKeys = { perMessage, undecodable, copies: [], hi: new Uint32Array(total), lo: new Uint32Array(total), t: new Float64Array(total), receivedAtMax: 0 };
+  let total = 0;
+  for (let i = 0; i < task.ends.length; i++) {
+    let events: ReturnType<typeof decodeBatch> = [];
+    try {
+      events = decodeBatch(task.data.subarray(task.ends[i - 1] ?? 0, task.ends[i]));
+    } catch {
+      undecodable.push(i);
+    }
+    decoded.push(events);
+    total += events.length;
+  }
+  const keys: BatchKeys = { perMessage: decoded.map((m) => m.length), undecodable, copies: [], hi: new Uint32Array(total), lo: new Uint32Array(total), t: new Float64Array(total), receivedAtMax: 0 };
   const rerate = new Set(task.rerate);
   // Copies inside the batch, exactly: the first event per fingerprint (30 bits of it), its key
   // compared in full on a hit; keys sharing those bits with another key go to an exact set
@@ -145,17 +133,10 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
   const customers: (ResolvedCustomer | null)[] = [];
   let pos = 0;
   let s = 0;
-  for (let i = 0; i < task.ends.length; i++) {
-    let decoded: AcceptedEvent[] = [];
-    try {
-      decoded = decodeBatch(task.data.subarray(task.ends[i - 1] ?? 0, task.ends[i]));
-    } catch {
-      undecodable.push(i);
-    }
-    perMessage.push(decoded.length);
+  for (let i = 0; i < decoded.length; i++) {
     const seq = task.seqs[i]!;
     const isRerate = rerate.has(i);
-    for (const e of decoded) {
+    for (const e of decoded[i]!) {
       const at = pos++;
       const customer = resolveCustomer(snap, e.c) ?? null;
       const ref = customer?.id ?? e.c; // canonicalRef
@@ -199,19 +180,10 @@ export function taskEvents(snap: CatalogSnapshot, task: Pick<PricingTask, 'data'
         s++;
         continue;
       }
-      if (sink) sink(e, seq, customer);
-      else {
-        out.push(e);
-        seqs.push(seq);
-        customers.push(customer);
-      }
+      out.push(e);
+      seqs.push(seq);
+      customers.push(customer);
     }
-  }
-  // Fewer events than the headers said (undecodable messages): the keys cover the decoded ones.
-  if (pos < total) {
-    keys.hi = keys.hi.slice(0, pos);
-    keys.lo = keys.lo.slice(0, pos);
-    keys.t = keys.t.slice(0, pos);
   }
   return { events: out, seqs, customers, keys };
 }
@@ -227,9 +199,8 @@ export function priceTask(task: PricingTask): PricingOutput {
     spares.sort((x, y) => x.byteLength - y.byteLength);
     if (spares.length > SPARE_MAX) spares.shift();
   }
-  const rater = batchRater(snap, task.partition, task.batchId, expectedEvents(task), spares.pop());
-  const { keys } = taskEvents(snap, task, rater.add);
-  const result = rater.finish();
+  const { events, seqs, customers, keys } = taskEvents(snap, task);
+  const result = rateBatch(snap, events, seqs, customers, task.partition, task.batchId, spares.pop());
   let debitBatch: Uint8Array | undefined;
   if (result.debits.length > 0) {
     const batch: DebitBatch = { id: task.batchId, partition: task.partition, firstSeq: task.seqs[0]!, lastSeq: task.seqs[task.seqs.length - 1]!, receivedAtMax: keys.receivedAtMax, lines: result.debits };
