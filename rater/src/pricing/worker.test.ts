@@ -5,6 +5,7 @@ import { dedupKey, hash64, hashHi, hashKey, hashLo } from '../dedup';
 import { decodeDebitBatch } from '@drawdown/debits';
 import { priceBatch } from './price';
 import { encodeSnapshot, priceTask, taskEvents } from './worker';
+import { rateBatch } from './write';
 
 const snap = { byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme' }, subscriptions: {} } as unknown as CatalogSnapshot;
 const ev = (k: string, c: string, r = 1): AcceptedEvent => ({ k, c, n: 'call', t: 1000 + r, r, p: {} });
@@ -55,6 +56,17 @@ describe('taskEvents (the worker side of dedup)', () => {
     expect(keys.copies).toEqual([2, 3]);
     expect(events.map((e) => e.k)).toEqual([a, b, 'c']);
   });
+
+  it('sizes its keys by the decoded events: a header claiming more events than its message holds is not believed', () => {
+    // An array32 header of 2^32 - 1 elements, then garbage: undecodable, and no 4-billion-slot keys.
+    const corrupt = Uint8Array.of(0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02);
+    const { events, keys } = taskEvents(snap, task([corrupt, encodeBatch([ev('a', 'cus_1', 4)])]));
+    expect(keys.undecodable).toEqual([0]);
+    expect(keys.perMessage).toEqual([0, 1]);
+    expect([keys.hi.length, keys.lo.length, keys.t.length]).toEqual([1, 1, 1]);
+    expect(events.map((e) => e.k)).toEqual(['a']);
+    expect(keys.t[0]).toBe(1004);
+  });
 });
 
 describe('priceTask', () => {
@@ -86,5 +98,30 @@ describe('priceTask', () => {
     // Nothing to debit: no batch.
     const none = priceTask({ ...task([encodeBatch([ev('z', 'x:nobody')])]), snapshotVersion: 2, snapshotJson: encodeSnapshot(priced), partition: 3, batchId: '3:10-10' });
     expect(none.debitBatch).toBeUndefined();
+  });
+
+  it('gives the same payload, rows, debits and keys as taskEvents then rateBatch over the whole batch (copies, skips, re-rating and undecodable messages)', () => {
+    const priced = {
+      version: 3, byExternalId: { acme: 'cus_1' }, customers: { cus_1: 'acme', cus_2: '' },
+      subscriptions: { cus_1: [{ id: 'sub_1', startMs: 0, endMs: null, priceIds: ['p1'], billingCadence: 'monthly' }] },
+      prices: { p1: { id: 'p1', metricId: 'm1', currency: 'credits', modelType: 'unit', config: { unit_config: { unit_amount: '0.25' } } } },
+      metrics: { m1: { id: 'm1', event_name: 'call', aggregation: 'count', filters: [] } },
+    } as unknown as CatalogSnapshot;
+    const msgs = [
+      encodeBatch([ev('a', 'x:acme', 5), ev('b', 'cus_2', 9), ev('z', 'x:nobody', 1)]),
+      Uint8Array.of(0x92, 0x01, 0x02), // an array, not of events: undecodable
+      encodeBatch([ev('a', 'cus_1', 7), ev('c', 'cus_1', 11), ev('d', 'cus_1', 12)]), // 'a' a copy; 'd' skipped below
+      encodeBatch([ev('a', 'x:acme', 3)]), // re-rating
+    ];
+    // Version 3: the worker keeps one snapshot per version, and the test above sent another as 2.
+    const t = { ...task(msgs, [3], [5]), snapshotVersion: 3, snapshotJson: encodeSnapshot(priced), partition: 1, batchId: '1:10-13' };
+    const streamed = priceTask(t);
+    const whole = taskEvents(priced, task(msgs, [3], [5]));
+    const ref = rateBatch(priced, whole.events, whole.seqs, whole.customers, 1, '1:10-13');
+    expect(Buffer.from(streamed.payload.body).toString('hex')).toBe(Buffer.from(ref.payload.body).toString('hex'));
+    expect([streamed.rows, streamed.unpriced, streamed.payload.cuts]).toEqual([ref.rows, ref.unpriced, ref.payload.cuts]);
+    expect(decodeDebitBatch(streamed.debitBatch!).lines).toEqual(ref.debits);
+    expect(whole.events.map((e) => e.k)).toEqual(['a', 'b', 'z', 'c', 'a']);
+    expect([streamed.perMessage, streamed.undecodable, streamed.copies, [...streamed.hi], [...streamed.t]]).toEqual([whole.keys.perMessage, whole.keys.undecodable, whole.keys.copies, [...whole.keys.hi], [...whole.keys.t]]);
   });
 });
