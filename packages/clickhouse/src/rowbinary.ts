@@ -3,9 +3,7 @@
 // ClickHouse parses it far more cheaply than TabSeparated text (no escapes, no decimal or date
 // text to read). No ClickHouse client here, so worker threads can build payloads without
 // loading one.
-
-/** Lowercase hex digits (JSON.stringify's \u escapes). */
-const HEX = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+import { HEX, putPair, putUnit } from './utf8';
 
 const TWO_32 = 2 ** 32;
 const I64_MIN = -(2n ** 63n);
@@ -278,25 +276,3 @@ export function putDecimal128(view: DataView, at: number, v: bigint): void {
   view.setBigInt64(at + 8, BigInt.asIntN(64, v >> 64n), true);
 }
 
-/** The UTF-8 of the code point of surrogates (hi, lo) at b[at]; returns the end. */
-function putPair(b: Uint8Array, at: number, hi: number, lo: number): number {
-  const cp = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-  b[at] = 0xf0 | (cp >> 18);
-  b[at + 1] = 0x80 | ((cp >> 12) & 63);
-  b[at + 2] = 0x80 | ((cp >> 6) & 63);
-  b[at + 3] = 0x80 | (cp & 63);
-  return at + 4;
-}
-
-/** The UTF-8 of a UTF-16 unit from U+0080 up that is not a surrogate, at b[at]; returns the end. */
-function putUnit(b: Uint8Array, at: number, c: number): number {
-  if (c < 0x800) {
-    b[at] = 0xc0 | (c >> 6);
-    b[at + 1] = 0x80 | (c & 63);
-    return at + 2;
-  }
-  b[at] = 0xe0 | (c >> 12);
-  b[at + 1] = 0x80 | ((c >> 6) & 63);
-  b[at + 2] = 0x80 | (c & 63);
-  return at + 3;
-}
