@@ -3,7 +3,7 @@
 // ClickHouse parses it far more cheaply than TabSeparated text (no escapes, no decimal or date
 // text to read). No ClickHouse client here, so worker threads can build payloads without
 // loading one.
-import { HEX, putPair, putUnit } from './utf8';
+import { HEX, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TWO_32 = 2 ** 32;
 const I64_MIN = -(2n ** 63n);
@@ -109,24 +109,10 @@ export class RowBinaryWriter {
     // Room for a one-byte length, moved if the text is longer (finishString).
     this.room(1);
     this.at = start + 1;
-    const keys = Object.keys(obj);
-    this.byte(123);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const v = obj[key];
-      if (i > 0) this.byte(44);
-      this.jsonString(key);
-      this.byte(58);
-      if (typeof v === 'string') this.jsonString(v);
-      else if (typeof v === 'number') this.ascii(Number.isFinite(v) ? String(v) : 'null');
-      else if (typeof v === 'boolean') this.ascii(v ? 'true' : 'false');
-      else if (v === null) this.ascii('null');
-      else {
-        this.at = start;
-        return false;
-      }
+    if (!writeFlatJson(this, obj)) {
+      this.at = start;
+      return false;
     }
-    this.byte(125);
     const end = this.at;
     const len = end - start - 1;
     if (len >= 0x80) {
@@ -142,7 +128,7 @@ export class RowBinaryWriter {
   }
 
   /** A JSON string literal (JSON.stringify's escapes). */
-  private jsonString(s: string): void {
+  jsonString(s: string): void {
     // Worst case: a lone surrogate, \udxxx (6 bytes) per UTF-16 unit.
     this.room(s.length * 6 + 2);
     const b = this.buf;
@@ -184,8 +170,8 @@ export class RowBinaryWriter {
     this.at = at;
   }
 
-  /** ASCII text inside a string being written (json). */
-  private ascii(s: string): void {
+  /** ASCII text inside a string being written (json): bytes as they are, no length. */
+  raw(s: string): void {
     this.room(s.length);
     const b = this.buf;
     let at = this.at;

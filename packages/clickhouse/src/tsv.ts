@@ -1,6 +1,6 @@
 // Writing TabSeparated insert payloads (see insertTsv). No ClickHouse client here, so worker
 // threads can build payloads without loading one.
-import { HEX, isSurrogatePair, putPair, putUnit } from './utf8';
+import { HEX, isSurrogatePair, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
@@ -84,29 +84,13 @@ export class TsvWriter {
    */
   json(obj: Record<string, unknown>): boolean {
     const start = this.at;
-    const keys = Object.keys(obj);
-    this.byte(123);
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const v = obj[key];
-      if (i > 0) this.byte(44);
-      this.jsonString(key);
-      this.byte(58);
-      if (typeof v === 'string') this.jsonString(v);
-      else if (typeof v === 'number') this.raw(Number.isFinite(v) ? String(v) : 'null');
-      else if (typeof v === 'boolean') this.raw(v ? 'true' : 'false');
-      else if (v === null) this.raw('null');
-      else {
-        this.at = start;
-        return false;
-      }
-    }
-    this.byte(125);
-    return true;
+    if (writeFlatJson(this, obj)) return true;
+    this.at = start;
+    return false;
   }
 
   /** A JSON string literal (JSON.stringify's escapes), escaped for TabSeparated: each backslash doubled. */
-  private jsonString(s: string): void {
+  jsonString(s: string): void {
     // Worst case: a lone surrogate, \\udxxx (7 bytes) per UTF-16 unit.
     this.room(s.length * 7 + 2);
     const b = this.buf;

@@ -1,4 +1,4 @@
-// UTF-8 pieces shared by the payload writers (tsv.ts, rowbinary.ts). No ClickHouse client here,
+// UTF-8 and JSON pieces shared by the payload writers (tsv.ts, rowbinary.ts). No ClickHouse client here,
 // so worker threads can load it.
 
 /** Lowercase hex digits (JSON.stringify's \u escapes). */
@@ -28,4 +28,36 @@ export function putUnit(b: Uint8Array, at: number, c: number): number {
   b[at + 1] = 0x80 | ((c >> 6) & 63);
   b[at + 2] = 0x80 | (c & 63);
   return at + 3;
+}
+
+/** What writeFlatJson writes through: one byte, ASCII text as it is, a JSON string literal. */
+export interface JsonTarget {
+  byte(c: number): unknown;
+  raw(s: string): unknown;
+  jsonString(s: string): void;
+}
+
+/**
+ * A flat object as JSON.stringify writes it, without building the JSON text: keys in
+ * Object.keys order, strings through the target's jsonString, numbers as String() (non-finite
+ * ones as null). Only string, number, boolean and null values: at any other value it stops and
+ * returns false, leaving what it wrote for the caller to take back.
+ */
+export function writeFlatJson(w: JsonTarget, obj: Record<string, unknown>): boolean {
+  const keys = Object.keys(obj);
+  w.byte(123);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = obj[key];
+    if (i > 0) w.byte(44);
+    w.jsonString(key);
+    w.byte(58);
+    if (typeof v === 'string') w.jsonString(v);
+    else if (typeof v === 'number') w.raw(Number.isFinite(v) ? String(v) : 'null');
+    else if (typeof v === 'boolean') w.raw(v ? 'true' : 'false');
+    else if (v === null) w.raw('null');
+    else return false;
+  }
+  w.byte(125);
+  return true;
 }
