@@ -20,6 +20,7 @@ import type { UsageSource } from './settlement/compute';
 import { announceRevocation } from '@drawdown/auth';
 
 export { applyDebitBatches } from './credits/debits';
+export { applyDebitBatchesInLanes, laneOf } from './credits/consumer';
 export { balancesOf } from './credits/queries';
 export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook } from './credits/crossings';
 export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions } from './credits/entries';
@@ -64,7 +65,7 @@ export async function startLedger(opts: {
 }): Promise<Ledger> {
   const n = names(opts.config.namespace);
   const log = opts.log.child({ service: 'ledger' });
-  const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, log });
+  const consumer = await startDebitConsumer({ nc: opts.nc, pool: opts.pool, stream: n.debitsStream, durable: 'ledger', batchMax: opts.config.ledgerBatchMax, lanes: opts.config.ledgerLanes, log });
   const outbox = startOutboxRelay({ pool: opts.pool, js: jetstream(opts.nc), subjectPrefix: n.notifySubjectPrefix, log });
   const creditJobs = startCreditJobs({
     pool: opts.pool,

@@ -1,6 +1,7 @@
 // What every scenario returns, and the debit workload shared by the Postgres ceiling and the
 // ledger stage (the same debit batches a rater would publish).
 import type { DebitBatch } from '@drawdown/debits';
+import { partitionOf } from '@drawdown/events';
 import { customerId, customerSampler, type Shape } from '../workload';
 
 export interface ScenarioResult {
@@ -15,23 +16,44 @@ export interface ScenarioResult {
 /** One event's price in picos (0.001 credits). */
 export const EVENT_PICOS = 1_000_000_000n;
 
+/** The partition of bench customer `i` among `partitions` (hash of its id, as ingest hashes a customer's ref). */
+const partitionCache = new Map<number, Uint16Array>();
+export function benchPartitionOf(i: number, partitions: number): number {
+  return partitions === 1 ? 0 : partitionOf(customerId(i), partitions);
+}
+
 /**
  * Debit batches shaped like a rater's: each covers `eventsPerBatch` events of one partition,
- * summed per customer (one line per customer, price and day).
+ * summed per customer (one line per customer, price and day). With `partitions`, batch b is
+ * partition b mod `partitions` and its events are those of that partition's customers only, as
+ * a rater's are (events are partitioned by customer); without, batch b is labelled partition
+ * b mod 8 and its customers are drawn from all.
  */
-export function debitBatches(opts: { count: number; customers: number; eventsPerBatch: number; shape: Shape; seed: number; tag: string; priceId?: string }): DebitBatch[] {
+export function debitBatches(opts: { count: number; customers: number; eventsPerBatch: number; shape: Shape; seed: number; tag: string; priceId?: string; partitions?: number }): DebitBatch[] {
   const draw = customerSampler(opts.customers, opts.shape, opts.seed);
   const day = new Date().toISOString().slice(0, 10);
+  const parts = opts.partitions;
+  let partOf: Uint16Array | undefined;
+  if (parts !== undefined && parts > 1) {
+    partOf = partitionCache.get(opts.customers * 1024 + parts);
+    if (!partOf) {
+      partOf = new Uint16Array(opts.customers);
+      for (let i = 0; i < opts.customers; i++) partOf[i] = benchPartitionOf(i, parts);
+      partitionCache.set(opts.customers * 1024 + parts, partOf);
+    }
+  }
   const out: DebitBatch[] = [];
   for (let b = 0; b < opts.count; b++) {
+    const partition = parts === undefined ? b % 8 : b % parts;
     const perCustomer = new Map<number, number>();
     for (let e = 0; e < opts.eventsPerBatch; e++) {
-      const c = draw();
+      let c = draw();
+      while (partOf && partOf[c] !== partition) c = draw();
       perCustomer.set(c, (perCustomer.get(c) ?? 0) + 1);
     }
     out.push({
       id: `${opts.tag}:${b}`,
-      partition: b % 8,
+      partition,
       firstSeq: b * 1000 + 1,
       lastSeq: b * 1000 + 1000,
       receivedAtMax: Date.now(),

@@ -1,13 +1,16 @@
-// The ledger alone: debit batches shaped like a rater's (2,500 events of one partition,
-// summed per customer), applied by applyDebitBatches 8 at a time (one transaction), one
-// applier like the ledger's consumer, with 10,000 and 100,000 customers; then as many per
-// transaction as the consumer takes when it has a backlog (DRAWDOWN_LEDGER_BATCH_MAX). Where one
-// 8-batch transaction cannot reach every customer (100,000), most of its debits start the
-// customer's grouped usage entry of the day, as on a fresh day; a separate figure
-// (steadyCustomerDebitsPerS) measures the same loop after every customer's entry of the day
-// exists (the debits grow them), as later in a ledger's day.
+// The ledger alone: debit batches shaped like a rater's (2,500 events of one partition, only
+// that partition's customers, summed per customer), applied as the ledger's consumer applies
+// them: DRAWDOWN_LEDGER_LANES concurrent transactions (partition mod lanes), 8 batches per
+// round (with 2 lanes, 4 per transaction), with 10,000 and 100,000 customers. Side by side in
+// the same loop (rounds alternate), the same rounds in one transaction (one lane), as before
+// lanes. Then as many per transaction as the consumer takes when it has a backlog
+// (DRAWDOWN_LEDGER_BATCH_MAX per lane). Where one round cannot reach every customer (100,000),
+// most of its debits start the customer's grouped usage entry of the day, as on a fresh day; a
+// separate figure (steadyCustomerDebitsPerS) measures the same loop after every customer's
+// entry of the day exists (the debits grow them), as later in a ledger's day.
 import type { DebitBatch } from '@drawdown/debits';
-import { applyDebitBatches } from '@drawdown/ledger';
+import { applyDebitBatches, applyDebitBatchesInLanes } from '@drawdown/ledger';
+import type { Pool } from '@drawdown/pg';
 import { benchEnv, createCatalog, createCustomers, openStores } from '../setup';
 import { debitBatches, EVENT_PICOS, type ScenarioResult } from './common';
 import { customerId } from '../workload';
@@ -19,6 +22,36 @@ export interface LedgerOpts {
   batchesPerTx: number;
   /** Backlog-sized transactions are measured up to this many customers (quick mode: the smaller count only). */
   backlogMaxCustomers: number;
+}
+
+/** Lines, events, batches and applying time of a series of rounds. */
+class Tally {
+  lines = 0;
+  events = 0;
+  batches = 0;
+  ms = 0;
+  rounds = 0;
+  add(group: DebitBatch[], ms: number): void {
+    this.rounds++;
+    this.ms += ms;
+    this.batches += group.length;
+    for (const b of group) {
+      this.lines += b.lines.length;
+      for (const l of b.lines) this.events += l.events;
+    }
+  }
+  get perS(): number {
+    return Math.round(this.lines / (this.ms / 1000));
+  }
+}
+
+/** Applies one round: in one transaction (lanes 1) or one per lane, concurrently; every batch must be fresh. */
+async function applyRound(pool: Pool, group: DebitBatch[], lanes: number): Promise<number> {
+  const a = performance.now();
+  const applied = lanes === 1 ? (await applyDebitBatches(pool, group)).applied.length : (await applyDebitBatchesInLanes(pool, group, lanes)).applied;
+  const ms = performance.now() - a;
+  if (applied !== group.length) throw new Error(`ledger bench: ${group.length - applied} batches not applied`);
+  return ms;
 }
 
 export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
@@ -33,45 +66,35 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
       const { planId, priceId } = await createCatalog(s);
       await createCustomers(s.pool, { count: customers, planId });
       const setupS = (performance.now() - t0) / 1000;
+      const lanes = env.config.ledgerLanes;
+      const partitions = env.config.partitions;
       // Fresh batch ids every time (a replayed id is skipped, which would flatter the figure).
       let k = 0;
-      const until = performance.now() + opts.seconds * 1000;
-      const start = performance.now();
-      let batches = 0, lines = 0, events = 0;
-      const txMs: number[] = [];
-      while (performance.now() < until) {
-        const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
-        k++;
-        const a = performance.now();
-        const r = await applyDebitBatches(s.pool, group);
-        txMs.push(performance.now() - a);
-        if (r.applied.length !== group.length) throw new Error(`ledger bench: ${group.length - r.applied.length} batches not applied`);
-        batches += group.length;
-        for (const b of group) {
-          lines += b.lines.length;
-          events += b.lines.reduce((x, l) => x + l.events, 0);
+      const round8 = (count: number) => debitBatches({ count, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k++}`, priceId, partitions });
+      /** Rounds of `count` batches until `seconds` pass, alternating lanes and one transaction (both when `oneLane`). */
+      const measure = async (count: number, oneLane: boolean): Promise<{ laned: Tally; single: Tally }> => {
+        const laned = new Tally();
+        const single = new Tally();
+        const until = performance.now() + opts.seconds * 1000 * (oneLane ? 2 : 1);
+        for (let i = 0; performance.now() < until; i++) {
+          const group = round8(count);
+          // Generating batches is outside the timed part; only applying is counted.
+          if (oneLane && i % 2 === 1) single.add(group, await applyRound(s.pool, group, 1));
+          else laned.add(group, await applyRound(s.pool, group, lanes));
         }
-      }
-      // Generating batches is inside the loop but tiny next to the transaction; count only applying time too.
+        return { laned, single };
+      };
+      const start = performance.now();
+      const main = await measure(opts.batchesPerTx, lanes > 1);
       const secs = (performance.now() - start) / 1000;
-      const applySecs = txMs.reduce((a, b) => a + b, 0) / 1000;
       // With a backlog the ledger's consumer applies up to DRAWDOWN_LEDGER_BATCH_MAX batches per
-      // transaction: the same loop at that size (a customer debited by several batches is one row update).
+      // transaction in each lane: the same loop at that size (a customer debited by several
+      // batches is one row update).
       const backlogPerTx = env.config.ledgerBatchMax;
-      let backlogLines = 0, backlogMs = 0;
-      const backlogUntil = performance.now() + opts.seconds * 1000;
-      while (customers <= opts.backlogMaxCustomers && performance.now() < backlogUntil) {
-        const group = debitBatches({ count: backlogPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
-        k++;
-        const a = performance.now();
-        const r = await applyDebitBatches(s.pool, group);
-        backlogMs += performance.now() - a;
-        if (r.applied.length !== group.length) throw new Error(`ledger bench: ${group.length - r.applied.length} batches not applied`);
-        for (const b of group) backlogLines += b.lines.length;
-      }
+      const backlog = customers <= opts.backlogMaxCustomers ? (await measure(backlogPerTx * Math.min(lanes, partitions), false)).laned : undefined;
       // Steady state: first one debit for every customer (the day's grouped entries exist, in
       // transactions of 20,000 lines, not measured), then the 8-batch loop again.
-      let steadyLines = 0, steadyMs = 0, steadyTxs = 0;
+      let steady: { laned: Tally; single: Tally } | undefined;
       if (customers > opts.batchesPerTx * 2500) {
         const day = new Date().toISOString().slice(0, 10);
         for (let first = 0; first < customers; first += 20_000) {
@@ -82,34 +105,31 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
           };
           await applyDebitBatches(s.pool, [warm]);
         }
-        const steadyUntil = performance.now() + opts.seconds * 1000;
-        while (performance.now() < steadyUntil) {
-          const group = debitBatches({ count: opts.batchesPerTx, customers, eventsPerBatch: 2500, shape: 'uniform', seed: 100 + k, tag: `l${k}`, priceId });
-          k++;
-          const a = performance.now();
-          const r = await applyDebitBatches(s.pool, group);
-          steadyMs += performance.now() - a;
-          steadyTxs++;
-          if (r.applied.length !== group.length) throw new Error(`ledger bench: ${group.length - r.applied.length} batches not applied`);
-          for (const b of group) steadyLines += b.lines.length;
-        }
+        steady = await measure(opts.batchesPerTx, lanes > 1);
       }
+      const applySecs = main.laned.ms / 1000;
       out.push({
         name: `ledger_${customers}`,
         title: `Ledger alone: applyDebitBatches with ${customers.toLocaleString('en')} customers`,
         figures: {
           customers,
+          lanes,
+          partitions,
           batchesPerTx: opts.batchesPerTx,
           eventsPerBatch: 2500,
-          avgLinesPerBatch: Math.round(lines / Math.max(1, batches)),
-          batchesPerS: round(batches / applySecs, 1),
-          customerDebitsPerS: Math.round(lines / applySecs),
-          eventsCoveredPerS: Math.round(events / applySecs),
-          txMsAvg: round((applySecs * 1000) / Math.max(1, txMs.length), 1),
+          avgLinesPerBatch: Math.round(main.laned.lines / Math.max(1, main.laned.batches)),
+          batchesPerS: round(main.laned.batches / applySecs, 1),
+          // Rounds of batchesPerTx batches, one transaction per lane, lanes concurrent (the consumer's way).
+          customerDebitsPerS: main.laned.perS,
+          eventsCoveredPerS: Math.round(main.laned.events / applySecs),
+          roundMsAvg: round(main.laned.ms / Math.max(1, main.laned.rounds), 1),
+          // The same rounds, alternated with those above, each in one transaction.
+          ...(main.single.rounds > 0 ? { oneLaneCustomerDebitsPerS: main.single.perS, oneLaneTxMsAvg: round(main.single.ms / main.single.rounds, 1) } : {}),
           backlogBatchesPerTx: backlogPerTx,
-          ...(backlogMs > 0 ? { backlogCustomerDebitsPerS: Math.round(backlogLines / (backlogMs / 1000)) } : {}),
-          // The same 8-batch loop once every customer's grouped entry of the day exists (debits grow entries instead of starting them).
-          ...(steadyMs > 0 ? { steadyCustomerDebitsPerS: Math.round(steadyLines / (steadyMs / 1000)), steadyTxMsAvg: round(steadyMs / steadyTxs, 1) } : {}),
+          ...(backlog ? { backlogCustomerDebitsPerS: backlog.perS } : {}),
+          // The same loop once every customer's grouped entry of the day exists (debits grow entries instead of starting them).
+          ...(steady ? { steadyCustomerDebitsPerS: steady.laned.perS, steadyRoundMsAvg: round(steady.laned.ms / steady.laned.rounds, 1) } : {}),
+          ...(steady && steady.single.rounds > 0 ? { steadyOneLaneCustomerDebitsPerS: steady.single.perS } : {}),
           wallSeconds: round(secs, 1),
           setupSeconds: round(setupS, 1),
         },

@@ -1,6 +1,13 @@
 // Reads debit batches from the DEBITS stream and applies them, many per transaction.
 // Messages are acked only after the transaction committed; a crash before the ack replays
 // them, and the batch ids make the replay a no-op.
+//
+// Lanes: a batch belongs to one event partition, and partitions split the customers (hash of
+// the customer), so batches of different partitions touch different balances. The consumer
+// applies them in `lanes` independent transaction streams (partition mod lanes), which then
+// never wait for each other's row locks; one partition's batches stay in one lane, in order.
+// What can still meet in two lanes (a shared pool's parent balance, API writes) is locked in
+// the same sorted order by every writer, so it waits, never deadlocks.
 import { decodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
@@ -11,6 +18,7 @@ import { applyDebitBatches } from './debits';
 const batchesApplied = counter('drawdown_ledger_debit_batches_total', 'Debit batches by outcome', ['outcome']);
 const applySeconds = histogram('drawdown_ledger_apply_seconds', 'Time to apply one transaction of debit batches');
 const staleness = gauge('drawdown_ledger_staleness_seconds', 'Ingest receive time of the newest applied event, behind now');
+const laneQueued = gauge('drawdown_ledger_lane_queued_batches', 'Debit batches received and waiting for their lane', ['lane']);
 
 export interface DebitConsumer {
   stop(): Promise<void>;
@@ -18,7 +26,30 @@ export interface DebitConsumer {
   idle(): Promise<void>;
 }
 
-export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool; stream: string; durable: string; batchMax: number; log: Logger }): Promise<DebitConsumer> {
+/** The lane of a batch: its partition mod the number of lanes. */
+export const laneOf = (partition: number, lanes: number): number => (Number.isInteger(partition) && partition >= 0 ? partition % lanes : 0);
+
+/**
+ * Applies `batches` as the consumer's lanes would, all at once: one transaction per lane
+ * (partition mod `lanes`), run concurrently, each on its own connection. Resolves when every
+ * lane committed; rejects with the first failure (lanes that committed stay committed, and a
+ * retry of the same batches skips them by batch id). For the benchmark and tests.
+ */
+export async function applyDebitBatchesInLanes(pool: Pool, batches: DebitBatch[], lanes: number): Promise<{ applied: number; skipped: number }> {
+  const byLane = new Map<number, DebitBatch[]>();
+  for (const b of batches) {
+    const l = laneOf(b.partition, lanes);
+    let list = byLane.get(l);
+    if (!list) byLane.set(l, (list = []));
+    list.push(b);
+  }
+  const results = await Promise.all([...byLane.values()].map((list) => applyDebitBatches(pool, list)));
+  return { applied: results.reduce((a, r) => a + r.applied.length, 0), skipped: results.reduce((a, r) => a + r.skipped.length, 0) };
+}
+
+export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool; stream: string; durable: string; batchMax: number; lanes: number; log: Logger; /** How long stop() goes on applying queued batches (default 5,000 ms). */ drainMs?: number }): Promise<DebitConsumer> {
+  if (!Number.isInteger(opts.lanes) || opts.lanes < 1) throw new RangeError(`lanes must be a positive integer, got ${opts.lanes}`);
+  const drainMs = opts.drainMs ?? 5000;
   const jsm = await jetstreamManager(opts.nc);
   await jsm.consumers.add(opts.stream, {
     durable_name: opts.durable,
@@ -31,47 +62,66 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
   let stopped = false;
 
   // consume() keeps a pull open, so a transaction starts as soon as a batch arrives (a fetch()
-  // waits until it has batchMax messages or its expiry, at least a second, has passed). While
-  // a transaction runs, the next batches queue in the iterator and are applied together.
-  const messages = await consumer.consume({ max_messages: Math.max(2 * opts.batchMax, 128) });
-  const iter = messages[Symbol.asyncIterator]();
-  type Msg = Awaited<ReturnType<typeof iter.next>>['value'];
-  let next: ReturnType<typeof iter.next> | undefined;
-  /** The next message, or undefined when none arrives within `waitMs` (null: the stream of messages ended). */
-  const take = async (waitMs: number): Promise<Msg | null | undefined> => {
-    next ??= iter.next();
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([next, new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), waitMs)))]);
-    clearTimeout(timer);
-    if (r === 'timeout') return undefined;
-    next = undefined;
-    return r.done ? null : r.value;
+  // waits until it has batchMax messages or its expiry, at least a second, has passed). The
+  // reader hands each message to its lane's queue; while a lane's transaction runs, its next
+  // batches queue there and are applied together.
+  const messages = await consumer.consume({ max_messages: Math.max(2 * opts.batchMax * opts.lanes, 128) });
+  interface Queued {
+    msg: { seq: number; ack(): void; nak(millis?: number): void };
+    batch: DebitBatch;
+  }
+  interface Lane {
+    index: number;
+    queue: Queued[];
+    wake: (() => void) | undefined;
+  }
+  const lanes: Lane[] = Array.from({ length: opts.lanes }, (_, index) => ({ index, queue: [], wake: undefined }));
+  const wakeAll = () => {
+    for (const l of lanes) l.wake?.();
   };
 
-  const loop = (async () => {
-    while (!stopped) {
+  const reader = (async () => {
+    try {
+      for await (const m of messages) {
+        let batch: DebitBatch;
+        try {
+          batch = decodeDebitBatch(m.data);
+        } catch (err) {
+          // Not ours to fix: log it, keep it out of the way (term), count it.
+          opts.log.error('undecodable debit batch dropped', { seq: m.seq, err });
+          batchesApplied.inc({ outcome: 'undecodable' });
+          m.term();
+          continue;
+        }
+        const lane = lanes[laneOf(batch.partition, opts.lanes)]!;
+        lane.queue.push({ msg: m, batch });
+        laneQueued.set({ lane: String(lane.index) }, lane.queue.length);
+        lane.wake?.();
+      }
+    } catch (err) {
+      if (!stopped) opts.log.error('reading debit batches failed', { err });
+    } finally {
+      stopped = true;
+      wakeAll();
+    }
+  })();
+
+  // When stopped, a lane finishes the transaction it is in and applies what is queued for it
+  // (batchMax per transaction) until the drain deadline. Whatever is left is not acked: JetStream
+  // delivers it again after the ack wait. (Not handed back with a nak: the server would deliver
+  // it at once to this consumer's pull, which is closing.)
+  let drainUntil = Infinity;
+  const runLane = async (lane: Lane) => {
+    while (!stopped || (lane.queue.length > 0 && performance.now() < drainUntil)) {
+      if (lane.queue.length === 0) {
+        await new Promise<void>((res) => (lane.wake = res));
+        lane.wake = undefined;
+        continue;
+      }
+      const got = lane.queue.splice(0, opts.batchMax);
+      laneQueued.set({ lane: String(lane.index) }, lane.queue.length);
+      const batches = got.map((q) => q.batch);
       try {
-        const first = await take(1000);
-        if (first === null) break;
-        if (first === undefined) continue;
-        const got = [first];
-        // What is already queued joins this transaction (a zero wait still lets buffered messages through).
-        while (got.length < opts.batchMax) {
-          const m = await take(0);
-          if (!m) break;
-          got.push(m);
-        }
-        const batches: DebitBatch[] = [];
-        for (const m of got) {
-          try {
-            batches.push(decodeDebitBatch(m.data));
-          } catch (err) {
-            // Not ours to fix: log it, keep it out of the way (term), count it.
-            opts.log.error('undecodable debit batch dropped', { seq: m.seq, err });
-            batchesApplied.inc({ outcome: 'undecodable' });
-            m.term();
-          }
-        }
         const t0 = performance.now();
         const result = await applyDebitBatches(opts.pool, batches);
         applySeconds.observe((performance.now() - t0) / 1000);
@@ -79,22 +129,32 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
         batchesApplied.inc({ outcome: 'replayed' }, result.skipped.length);
         const newest = Math.max(...batches.map((b) => b.receivedAtMax));
         if (Number.isFinite(newest)) staleness.set(Math.max(0, (Date.now() - newest) / 1000));
-        for (const m of got) m.ack();
-        opts.log.debug('debits applied', { batches: batches.length, customers: result.customers, depleted: result.depleted });
+        for (const q of got) q.msg.ack();
+        opts.log.debug('debits applied', { lane: lane.index, batches: batches.length, customers: result.customers, depleted: result.depleted });
       } catch (err) {
+        // Nothing of a failed transaction is kept: the batches are handed back to JetStream,
+        // which delivers them again after a pause (their order within the lane then changes,
+        // which the ledger allows: each batch is applied once, whenever it comes).
+        batchesApplied.inc({ outcome: 'failed' }, got.length);
+        opts.log.error('applying debit batches failed; they will be delivered again', { lane: lane.index, batches: got.length, err });
+        for (const q of got) q.msg.nak(500);
         if (stopped) break;
-        opts.log.error('applying debit batches failed; retrying', { err });
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-  })();
+    if (lane.queue.length > 0) opts.log.warn('debit batches left unapplied at stop; JetStream delivers them again after the ack wait', { lane: lane.index, batches: lane.queue.length });
+  };
+  const laneLoops = lanes.map(runLane);
 
   return {
     async stop() {
       stopped = true;
+      drainUntil = performance.now() + drainMs;
+      wakeAll();
       // Bounded: closing a consumer that still holds unread messages can wait a long time.
       await Promise.race([messages.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
-      await loop;
+      await Promise.all(laneLoops);
+      await Promise.race([reader, new Promise((r) => setTimeout(r, 1000).unref())]);
     },
     async idle() {
       for (;;) {
