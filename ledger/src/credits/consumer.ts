@@ -17,7 +17,7 @@ import { applyDebitBatches } from './debits';
 
 const batchesApplied = counter('drawdown_ledger_debit_batches_total', 'Debit batches by outcome', ['outcome']);
 const applySeconds = histogram('drawdown_ledger_apply_seconds', 'Time to apply one transaction of debit batches');
-const staleness = gauge('drawdown_ledger_staleness_seconds', 'Ingest receive time of the newest applied event, behind now');
+const staleness = gauge('drawdown_ledger_staleness_seconds', 'Ingest receive time of the newest applied event, behind now, at each lane\'s last transaction: the most behind lane');
 const laneQueued = gauge('drawdown_ledger_lane_queued_batches', 'Debit batches received and waiting for their lane', ['lane']);
 
 export interface DebitConsumer {
@@ -74,8 +74,9 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
     index: number;
     queue: Queued[];
     wake: (() => void) | undefined;
+    stalenessS: number;
   }
-  const lanes: Lane[] = Array.from({ length: opts.lanes }, (_, index) => ({ index, queue: [], wake: undefined }));
+  const lanes: Lane[] = Array.from({ length: opts.lanes }, (_, index) => ({ index, queue: [], wake: undefined, stalenessS: 0 }));
   const wakeAll = () => {
     for (const l of lanes) l.wake?.();
   };
@@ -128,7 +129,11 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
         batchesApplied.inc({ outcome: 'applied' }, result.applied.length);
         batchesApplied.inc({ outcome: 'replayed' }, result.skipped.length);
         const newest = Math.max(...batches.map((b) => b.receivedAtMax));
-        if (Number.isFinite(newest)) staleness.set(Math.max(0, (Date.now() - newest) / 1000));
+        if (Number.isFinite(newest)) {
+          // Each lane's staleness at its last transaction; the gauge shows the most behind.
+          lane.stalenessS = Math.max(0, (Date.now() - newest) / 1000);
+          staleness.set(Math.max(...lanes.map((l) => l.stalenessS)));
+        }
         for (const q of got) q.msg.ack();
         opts.log.debug('debits applied', { lane: lane.index, batches: batches.length, customers: result.customers, depleted: result.depleted });
       } catch (err) {
