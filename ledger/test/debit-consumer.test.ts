@@ -1,7 +1,8 @@
 // The debit consumer against real JetStream and Postgres: batches of different partitions are
 // applied in separate lanes (a lane whose rows are locked does not hold the others up), a
 // replayed batch changes nothing, an undecodable message is dropped without stopping the
-// rest, and a stop applies the batches already queued before it returns.
+// rest, a batch that cannot be applied does not hold up those grouped with it (and is kept for
+// redelivery), and a stop applies the batches already queued before it returns.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import { createLogger } from '@drawdown/log';
@@ -138,6 +139,47 @@ describe('debit consumer lanes', () => {
     }
   });
 
+  it('applies the good batches grouped with one that cannot be applied, and keeps that one for redelivery', async () => {
+    await purge();
+    const consumer = await start('dc-poison', 1);
+    const locker = await h.pool.connect();
+    try {
+      const before5 = await balance('dc5');
+      const before6 = await balance('dc6');
+      // Hold the first transaction so that the next three queue and go into one transaction.
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc5' FOR UPDATE`);
+      await publish(batch(0, ['dc5'], '1'));
+      await until('the first transaction waiting', async () => {
+        const r = await h.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')`);
+        return (r.rowCount ?? 0) > 0;
+      });
+      const poison = batch(0, ['dc6'], '1');
+      poison.lines[0]!.day = '2026-02-30'; // no such day: Postgres refuses the date
+      await publish(batch(0, ['dc6'], '2'));
+      await publish(poison);
+      await publish(batch(0, ['dc5', 'dc6'], '4'));
+      await until('the three queued', async () => {
+        const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-poison');
+        return info.num_ack_pending === 4;
+      });
+      await locker.query('COMMIT');
+      await until('the good batches applied', async () => (await balance('dc6')) === before6 - parseDecimal('6'));
+      expect(await balance('dc5')).toBe(before5 - parseDecimal('5'));
+      // The bad batch is not applied, not acked, and delivered again (after a pause).
+      await until('the bad batch delivered again', async () => {
+        const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-poison');
+        return info.num_redelivered >= 1 && info.num_ack_pending === 1;
+      });
+      const applied = await h.pool.query('SELECT 1 FROM applied_batches WHERE batch_id = $1', [poison.id]);
+      expect(applied.rowCount).toBe(0);
+      expect(await balance('dc6')).toBe(before6 - parseDecimal('6'));
+    } finally {
+      locker.release();
+      await consumer.stop();
+    }
+  });
+
   it('refuses a lane count that is not a positive integer', async () => {
     await expect(start('dc-bad', 0)).rejects.toThrow(/lanes must be a positive integer, got 0/);
   });
@@ -145,12 +187,12 @@ describe('debit consumer lanes', () => {
 
 describe('applyDebitBatchesInLanes', () => {
   it('applies each lane in its own transaction and counts applied and replayed batches', async () => {
-    const before5 = await balance('dc5');
-    const before6 = await balance('dc6');
-    const group = [batch(0, ['dc5'], '1'), batch(1, ['dc6'], '2'), batch(2, ['dc5'], '4')];
+    const before7 = await balance('dc7');
+    const before1 = await balance('dc1');
+    const group = [batch(0, ['dc7'], '1'), batch(1, ['dc1'], '2'), batch(2, ['dc7'], '4')];
     expect(await applyDebitBatchesInLanes(h.pool, group, 2)).toEqual({ applied: 3, skipped: 0 });
     expect(await applyDebitBatchesInLanes(h.pool, group, 2)).toEqual({ applied: 0, skipped: 3 });
-    expect(await balance('dc5')).toBe(before5 - parseDecimal('5'));
-    expect(await balance('dc6')).toBe(before6 - parseDecimal('2'));
+    expect(await balance('dc7')).toBe(before7 - parseDecimal('5'));
+    expect(await balance('dc1')).toBe(before1 - parseDecimal('2'));
   });
 });

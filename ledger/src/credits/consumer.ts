@@ -67,7 +67,7 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
   // batches queue there and are applied together.
   const messages = await consumer.consume({ max_messages: Math.max(2 * opts.batchMax * opts.lanes, 128) });
   interface Queued {
-    msg: { seq: number; ack(): void; nak(millis?: number): void };
+    msg: { seq: number; ack(): void; nak(millis?: number): void; info: { deliveryCount: number } };
     batch: DebitBatch;
   }
   interface Lane {
@@ -107,6 +107,30 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
     }
   })();
 
+  const applyAndAck = async (lane: Lane, got: Queued[]) => {
+    const batches = got.map((q) => q.batch);
+    const t0 = performance.now();
+    const result = await applyDebitBatches(opts.pool, batches);
+    applySeconds.observe((performance.now() - t0) / 1000);
+    batchesApplied.inc({ outcome: 'applied' }, result.applied.length);
+    batchesApplied.inc({ outcome: 'replayed' }, result.skipped.length);
+    const newest = Math.max(...batches.map((b) => b.receivedAtMax));
+    if (Number.isFinite(newest)) {
+      // Each lane's staleness at its last transaction; the gauge shows the most behind.
+      lane.stalenessS = Math.max(0, (Date.now() - newest) / 1000);
+      staleness.set(Math.max(...lanes.map((l) => l.stalenessS)));
+    }
+    for (const q of got) q.msg.ack();
+    opts.log.debug('debits applied', { lane: lane.index, batches: batches.length, customers: result.customers, depleted: result.depleted });
+  };
+  const handBack = (lane: Lane, q: Queued, err: unknown) => {
+    const deliveries = q.msg.info.deliveryCount;
+    const delayMs = Math.min(60_000, 500 * 2 ** Math.min(7, Math.max(0, deliveries - 1)));
+    batchesApplied.inc({ outcome: 'failed' });
+    opts.log.error('debit batch failed; JetStream delivers it again', { lane: lane.index, batch: q.batch.id, deliveries, retryInMs: delayMs, err });
+    q.msg.nak(delayMs);
+  };
+
   // When stopped, a lane finishes the transaction it is in and applies what is queued for it
   // (batchMax per transaction) until the drain deadline. Whatever is left is not acked: JetStream
   // delivers it again after the ack wait. (Not handed back with a nak: the server would deliver
@@ -121,30 +145,27 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
       }
       const got = lane.queue.splice(0, opts.batchMax);
       laneQueued.set({ lane: String(lane.index) }, lane.queue.length);
-      const batches = got.map((q) => q.batch);
       try {
-        const t0 = performance.now();
-        const result = await applyDebitBatches(opts.pool, batches);
-        applySeconds.observe((performance.now() - t0) / 1000);
-        batchesApplied.inc({ outcome: 'applied' }, result.applied.length);
-        batchesApplied.inc({ outcome: 'replayed' }, result.skipped.length);
-        const newest = Math.max(...batches.map((b) => b.receivedAtMax));
-        if (Number.isFinite(newest)) {
-          // Each lane's staleness at its last transaction; the gauge shows the most behind.
-          lane.stalenessS = Math.max(0, (Date.now() - newest) / 1000);
-          staleness.set(Math.max(...lanes.map((l) => l.stalenessS)));
-        }
-        for (const q of got) q.msg.ack();
-        opts.log.debug('debits applied', { lane: lane.index, batches: batches.length, customers: result.customers, depleted: result.depleted });
+        await applyAndAck(lane, got);
       } catch (err) {
-        // Nothing of a failed transaction is kept: the batches are handed back to JetStream,
-        // which delivers them again after a pause (their order within the lane then changes,
-        // which the ledger allows: each batch is applied once, whenever it comes).
-        batchesApplied.inc({ outcome: 'failed' }, got.length);
-        opts.log.error('applying debit batches failed; they will be delivered again', { lane: lane.index, batches: got.length, err });
-        for (const q of got) q.msg.nak(500);
+        // Nothing of a failed transaction is kept. One batch that cannot be applied (a bad
+        // line, say) must not hold up those it was grouped with: each is tried alone, and only
+        // those failing alone go back to JetStream (nak), which delivers them again after a
+        // pause that doubles with each delivery, up to a minute. A debit batch is never
+        // dropped: it stays in the stream, counted (outcome "failed") and logged, until it
+        // applies. Their order within the lane then changes, which the ledger allows: each
+        // batch is applied once, whenever it comes.
+        if (got.length > 1) opts.log.error('applying debit batches failed; trying each alone', { lane: lane.index, batches: got.length, err });
+        for (const q of got.length > 1 ? got : []) {
+          try {
+            await applyAndAck(lane, [q]);
+          } catch (one) {
+            handBack(lane, q, one);
+          }
+        }
+        if (got.length === 1) handBack(lane, got[0]!, err);
         if (stopped) break;
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 200));
       }
     }
     if (lane.queue.length > 0) opts.log.warn('debit batches left unapplied at stop; JetStream delivers them again after the ack wait', { lane: lane.index, batches: lane.queue.length });
