@@ -44,8 +44,8 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Pro
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-const start = (durable: string, lanes: number): Promise<DebitConsumer> =>
-  startDebitConsumer({ nc: h.nc, pool: h.pool, stream: names(h.env.config.namespace).debitsStream, durable, batchMax: 64, lanes, log });
+const start = (durable: string, lanes: number, batchMax = 64): Promise<DebitConsumer> =>
+  startDebitConsumer({ nc: h.nc, pool: h.pool, stream: names(h.env.config.namespace).debitsStream, durable, batchMax, lanes, log });
 /** Drops the durable and everything published so far, so that each test starts clean. */
 async function purge(): Promise<void> {
   const jsm = await jetstreamManager(h.nc);
@@ -174,6 +174,31 @@ describe('debit consumer lanes', () => {
       const applied = await h.pool.query('SELECT 1 FROM applied_batches WHERE batch_id = $1', [poison.id]);
       expect(applied.rowCount).toBe(0);
       expect(await balance('dc6')).toBe(before6 - parseDecimal('6'));
+    } finally {
+      locker.release();
+      await consumer.stop();
+    }
+  });
+
+  it('leaves a backlog in JetStream while a lane is held up, not in memory', async () => {
+    await purge();
+    // batchMax 4: a lane queues at most 8; consume() buffers at most 128 more.
+    const consumer = await start('dc-backlog', 1, 4);
+    const locker = await h.pool.connect();
+    try {
+      const before = await balance('dc3');
+      await locker.query('BEGIN');
+      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc3' FOR UPDATE`);
+      const js = jetstream(h.nc);
+      const acks = [];
+      for (let i = 0; i < 400; i++) acks.push(js.publish(subject(0), encodeDebitBatch(batch(0, ['dc3'], '0.01'))));
+      await Promise.all(acks);
+      await new Promise((r) => setTimeout(r, 500));
+      const held = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-backlog');
+      expect(held.num_ack_pending).toBeLessThanOrEqual(4 + 8 + 128);
+      expect(held.num_pending).toBeGreaterThanOrEqual(400 - (4 + 8 + 128));
+      await locker.query('COMMIT');
+      await until('the backlog applied', async () => (await balance('dc3')) === before - parseDecimal('4'), 20_000);
     } finally {
       locker.release();
       await consumer.stop();

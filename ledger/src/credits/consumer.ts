@@ -74,12 +74,21 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
     index: number;
     queue: Queued[];
     wake: (() => void) | undefined;
+    /** The reader, waiting for room in this lane's queue. */
+    room: (() => void) | undefined;
     stalenessS: number;
   }
-  const lanes: Lane[] = Array.from({ length: opts.lanes }, (_, index) => ({ index, queue: [], wake: undefined, stalenessS: 0 }));
+  const lanes: Lane[] = Array.from({ length: opts.lanes }, (_, index) => ({ index, queue: [], wake: undefined, room: undefined, stalenessS: 0 }));
   const wakeAll = () => {
-    for (const l of lanes) l.wake?.();
+    for (const l of lanes) {
+      l.wake?.();
+      l.room?.();
+    }
   };
+  // A lane's queue holds at most two transactions' worth; the reader waits for room before it
+  // takes the next message, so that a backlog stays in JetStream, not in this process's memory
+  // (consume() only pulls more as its buffer is read).
+  const laneMax = 2 * opts.batchMax;
 
   const reader = (async () => {
     try {
@@ -95,6 +104,10 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
           continue;
         }
         const lane = lanes[laneOf(batch.partition, opts.lanes)]!;
+        while (lane.queue.length >= laneMax && !stopped) {
+          await new Promise<void>((res) => (lane.room = res));
+          lane.room = undefined;
+        }
         lane.queue.push({ msg: m, batch });
         laneQueued.set({ lane: String(lane.index) }, lane.queue.length);
         lane.wake?.();
@@ -145,6 +158,7 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
       }
       const got = lane.queue.splice(0, opts.batchMax);
       laneQueued.set({ lane: String(lane.index) }, lane.queue.length);
+      lane.room?.();
       try {
         await applyAndAck(lane, got);
       } catch (err) {
