@@ -11,7 +11,10 @@ describe('threadGroupCpuS', () => {
     // time shows under `other`, not under `main`.
     const w = new Worker(
       'const fs = require("fs"); const ticks = () => { const f = fs.readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1].split(" "); return Number(f[11]) + Number(f[12]); };'
-      + ' const t0 = ticks(); while (ticks() - t0 < 30) { for (let i = 0; i < 1e5; i++); } require("worker_threads").parentPort.postMessage(1)',
+      + ' const t0 = ticks(); while (ticks() - t0 < 30) { for (let i = 0; i < 1e5; i++); } require("worker_threads").parentPort.postMessage(1);'
+      // Kept alive until terminated: a worker whose script ends exits on its own, and a thread
+      // gone before the reading below takes its CPU time out of the per-thread figures.
+      + ' setInterval(() => {}, 60000);',
       { eval: true },
     );
     await new Promise((r) => w.once('message', r));
