@@ -20,7 +20,7 @@ import type { UsageSource } from './settlement/compute';
 import { announceRevocation } from '@drawdown/auth';
 
 export { applyDebitBatches } from './credits/debits';
-export { applyDebitBatchesInLanes, laneOf } from './credits/consumer';
+export { applyDebitBatchesInLanes, laneOf, startDebitConsumer } from './credits/consumer';
 export { balancesOf } from './credits/queries';
 export { addCrossingHook, BalanceTracker, type BalanceChange, type CrossingHook } from './credits/crossings';
 export { incrementInTx, createLedgerEntry, activateBlock, type IncrementOptions } from './credits/entries';

@@ -8,10 +8,11 @@
 // most of its debits start the customer's grouped usage entry of the day, as on a fresh day; a
 // separate figure (steadyCustomerDebitsPerS) measures the same loop after every customer's
 // entry of the day exists (the debits grow them), as later in a ledger's day.
-import type { DebitBatch } from '@drawdown/debits';
-import { applyDebitBatches, applyDebitBatchesInLanes } from '@drawdown/ledger';
+import { encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
+import { applyDebitBatches, applyDebitBatchesInLanes, startDebitConsumer } from '@drawdown/ledger';
+import { jetstream, jetstreamManager, names } from '@drawdown/nats';
 import type { Pool } from '@drawdown/pg';
-import { benchEnv, createCatalog, createCustomers, openStores } from '../setup';
+import { benchEnv, createCatalog, createCustomers, log, openStores } from '../setup';
 import { debitBatches, EVENT_PICOS, type ScenarioResult } from './common';
 import { customerId } from '../workload';
 import { round } from '../util';
@@ -22,6 +23,66 @@ export interface LedgerOpts {
   batchesPerTx: number;
   /** Backlog-sized transactions are measured up to this many customers (quick mode: the smaller count only). */
   backlogMaxCustomers: number;
+  /** The consumer fed at this many customer debits/s for `sustainSeconds` (0: not run). */
+  sustainRate: number;
+  sustainSeconds: number;
+}
+
+/**
+ * The ledger's own consumer (JetStream, lanes, transactions that grow with what has queued)
+ * fed debit batches at `rate` customer debits (lines) per second for `seconds`: published on
+ * schedule (each batch when the lines before it are due), pre-generated and pre-encoded. The
+ * lag is what was published but not yet applied (pending and unacknowledged batches), in
+ * seconds of the offered rate; sustained when the lag at the end is under 2 s and not growing
+ * (at most 1.5 times the lag at mid-run plus 0.5 s).
+ */
+async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers: number; priceId: string; partitions: number; lanes: number; batchMax: number; rate: number; seconds: number }): Promise<Record<string, unknown>> {
+  const batches: DebitBatch[] = [];
+  let total = 0;
+  for (let k = 0; total < o.rate * o.seconds; k++) {
+    for (const b of debitBatches({ count: o.partitions, customers: o.customers, eventsPerBatch: 2500, shape: 'uniform', seed: 5000 + k, tag: `sus${k}`, priceId: o.priceId, partitions: o.partitions })) {
+      batches.push(b);
+      total += b.lines.length;
+    }
+  }
+  const encoded = batches.map(encodeDebitBatch);
+  const n = names(s.config.namespace);
+  const durable = `bench-sustain-${o.customers}`;
+  const consumer = await startDebitConsumer({ nc: s.nc, pool: s.pool, stream: n.debitsStream, durable, batchMax: o.batchMax, lanes: o.lanes, log });
+  const jsm = await jetstreamManager(s.nc);
+  const js = jetstream(s.nc);
+  const avgLines = total / batches.length;
+  const lagS = async () => {
+    const info = await jsm.consumers.info(n.debitsStream, durable);
+    return ((info.num_pending + info.num_ack_pending) * avgLines) / o.rate;
+  };
+  try {
+    const start = performance.now();
+    let due = 0;
+    let midLag: number | undefined;
+    for (let i = 0; i < batches.length; i++) {
+      const wait = start + (due / o.rate) * 1000 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await js.publish(`${n.debitsSubjectPrefix}.${batches[i]!.partition}`, encoded[i]!);
+      due += batches[i]!.lines.length;
+      if (midLag === undefined && due >= total / 2) midLag = await lagS();
+    }
+    const offeredS = (performance.now() - start) / 1000;
+    const endLag = await lagS();
+    await consumer.idle();
+    const doneS = (performance.now() - start) / 1000;
+    return {
+      sustainOfferedCustomerDebitsPerS: Math.round(total / offeredS),
+      sustainSeconds: round(offeredS, 1),
+      sustainLagSecondsMid: round(midLag ?? 0, 2),
+      sustainLagSecondsEnd: round(endLag, 2),
+      sustainCatchUpSeconds: round(doneS - offeredS, 2),
+      sustainAppliedCustomerDebitsPerS: Math.round(total / doneS),
+      sustained: endLag < 2 && endLag <= 1.5 * (midLag ?? 0) + 0.5,
+    };
+  } finally {
+    await consumer.stop();
+  }
 }
 
 /** Lines, events, batches and applying time of a series of rounds. */
@@ -107,6 +168,11 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
         }
         steady = await measure(opts.batchesPerTx, lanes > 1);
       }
+      // The goal rate through the consumer itself, after the loops above (every customer's
+      // grouped entry of the day exists by then where the steady loop ran).
+      const sustained = opts.sustainSeconds > 0
+        ? await sustain(s, { customers, priceId, partitions, lanes, batchMax: env.config.ledgerBatchMax, rate: opts.sustainRate, seconds: opts.sustainSeconds })
+        : {};
       const applySecs = main.laned.ms / 1000;
       out.push({
         name: `ledger_${customers}`,
@@ -130,6 +196,7 @@ export async function run(opts: LedgerOpts): Promise<ScenarioResult[]> {
           // The same loop once every customer's grouped entry of the day exists (debits grow entries instead of starting them).
           ...(steady ? { steadyCustomerDebitsPerS: steady.laned.perS, steadyRoundMsAvg: round(steady.laned.ms / steady.laned.rounds, 1) } : {}),
           ...(steady && steady.single.rounds > 0 ? { steadyOneLaneCustomerDebitsPerS: steady.single.perS } : {}),
+          ...sustained,
           wallSeconds: round(secs, 1),
           setupSeconds: round(setupS, 1),
         },
