@@ -46,6 +46,19 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Pro
 }
 const start = (durable: string, lanes: number, batchMax = 64): Promise<DebitConsumer> =>
   startDebitConsumer({ nc: h.nc, pool: h.pool, stream: names(h.env.config.namespace).debitsStream, durable, batchMax, lanes, log });
+/** A connection holding `customer`'s balance row (as an API write would) until COMMIT. */
+async function holdBalance(customer: string) {
+  const locker = await h.pool.connect();
+  await locker.query('BEGIN');
+  await locker.query('SELECT 1 FROM credit_balances WHERE customer_id = $1 FOR UPDATE', [customer]);
+  return locker;
+}
+/** Until some transaction waits for a row lock (the consumer's, behind holdBalance). */
+const someoneWaits = () => until('a transaction waiting for the lock', async () => {
+  const r = await h.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')`);
+  return (r.rowCount ?? 0) > 0;
+});
+const consumerInfo = async (durable: string) => (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, durable);
 /** Drops the durable and everything published so far, so that each test starts clean. */
 async function purge(): Promise<void> {
   const jsm = await jetstreamManager(h.nc);
@@ -65,13 +78,11 @@ describe('debit consumer lanes', () => {
   it('applies a partition whose balance rows are locked elsewhere without holding up the other lane', async () => {
     await purge();
     const consumer = await start('dc-lanes', 2);
-    const locker = await h.pool.connect();
+    // An API write (say) holds dc0's balance row: partition 0's lane waits for it.
+    const locker = await holdBalance('dc0');
     try {
       const before0 = await balance('dc0');
       const before1 = await balance('dc1');
-      // An API write (say) holds dc0's balance row: partition 0's lane waits for it.
-      await locker.query('BEGIN');
-      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc0' FOR UPDATE`);
       await publish(batch(0, ['dc0'], '2'));
       await publish(batch(1, ['dc1'], '3'));
       await until('partition 1 applied', async () => (await balance('dc1')) === before1 - parseDecimal('3'));
@@ -107,21 +118,16 @@ describe('debit consumer lanes', () => {
   it('on stop, finishes the transaction in flight and applies the batches queued behind it', async () => {
     await purge();
     const first = await start('dc-stop', 1);
-    const locker = await h.pool.connect();
     let stopped: Promise<void> | undefined;
+    const locker = await holdBalance('dc4');
     try {
       const before = await balance('dc4');
-      await locker.query('BEGIN');
-      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc4' FOR UPDATE`);
       await publish(batch(0, ['dc4'], '1'));
       // The first batch's transaction waits for the lock; let it start before the others come.
-      await until('the first transaction waiting', async () => {
-        const r = await h.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')`);
-        return (r.rowCount ?? 0) > 0;
-      });
+      await someoneWaits();
       for (let i = 0; i < 3; i++) await publish(batch(0, ['dc4'], '1'));
       await until('the three queued', async () => {
-        const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-stop');
+        const info = await consumerInfo('dc-stop');
         return info.num_ack_pending === 4;
       });
       stopped = first.stop();
@@ -130,7 +136,7 @@ describe('debit consumer lanes', () => {
       await locker.query('COMMIT');
       await stopped;
       expect(await balance('dc4')).toBe(before - parseDecimal('4'));
-      const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-stop');
+      const info = await consumerInfo('dc-stop');
       expect(info.num_ack_pending).toBe(0);
       expect(info.num_pending).toBe(0);
     } finally {
@@ -142,25 +148,20 @@ describe('debit consumer lanes', () => {
   it('applies the good batches grouped with one that cannot be applied, and keeps that one for redelivery', async () => {
     await purge();
     const consumer = await start('dc-poison', 1);
-    const locker = await h.pool.connect();
+    // Hold the first transaction so that the next three queue and go into one transaction.
+    const locker = await holdBalance('dc5');
     try {
       const before5 = await balance('dc5');
       const before6 = await balance('dc6');
-      // Hold the first transaction so that the next three queue and go into one transaction.
-      await locker.query('BEGIN');
-      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc5' FOR UPDATE`);
       await publish(batch(0, ['dc5'], '1'));
-      await until('the first transaction waiting', async () => {
-        const r = await h.pool.query(`SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')`);
-        return (r.rowCount ?? 0) > 0;
-      });
+      await someoneWaits();
       const poison = batch(0, ['dc6'], '1');
       poison.lines[0]!.day = '2026-02-30'; // no such day: Postgres refuses the date
       await publish(batch(0, ['dc6'], '2'));
       await publish(poison);
       await publish(batch(0, ['dc5', 'dc6'], '4'));
       await until('the three queued', async () => {
-        const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-poison');
+        const info = await consumerInfo('dc-poison');
         return info.num_ack_pending === 4;
       });
       await locker.query('COMMIT');
@@ -168,7 +169,7 @@ describe('debit consumer lanes', () => {
       expect(await balance('dc5')).toBe(before5 - parseDecimal('5'));
       // The bad batch is not applied, not acked, and delivered again (after a pause).
       await until('the bad batch delivered again', async () => {
-        const info = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-poison');
+        const info = await consumerInfo('dc-poison');
         return info.num_redelivered >= 1 && info.num_ack_pending === 1;
       });
       const applied = await h.pool.query('SELECT 1 FROM applied_batches WHERE batch_id = $1', [poison.id]);
@@ -184,17 +185,15 @@ describe('debit consumer lanes', () => {
     await purge();
     // batchMax 4: a lane queues at most 8; consume() buffers at most 128 more.
     const consumer = await start('dc-backlog', 1, 4);
-    const locker = await h.pool.connect();
+    const locker = await holdBalance('dc3');
     try {
       const before = await balance('dc3');
-      await locker.query('BEGIN');
-      await locker.query(`SELECT 1 FROM credit_balances WHERE customer_id = 'dc3' FOR UPDATE`);
       const js = jetstream(h.nc);
       const acks = [];
       for (let i = 0; i < 400; i++) acks.push(js.publish(subject(0), encodeDebitBatch(batch(0, ['dc3'], '0.01'))));
       await Promise.all(acks);
       await new Promise((r) => setTimeout(r, 500));
-      const held = await (await jetstreamManager(h.nc)).consumers.info(names(h.env.config.namespace).debitsStream, 'dc-backlog');
+      const held = await consumerInfo('dc-backlog');
       expect(held.num_ack_pending).toBeLessThanOrEqual(4 + 8 + 128);
       expect(held.num_pending).toBeGreaterThanOrEqual(400 - (4 + 8 + 128));
       await locker.query('COMMIT');
