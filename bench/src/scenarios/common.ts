@@ -16,11 +16,9 @@ export interface ScenarioResult {
 /** One event's price in picos (0.001 credits). */
 export const EVENT_PICOS = 1_000_000_000n;
 
-/** The partition of bench customer `i` among `partitions` (hash of its id, as ingest hashes a customer's ref). */
-const partitionCache = new Map<number, Uint16Array>();
-export function benchPartitionOf(i: number, partitions: number): number {
-  return partitions === 1 ? 0 : partitionOf(customerId(i), partitions);
-}
+/** Per (customers, partitions): each bench customer's partition, a hash of its id as ingest
+ *  hashes a customer's ref (only which customers share a partition matters here). */
+const partitionCache = new Map<string, Uint16Array>();
 
 /**
  * Debit batches shaped like a rater's: each covers `eventsPerBatch` events of one partition,
@@ -35,11 +33,15 @@ export function debitBatches(opts: { count: number; customers: number; eventsPer
   const parts = opts.partitions;
   let partOf: Uint16Array | undefined;
   if (parts !== undefined && parts > 1) {
-    partOf = partitionCache.get(opts.customers * 1024 + parts);
+    const key = `${opts.customers}/${parts}`;
+    partOf = partitionCache.get(key);
     if (!partOf) {
       partOf = new Uint16Array(opts.customers);
-      for (let i = 0; i < opts.customers; i++) partOf[i] = benchPartitionOf(i, parts);
-      partitionCache.set(opts.customers * 1024 + parts, partOf);
+      for (let i = 0; i < opts.customers; i++) partOf[i] = partitionOf(customerId(i), parts);
+      partitionCache.set(key, partOf);
+    }
+    for (let p = 0; p < Math.min(parts, opts.count); p++) {
+      if (!partOf.includes(p)) throw new Error(`debitBatches: partition ${p} of ${parts} has none of the ${opts.customers} customers`);
     }
   }
   const out: DebitBatch[] = [];
