@@ -67,7 +67,7 @@ export const SETTINGS = {
   raterId: s('DRAWDOWN_RATER_ID', 'string', '', 'This rater process\'s lease owner id; a restarted process with the same id takes its leases back at once. Empty: host name and data directory. Must differ between live processes.'),
   raterRerateMaxEvents: s('DRAWDOWN_RATER_RERATE_MAX_EVENTS', 'int', '100000', 'Most unpriced events one re-rating round (catalog change or POST /v1/unpriced_events/rerate) looks at.', { min: 1 }),
   // ledger
-  ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction.', { min: 1, max: 10_000 }),
+  ledgerBatchMax: s('DRAWDOWN_LEDGER_BATCH_MAX', 'int', '64', 'Most debit batches the ledger applies in one transaction (in each lane; a lane queues at most twice this).', { min: 1, max: 10_000 }),
   ledgerLanes: s('DRAWDOWN_LEDGER_LANES', 'int', '2', 'Debit batches are applied in this many concurrent transaction streams (event partition mod lanes, each with its own Postgres connection). Partitions split the customers, so lanes do not wait for each other\'s row locks, and one partition\'s batches stay in order in one lane. More lanes than DRAWDOWN_PARTITIONS leaves the extra ones idle; 1 applies every batch in one stream.', { min: 1, max: 64 }),
   ledgerExpiryIntervalMs: s('DRAWDOWN_LEDGER_EXPIRY_INTERVAL_MS', 'duration_ms', '60000', 'How often the ledger expires due credit blocks and prunes old records. Expiry entries are dated at the expiry time whatever the interval.', { min: 100 }),
   ledgerExpiryMaxPairs: s('DRAWDOWN_LEDGER_EXPIRY_MAX_PAIRS', 'int', '1000', 'Most (customer, pricing unit) balances one expiry pass handles (the rest wait for the next pass).', { min: 1, max: 1_000_000 }),
