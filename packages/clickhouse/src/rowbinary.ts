@@ -3,7 +3,7 @@
 // ClickHouse parses it far more cheaply than TabSeparated text (no escapes, no decimal or date
 // text to read). No ClickHouse client here, so worker threads can build payloads without
 // loading one.
-import { HEX, putPair, putUnit, writeFlatJson } from './utf8';
+import { putJsonString, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TWO_32 = 2 ** 32;
 const I64_MIN = -(2n ** 63n);
@@ -129,45 +129,8 @@ export class RowBinaryWriter {
 
   /** A JSON string literal (JSON.stringify's escapes). */
   jsonString(s: string): void {
-    // Worst case: a lone surrogate, \udxxx (6 bytes) per UTF-16 unit.
     this.room(s.length * 6 + 2);
-    const b = this.buf;
-    let at = this.at;
-    b[at++] = 34;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x20 && c < 0x80) {
-        if (c === 34 || c === 92) b[at++] = 92;
-        b[at++] = c;
-      } else if (c < 0x20) {
-        b[at++] = 92;
-        const short = c === 8 ? 98 : c === 9 ? 116 : c === 10 ? 110 : c === 12 ? 102 : c === 13 ? 114 : 0;
-        if (short) b[at++] = short;
-        else {
-          b[at++] = 117; // u00xx
-          b[at++] = 48;
-          b[at++] = 48;
-          b[at++] = HEX[c >> 4]!;
-          b[at++] = HEX[c & 15]!;
-        }
-      } else if (c >= 0xd800 && c <= 0xdfff) {
-        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-          at = putPair(b, at, c, d);
-          i++;
-        } else {
-          // A lone surrogate: \udxxx, as JSON.stringify writes it.
-          b[at++] = 92;
-          b[at++] = 117;
-          b[at++] = HEX[c >> 12]!;
-          b[at++] = HEX[(c >> 8) & 15]!;
-          b[at++] = HEX[(c >> 4) & 15]!;
-          b[at++] = HEX[c & 15]!;
-        }
-      } else at = putUnit(b, at, c);
-    }
-    b[at++] = 34;
-    this.at = at;
+    this.at = putJsonString(this.buf, this.at, s, 1);
   }
 
   /** ASCII text inside a string being written (json): bytes as they are, no length. */

@@ -1,6 +1,6 @@
 // Writing TabSeparated insert payloads (see insertTsv). No ClickHouse client here, so worker
 // threads can build payloads without loading one.
-import { HEX, isSurrogatePair, putPair, putUnit, writeFlatJson } from './utf8';
+import { isSurrogatePair, putJsonString, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
@@ -91,54 +91,8 @@ export class TsvWriter {
 
   /** A JSON string literal (JSON.stringify's escapes), escaped for TabSeparated: each backslash doubled. */
   jsonString(s: string): void {
-    // Worst case: a lone surrogate, \\udxxx (7 bytes) per UTF-16 unit.
     this.room(s.length * 7 + 2);
-    const b = this.buf;
-    let at = this.at;
-    b[at++] = 34;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x20 && c < 0x80) {
-        if (c === 34 || c === 92) {
-          // \" and \\: JSON's backslash, doubled.
-          b[at++] = 92;
-          b[at++] = 92;
-          if (c === 92) {
-            b[at++] = 92;
-            b[at++] = 92;
-          } else b[at++] = 34;
-        } else b[at++] = c;
-      } else if (c < 0x20) {
-        b[at++] = 92;
-        b[at++] = 92;
-        const short = c === 8 ? 98 : c === 9 ? 116 : c === 10 ? 110 : c === 12 ? 102 : c === 13 ? 114 : 0;
-        if (short) b[at++] = short;
-        else {
-          b[at++] = 117; // u00xx
-          b[at++] = 48;
-          b[at++] = 48;
-          b[at++] = HEX[c >> 4]!;
-          b[at++] = HEX[c & 15]!;
-        }
-      } else if (c >= 0xd800 && c <= 0xdfff) {
-        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-        if (isSurrogatePair(c, d)) {
-          at = putPair(b, at, c, d);
-          i++;
-        } else {
-          // A lone surrogate: \udxxx, as JSON.stringify writes it.
-          b[at++] = 92;
-          b[at++] = 92;
-          b[at++] = 117;
-          b[at++] = HEX[c >> 12]!;
-          b[at++] = HEX[(c >> 8) & 15]!;
-          b[at++] = HEX[(c >> 4) & 15]!;
-          b[at++] = HEX[c & 15]!;
-        }
-      } else at = putUnit(b, at, c);
-    }
-    b[at++] = 34;
-    this.at = at;
+    this.at = putJsonString(this.buf, this.at, s, 2);
   }
 
   /** Text that needs no escaping (numbers, formatted timestamps, decimals, known words); must be ASCII. */

@@ -30,6 +30,57 @@ export function putUnit(b: Uint8Array, at: number, c: number): number {
   return at + 3;
 }
 
+/**
+ * `s` as a JSON string literal (JSON.stringify's escapes) in UTF-8 at b[at]; returns the end.
+ * Every backslash of the JSON is written `slashes` times: 1 for RowBinary (bytes as they are),
+ * 2 for TabSeparated (which escapes backslashes itself). Needs room for s.length * (5 +
+ * slashes) + 2 bytes (a lone surrogate, \udxxx, per UTF-16 unit).
+ */
+export function putJsonString(b: Uint8Array, at: number, s: string, slashes: 1 | 2): number {
+  const two = slashes === 2;
+  b[at++] = 34;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x20 && c < 0x80) {
+      if (c === 34 || c === 92) {
+        b[at++] = 92;
+        if (two) b[at++] = 92;
+        if (c === 92 && two) b[at++] = 92;
+      }
+      b[at++] = c;
+    } else if (c < 0x20) {
+      b[at++] = 92;
+      if (two) b[at++] = 92;
+      const short = c === 8 ? 98 : c === 9 ? 116 : c === 10 ? 110 : c === 12 ? 102 : c === 13 ? 114 : 0;
+      if (short) b[at++] = short;
+      else {
+        b[at++] = 117; // u00xx
+        b[at++] = 48;
+        b[at++] = 48;
+        b[at++] = HEX[c >> 4]!;
+        b[at++] = HEX[c & 15]!;
+      }
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (isSurrogatePair(c, d)) {
+        at = putPair(b, at, c, d);
+        i++;
+      } else {
+        // A lone surrogate: \udxxx, as JSON.stringify writes it.
+        b[at++] = 92;
+        if (two) b[at++] = 92;
+        b[at++] = 117;
+        b[at++] = HEX[c >> 12]!;
+        b[at++] = HEX[(c >> 8) & 15]!;
+        b[at++] = HEX[(c >> 4) & 15]!;
+        b[at++] = HEX[c & 15]!;
+      }
+    } else at = putUnit(b, at, c);
+  }
+  b[at++] = 34;
+  return at;
+}
+
 /** What writeFlatJson writes through: one byte, ASCII text as it is, a JSON string literal. */
 export interface JsonTarget {
   byte(c: number): unknown;
