@@ -3,6 +3,7 @@
 // ClickHouse parses it far more cheaply than TabSeparated text (no escapes, no decimal or date
 // text to read). No ClickHouse client here, so worker threads can build payloads without
 // loading one.
+import { ByteWriter } from './bytes';
 import { putJsonString, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TWO_32 = 2 ** 32;
@@ -17,27 +18,16 @@ const varLength = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ?
  * does (a lone surrogate becomes U+FFFD). Rows are not delimited: the writer of a row writes
  * every column of the table's insert column list, in order, with the type's encoding.
  */
-export class RowBinaryWriter {
-  private buf: Uint8Array;
+export class RowBinaryWriter extends ByteWriter {
   private view: DataView;
-  private at = 0;
 
-  /** `reuse`: a buffer to write into (its old bytes are never read), when it holds `sizeHint` bytes. */
   constructor(sizeHint = 65_536, reuse?: ArrayBuffer) {
-    this.buf = reuse && reuse.byteLength >= sizeHint && reuse.byteLength >= 16 ? new Uint8Array(reuse) : new Uint8Array(Math.max(16, sizeHint));
+    super(sizeHint, reuse);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
-  get length(): number {
-    return this.at;
-  }
-
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
-    next.set(this.buf.subarray(0, this.at));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+  protected override grown(): void {
+    this.view = new DataView(this.buf.buffer);
   }
 
   private varUInt(n: number): void {
@@ -133,15 +123,6 @@ export class RowBinaryWriter {
     this.at = putJsonString(this.buf, this.at, s, 1);
   }
 
-  /** ASCII text inside a string being written (json): bytes as they are, no length. */
-  raw(s: string): void {
-    this.room(s.length);
-    const b = this.buf;
-    let at = this.at;
-    for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
-    this.at = at;
-  }
-
   /** A UInt16 column. */
   u16(n: number): this {
     if (!(n >= 0 && n <= 0xffff && Number.isInteger(n))) throw new RangeError(`UInt16 ${n}: out of range`);
@@ -178,36 +159,6 @@ export class RowBinaryWriter {
     putDecimal128(this.view, this.at, v);
     this.at += 16;
     return this;
-  }
-
-  /** Bytes written before by another RowBinaryWriter (whole columns), copied as they are. */
-  chunk(bytes: Uint8Array): this {
-    // Short pieces (ids, prefixes of a row): a loop costs less than a call into the native copy.
-    const n = bytes.length;
-    if (this.at + n > this.buf.length) this.room(n);
-    const b = this.buf;
-    let at = this.at;
-    for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
-    this.at = at;
-    return this;
-  }
-
-  /** One raw byte (an empty String column is the byte 0). */
-  byte(c: number): this {
-    this.room(1);
-    this.buf[this.at++] = c;
-    return this;
-  }
-
-  /** Drops what was written past `length` (a row given up). */
-  truncate(length: number): void {
-    if (!(length >= 0 && length <= this.at)) throw new RangeError(`RowBinaryWriter.truncate(${length}): outside 0..${this.at}`);
-    this.at = length;
-  }
-
-  /** The bytes written: a view of this writer's own ArrayBuffer (which can be moved to another thread). */
-  bytes(): Uint8Array {
-    return this.buf.subarray(0, this.at);
   }
 }
 

@@ -1,5 +1,6 @@
 // Writing TabSeparated insert payloads (see insertTsv). No ClickHouse client here, so worker
 // threads can build payloads without loading one.
+import { ByteWriter } from './bytes';
 import { isSurrogatePair, putJsonString, putPair, putUnit, writeFlatJson } from './utf8';
 
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
@@ -32,26 +33,7 @@ export function tsvDateTime64(ms: number): string {
  * `field` escapes as `tsvField` and encodes UTF-8 as TextEncoder does (a lone surrogate becomes
  * U+FFFD); `raw` writes text known to need no escaping.
  */
-export class TsvWriter {
-  private buf: Uint8Array;
-  private at = 0;
-
-  /** `reuse`: a buffer to write into (its old bytes are never read), when it holds `sizeHint` bytes. */
-  constructor(sizeHint = 65_536, reuse?: ArrayBuffer) {
-    this.buf = reuse && reuse.byteLength >= sizeHint && reuse.byteLength >= 16 ? new Uint8Array(reuse) : new Uint8Array(Math.max(16, sizeHint));
-  }
-
-  get length(): number {
-    return this.at;
-  }
-
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.at + n));
-    next.set(this.buf.subarray(0, this.at));
-    this.buf = next;
-  }
-
+export class TsvWriter extends ByteWriter {
   /** A string field, escaped. */
   field(s: string): this {
     this.room(s.length * 3);
@@ -93,45 +75,5 @@ export class TsvWriter {
   jsonString(s: string): void {
     this.room(s.length * 7 + 2);
     this.at = putJsonString(this.buf, this.at, s, 2);
-  }
-
-  /** Text that needs no escaping (numbers, formatted timestamps, decimals, known words); must be ASCII. */
-  raw(s: string): this {
-    this.room(s.length);
-    const b = this.buf;
-    let at = this.at;
-    for (let i = 0; i < s.length; i++) b[at++] = s.charCodeAt(i);
-    this.at = at;
-    return this;
-  }
-
-  /** Bytes written before (by another TsvWriter: fields already escaped), copied as they are. */
-  chunk(bytes: Uint8Array): this {
-    // Short pieces (ids, prefixes of a row): a loop costs less than a call into the native copy.
-    const n = bytes.length;
-    if (this.at + n > this.buf.length) this.room(n);
-    const b = this.buf;
-    let at = this.at;
-    for (let i = 0; i < n; i++) b[at++] = bytes[i]!;
-    this.at = at;
-    return this;
-  }
-
-  /** Drops what was written past `length` (a row given up). */
-  truncate(length: number): void {
-    if (!(length >= 0 && length <= this.at)) throw new RangeError(`TsvWriter.truncate(${length}): outside 0..${this.at}`);
-    this.at = length;
-  }
-
-  /** One byte: 9 (tab) or 10 (newline) between fields and rows. */
-  byte(c: number): this {
-    this.room(1);
-    this.buf[this.at++] = c;
-    return this;
-  }
-
-  /** The bytes written: a view of this writer's own ArrayBuffer (which can be moved to another thread). */
-  bytes(): Uint8Array {
-    return this.buf.subarray(0, this.at);
   }
 }
