@@ -146,11 +146,7 @@ export class RowBinaryWriter extends ByteWriter {
   /** A DateTime64(3) column from epoch milliseconds (>= 0, as tsvDateTime64 takes them). */
   dateTime64(ms: number): this {
     if (!(ms >= 0) || !Number.isSafeInteger(ms)) throw new RangeError(`timestamp ${ms}: not a non-negative integer of milliseconds`);
-    this.room(8);
-    this.view.setUint32(this.at, ms % TWO_32, true);
-    this.view.setUint32(this.at + 4, Math.floor(ms / TWO_32), true);
-    this.at += 8;
-    return this;
+    return this.u64(ms); // the same 8 bytes: milliseconds as a little-endian integer
   }
 
   /** A Decimal128(S) column from its scaled integer (picos for S = 12): 16 bytes, two's complement. */
