@@ -169,15 +169,17 @@ export async function startDebitConsumer(opts: { nc: NatsConnection; pool: Pool;
         // dropped: it stays in the stream, counted (outcome "failed") and logged, until it
         // applies. Their order within the lane then changes, which the ledger allows: each
         // batch is applied once, whenever it comes.
-        if (got.length > 1) opts.log.error('applying debit batches failed; trying each alone', { lane: lane.index, batches: got.length, err });
-        for (const q of got.length > 1 ? got : []) {
-          try {
-            await applyAndAck(lane, [q]);
-          } catch (one) {
-            handBack(lane, q, one);
+        if (got.length === 1) handBack(lane, got[0]!, err);
+        else {
+          opts.log.error('applying debit batches failed; trying each alone', { lane: lane.index, batches: got.length, err });
+          for (const q of got) {
+            try {
+              await applyAndAck(lane, [q]);
+            } catch (one) {
+              handBack(lane, q, one);
+            }
           }
         }
-        if (got.length === 1) handBack(lane, got[0]!, err);
         if (stopped) break;
         await new Promise((r) => setTimeout(r, 200));
       }
