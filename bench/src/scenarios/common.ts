@@ -3,6 +3,7 @@
 import type { DebitBatch } from '@drawdown/debits';
 import { partitionOf } from '@drawdown/events';
 import { customerId, customerSampler, type Shape } from '../workload';
+import { round } from '../util';
 
 export interface ScenarioResult {
   name: string;
@@ -71,4 +72,24 @@ export function debitBatches(opts: { count: number; customers: number; eventsPer
     });
   }
   return out;
+}
+
+/**
+ * Whether a consumer kept up, from its lag readings (seconds, in order): the first third is
+ * warm-up (transactions grow until they take what arrives while they run); the rate is
+ * sustained when the lag of the last third is not above the middle third's (their means; at
+ * most 1.25 times plus 0.5 s, for noise), i.e. the lag levels off instead of growing. At least
+ * six readings. How high it levels off is reported apart (`lastThird`): the balances' delay.
+ */
+export function judgeLag(series: readonly number[]): { sustained: boolean; lastThird: number | null; why: string } {
+  if (series.length < 6) return { sustained: false, lastThird: null, why: `${series.length} lag readings, at least 6 needed` };
+  const third = Math.floor(series.length / 3);
+  const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const middle = mean(series.slice(third, series.length - third));
+  const last = mean(series.slice(series.length - third));
+  const limit = 1.25 * middle + 0.5;
+  const lastThird = round(last, 2);
+  return last <= limit
+    ? { sustained: true, lastThird, why: `lag levels off: last third ${lastThird} s, middle ${round(middle, 2)} s` }
+    : { sustained: false, lastThird, why: `lag grows: last third ${lastThird} s, above 1.25 x the middle third's ${round(middle, 2)} s + 0.5 s` };
 }

@@ -13,7 +13,7 @@ import { applyDebitBatches, applyDebitBatchesInLanes, startDebitConsumer } from 
 import { jetstream, jetstreamManager, names } from '@drawdown/nats';
 import type { Pool } from '@drawdown/pg';
 import { benchEnv, createCatalog, createCustomers, log, openStores } from '../setup';
-import { debitBatches, EVENT_PICOS, type ScenarioResult } from './common';
+import { debitBatches, EVENT_PICOS, judgeLag, type ScenarioResult } from './common';
 import { customerId } from '../workload';
 import { round } from '../util';
 
@@ -33,8 +33,8 @@ export interface LedgerOpts {
  * fed debit batches at `rate` customer debits (lines) per second for `seconds`: published on
  * schedule (each batch when the lines before it are due), pre-generated and pre-encoded. The
  * lag is what was published but not yet applied (pending and unacknowledged batches), in
- * seconds of the offered rate; sustained when the lag at the end is under 2 s and not growing
- * (at most 1.5 times the lag at mid-run plus 0.5 s).
+ * seconds of the offered rate, read every LAG_EVERY_S seconds; the rate is sustained when the
+ * lag levels off (judgeLag). The lag itself is how far the balances trail the debits offered.
  */
 async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers: number; priceId: string; partitions: number; lanes: number; batchMax: number; rate: number; seconds: number }): Promise<Record<string, unknown>> {
   const batches: DebitBatch[] = [];
@@ -60,30 +60,41 @@ async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers
     const start = performance.now();
     let due = 0;
     let midLag: number | undefined;
+    // The lag every LAG_EVERY_S seconds of the run: whether it levels off or keeps growing.
+    const lagSeries: number[] = [];
     for (let i = 0; i < batches.length; i++) {
       const wait = start + (due / o.rate) * 1000 - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       await js.publish(`${n.debitsSubjectPrefix}.${batches[i]!.partition}`, encoded[i]!);
       due += batches[i]!.lines.length;
       if (midLag === undefined && due >= total / 2) midLag = await lagS();
+      if (due / o.rate >= (lagSeries.length + 1) * LAG_EVERY_S) lagSeries.push(round(await lagS(), 2));
     }
     const offeredS = (performance.now() - start) / 1000;
     const endLag = await lagS();
     await consumer.idle();
     const doneS = (performance.now() - start) / 1000;
+    const judged = judgeLag(lagSeries);
     return {
       sustainOfferedCustomerDebitsPerS: Math.round(total / offeredS),
       sustainSeconds: round(offeredS, 1),
       sustainLagSecondsMid: round(midLag ?? 0, 2),
       sustainLagSecondsEnd: round(endLag, 2),
+      sustainLagSecondsSeries: lagSeries,
+      sustainLagSecondsLastThird: judged.lastThird,
+      sustainLagSecondsMax: lagSeries.length > 0 ? Math.max(...lagSeries) : null,
       sustainCatchUpSeconds: round(doneS - offeredS, 2),
       sustainAppliedCustomerDebitsPerS: Math.round(total / doneS),
-      sustained: endLag < 2 && endLag <= 1.5 * (midLag ?? 0) + 0.5,
+      sustained: judged.sustained,
+      sustainWhy: judged.why,
     };
   } finally {
     await consumer.stop();
   }
 }
+
+/** The sustain step's lag series: one reading per this many seconds of offered debits. */
+const LAG_EVERY_S = 3;
 
 /** Lines, events, batches and applying time of a series of rounds. */
 class Tally {

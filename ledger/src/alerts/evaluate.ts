@@ -238,7 +238,8 @@ export function subscriptionUsageLines(batches: DebitBatch[]): SubscriptionUsage
  * latest started if several), summed per subscription, period and price. SQL for a
  * data-modifying CTE returning (subscription_id, period_start) of the rows it wrote. The debit
  * path's fused statement runs it over its merged lines (credits/debits.ts), the statement of
- * recordSubscriptionUsageOf over array literals.
+ * recordSubscriptionUsageOf over array literals. In both, $1 holds the lines' customers: restated
+ * as a constant it narrows the subscriptions read (a CTE's row count is a planner's guess).
  */
 export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
        SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost)
@@ -249,6 +250,7 @@ export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT I
                  FROM ${lines} JOIN prices p ON p.id = t.price_id
                         JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
                          AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
+                         AND s.customer_id = ANY($1::text[])
                 ORDER BY ${key}, s.start_date DESC) m
         GROUP BY 1, 2, 3, 4, 5
        ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
