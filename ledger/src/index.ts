@@ -29,7 +29,7 @@ export { expireDueBlocks, pruneLedger } from './credits/expiry';
 export { vacuumHotTables, HOT_TABLES, type VacuumRound } from './credits/vacuum';
 export { parseMetricSql } from './sql-metric';
 export { seedCustomers, type SeedCustomersOptions } from './seed';
-export { evaluateCrossings, recordSubscriptionUsage } from './alerts/evaluate';
+export { evaluateCrossings, subscriptionUsageTotals } from './alerts/evaluate';
 export { setUnpaidOverage } from './access/policies';
 export { startWebhookDispatcher, type WebhookDispatcher } from './webhooks/dispatcher';
 export { writeOutbox, startOutboxRelay } from './outbox/outbox';

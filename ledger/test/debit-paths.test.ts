@@ -1,13 +1,16 @@
 // The debit transaction's two ways to its fused statement: in the common case the raw lines of
-// the fresh batches go to SQL unmerged (the statement merges them, and the subscription usage
-// statement reads the same arrays); when some line's amount is zero or negative the lines are
-// merged in the process first (a merged line can vanish). Both must write the same ledger. And
-// the sparse lock (lockBalancesSparse) locks every pair but returns only overages.
+// the fresh batches go to SQL unmerged (the statement merges them); when some line's amount is
+// zero or negative the lines are merged in the process first (a merged line can vanish). Both
+// must write the same ledger and the same subscription usage. Where a line's usage is recorded
+// (migration 550): its quantity once, its cost spread over its entries and overage, also on the
+// per-line path (pools). And the sparse lock (lockBalancesSparse) locks every pair but returns
+// only overages.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DebitBatch, DebitLine } from '@drawdown/debits';
 import { parseDecimal } from '@drawdown/money';
 import { withTx } from '@drawdown/pg';
-import { applyDebitBatches, balancesOf, seedCustomers } from '../src/index';
+import { applyDebitBatches, balancesOf, createLedgerEntry, seedCustomers, subscriptionUsageTotals } from '../src/index';
+import { parseLedgerEntry } from '../src/credits/parse';
 import { lockBalancesSparse } from '../src/credits/balances';
 import { startHarness, type Harness } from './harness';
 
@@ -20,9 +23,8 @@ beforeAll(async () => {
   await seedCustomers(h.pool, { count: 3, ids: { customer: 'dpl', external: 'dpl-', block: 'dplb' }, grant: '1' });
   await seedCustomers(h.pool, { count: 2, ids: { customer: 'dp"q\\', external: 'dpq-', block: 'dpqb' }, grant: '10' });
   // price_a and price_b belong to a plan every customer of the three sets subscribes to (the
-  // customer 0 of each twice: the later subscription takes the usage), so the debits write
-  // subscription usage: in the fused statement on the raw-line path, in a statement of its own
-  // on the merging paths.
+  // customer 0 of each twice: the later subscription takes the usage), so the debits record
+  // subscription usage.
   await h.pool.query(`INSERT INTO items (id, name) VALUES ('dp_item', 'dp item')`);
   await h.pool.query(`INSERT INTO plans (id, name, currency) VALUES ('dp_plan', 'dp plan', 'USD')`);
   await h.pool.query(
@@ -58,16 +60,19 @@ async function ledgerOf(c: string) {
   const overage = await h.pool.query<{ price_id: string; amount: string }>('SELECT price_id, amount::text FROM usage_overage WHERE customer_id = $1 ORDER BY price_id', [c]);
   const snap = await h.pool.query<{ balance: string }>('SELECT balance::text FROM balance_snapshots WHERE customer_id = $1', [c]);
   const bal = await balancesOf(h.pool, c);
-  const usage = await h.pool.query<{ sub: string; period_start: string; price_id: string; quantity: string; cost: string }>(
-    `SELECT substr(u.subscription_id, length(s.customer_id) + 1) AS sub, u.period_start::text, u.price_id, u.quantity::text, u.cost::text
-       FROM subscription_usage u JOIN subscriptions s ON s.id = u.subscription_id WHERE s.customer_id = $1 ORDER BY 1, 2, 3`,
-    [c],
-  );
+  const usage = (await usageOf(c)).map(({ subscription_id, ...u }) => ({ sub: subscription_id.slice(c.length), ...u }));
   return {
     entries: r.rows, overage: overage.rows, snapshot: snap.rows[0]?.balance, balances: bal.map((b) => ({ unit: b.pricing_unit, balance: b.balance })),
     // Customer 3 has usage only in the dpb set (its zero-amount lines' quantities, checked apart).
-    usage: /^dp[abc]3$/.test(c) ? undefined : usage.rows,
+    usage: /^dp[abc]3$/.test(c) ? undefined : usage,
   };
+}
+
+/** The usage recorded for customer `c`'s subscriptions, in the periods of `day` (2026-02-15 for
+ *  those starting then, 2026-03-01 for those starting on the 1st), per subscription and price. */
+async function usageOf(c: string) {
+  const subs = await h.pool.query<{ id: string }>('SELECT id FROM subscriptions WHERE customer_id = $1', [c]);
+  return subscriptionUsageTotals(h.pool, subs.rows.flatMap((x) => ['2026-02-15', '2026-03-01'].map((periodStart) => ({ subscriptionId: x.id, periodStart }))));
 }
 
 describe('debit paths', () => {
@@ -101,9 +106,11 @@ describe('debit paths', () => {
       { sub: '-sub', period_start: '2026-02-15', price_id: 'price_b', quantity: '1.000000000000', cost: '0.250000000000' },
     ]);
     expect((await ledgerOf('dpa1')).usage).toEqual([{ sub: '-sub', period_start: '2026-02-15', price_id: 'price_a', quantity: '3.000000000000', cost: '12.500000000000' }]);
-    // A zero-amount line's quantity counts as usage (the merging path's statement reads every raw line).
-    const dpb3 = await h.pool.query(`SELECT price_id, quantity::text, cost::text FROM subscription_usage WHERE subscription_id = 'dpb3-sub' ORDER BY price_id`);
-    expect(dpb3.rows).toEqual([{ price_id: 'price_a', quantity: '1.000000000000', cost: '0.000000000000' }, { price_id: 'price_b', quantity: '1.000000000000', cost: '0.000000000000' }]);
+    // A zero-amount line's quantity counts as usage (it draws nothing: subscription_usage keeps it).
+    expect(await usageOf('dpb3')).toEqual([
+      { subscription_id: 'dpb3-sub', period_start: '2026-02-15', price_id: 'price_a', quantity: '1.000000000000', cost: '0.000000000000' },
+      { subscription_id: 'dpb3-sub', period_start: '2026-02-15', price_id: 'price_b', quantity: '1.000000000000', cost: '0.000000000000' },
+    ]);
 
     const dp0 = await ledgerOf('dpa0');
     expect(dp0.entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-4.000000000000'], ['price_b', '-0.250000000000']]);
@@ -132,6 +139,53 @@ describe('debit paths', () => {
     expect(r.customers).toBe(2);
     expect((await ledgerOf(q0)).entries.map((e) => [e.price_id, e.amount])).toEqual([['price_a', '-1.500000000000']]);
     expect((await ledgerOf('dpa2')).entries.map((e) => e.price_id)).toEqual(['price_b', 'price_c', 'price_e']);
+  });
+
+  it('records a line\'s quantity once and its cost in full: across blocks, into overage, from a parent\'s pool, after legacy rows', async () => {
+    // dqa: two blocks, 1 credit expiring (drawn first) and 5 that do not; dqc: no credits, drawing
+    // from its parent dqp's 10 (the per-line path); dql: usage recorded before migration 550 (a
+    // subscription_usage row). All subscribed to the plan of price_a and price_b.
+    for (const id of ['dqa', 'dqp', 'dqc', 'dql']) {
+      await h.pool.query('INSERT INTO customers (id, name, parent_id) VALUES ($1, $1, $2)', [id, id === 'dqc' ? 'dqp' : null]);
+      if (id !== 'dqp') await h.pool.query(`INSERT INTO subscriptions (id, customer_id, plan_id, start_date) VALUES ($1, $2, 'dp_plan', '2026-02-15')`, [`${id}-sub`, id]);
+    }
+    const grant = (id: string, amount: string, expiry: string | null) =>
+      createLedgerEntry(h.pool, { id, external_customer_id: null }, parseLedgerEntry({ currency: 'credits', entry_type: 'increment', amount, expiry_date: expiry }));
+    await grant('dqa', '1', '2099-01-01T00:00:00Z');
+    await grant('dqa', '5', null);
+    await grant('dqp', '10', null);
+    await grant('dql', '10', null);
+    await h.pool.query(`INSERT INTO subscription_usage (subscription_id, period_start, price_id, metric_id, currency, quantity, cost) VALUES ('dql-sub', '2026-02-15', 'price_a', NULL, 'credits', 5, 7)`);
+    const q = (l: DebitLine, quantity: string): DebitLine => ({ ...l, quantityPicos: parseDecimal(quantity).toString() });
+    // dqa's price_a (3 credits) takes 1 from the expiring block and 2 from the other; its price_b
+    // (4) takes the other's last 3 and runs 1 into overage.
+    await applyDebitBatches(h.pool, [batch('dq:0', [q(line('dqa', 'price_a', '3'), '2'), q(line('dqa', 'price_b', '4'), '7'), line('dql', 'price_a', '1')])]);
+    await applyDebitBatches(h.pool, [batch('dq:1', [q(line('dqc', 'price_a', '2'), '3')])]);
+
+    const row = (sub: string, price: string, quantity: string, cost: string) => ({ subscription_id: sub, period_start: '2026-02-15', price_id: price, quantity, cost });
+    expect(await usageOf('dqa')).toEqual([row('dqa-sub', 'price_a', '2.000000000000', '3.000000000000'), row('dqa-sub', 'price_b', '7.000000000000', '4.000000000000')]);
+    expect(await usageOf('dqc')).toEqual([row('dqc-sub', 'price_a', '3.000000000000', '2.000000000000')]);
+    expect(await usageOf('dql')).toEqual([row('dql-sub', 'price_a', '6.000000000000', '8.000000000000')]);
+    // Where it sits: the quantity on the entry of the block the line's usage starts in (none on
+    // the other's), the cost on each entry as its take; a child's on its parent's ledger.
+    const at = await h.pool.query(
+      `SELECT e.customer_id, e.usage_customer_id, e.price_id, k.initial_amount::text AS block, e.amount::text, e.usage_quantity::text AS quantity, e.usage_cost::text AS cost
+         FROM ledger_entries e JOIN credit_blocks k ON k.id = e.block_id
+        WHERE e.usage_customer_id IN ('dqa', 'dqc') ORDER BY e.usage_customer_id, e.price_id, k.initial_amount`,
+    );
+    expect(at.rows).toEqual([
+      { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_a', block: '1.000000000000', amount: '-1.000000000000', quantity: '2.000000000000', cost: '1.000000000000' },
+      { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_a', block: '5.000000000000', amount: '-2.000000000000', quantity: '0.000000000000', cost: '2.000000000000' },
+      { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_b', block: '5.000000000000', amount: '-3.000000000000', quantity: '7.000000000000', cost: '3.000000000000' },
+      { customer_id: 'dqp', usage_customer_id: 'dqc', price_id: 'price_a', block: '10.000000000000', amount: '-2.000000000000', quantity: '3.000000000000', cost: '2.000000000000' },
+    ]);
+    const over = await h.pool.query(`SELECT price_id, amount::text, usage_quantity::text AS quantity, usage_cost::text AS cost FROM usage_overage WHERE customer_id = 'dqa'`);
+    expect(over.rows).toEqual([{ price_id: 'price_b', amount: '1.000000000000', quantity: '0.000000000000', cost: '1.000000000000' }]);
+
+    // A line no block covers at all keeps its quantity on its overage row; replaying changes nothing.
+    await applyDebitBatches(h.pool, [batch('dq:2', [q(line('dqa', 'price_b', '0.5'), '4')])]);
+    await applyDebitBatches(h.pool, [batch('dq:2', [q(line('dqa', 'price_b', '0.5'), '4')])]);
+    expect(await usageOf('dqa')).toEqual([row('dqa-sub', 'price_a', '2.000000000000', '3.000000000000'), row('dqa-sub', 'price_b', '11.000000000000', '4.500000000000')]);
   });
 
   it('lockBalancesSparse locks every pair, creates missing rows, returns only the overages', async () => {

@@ -189,17 +189,6 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[],
   return { depleted, events: rows.length };
 }
 
-/**
- * Usage and cost per subscription and billing period, from the lines of freshly applied debit
- * batches, and the usage_exceeded / cost_exceeded alerts they cross. Runs in the debit
- * transaction. A line belongs to the customer's subscription whose plan holds the line's price
- * and which is active on the line's day; periods are monthly from the subscription's start.
- * Usage only grows inside a period, so each threshold fires at most once per period.
- */
-export async function recordSubscriptionUsage(db: Queryable, batches: DebitBatch[]): Promise<number> {
-  return recordSubscriptionUsageOf(db, subscriptionUsageLines(batches));
-}
-
 /** The lines of debit batches as array literals (one per column; quantities and costs in picos). */
 export interface SubscriptionUsageLines {
   customers: string | readonly string[];
@@ -232,42 +221,116 @@ export function subscriptionUsageLines(batches: DebitBatch[]): SubscriptionUsage
 }
 
 /**
- * The subscription usage upsert over `lines`, a FROM item named t of (customer_id, price_id,
- * day, quantity, cost) in credits, one row per `key` (columns of t): each line goes to the
- * customer's subscription whose plan holds the price and which is active on the line's day (the
- * latest started if several), summed per subscription, period and price. SQL for a
- * data-modifying CTE returning (subscription_id, period_start) of the rows it wrote. The debit
- * path's fused statement runs it over its merged lines (credits/debits.ts), the statement of
- * recordSubscriptionUsageOf over array literals. In both, $1 holds the lines' customers: restated
- * as a constant it narrows the subscriptions read (a CTE's row count is a planner's guess).
+ * Each row of `lines`, a FROM item named t of (customer_id, price_id, day, quantity, cost), with
+ * its subscription and period, one row per `key` (columns of t): the customer's subscription
+ * whose plan holds the price and which is active on the day (the latest started if several);
+ * periods are monthly from the subscription's start date. A SELECT of (subscription_id,
+ * price_id, metric_id, currency, quantity, cost, period_start); rows of customers without such a
+ * subscription are left out. `customers`, when given, is a parameter holding (at least) the
+ * rows' customers: restated as a constant it narrows the subscriptions read (a CTE's row count is
+ * a planner's guess).
  */
-export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
-       SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost)
-         FROM (SELECT DISTINCT ON (${key})
+const subscriptionPeriods = (lines: string, key: string, customers?: string) => `SELECT DISTINCT ON (${key})
                       s.id AS subscription_id, p.id AS price_id, p.metric_id, p.currency, t.quantity, t.cost,
                       (s.start_date::date + ((extract(year FROM age(t.day, s.start_date::date)) * 12
                                               + extract(month FROM age(t.day, s.start_date::date)))::int * interval '1 month'))::date AS period_start
                  FROM ${lines} JOIN prices p ON p.id = t.price_id
                         JOIN subscriptions s ON s.customer_id = t.customer_id AND s.plan_id = p.plan_id
-                         AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)
-                         AND s.customer_id = ANY($1::text[])
-                ORDER BY ${key}, s.start_date DESC) m
+                         AND s.start_date::date <= t.day AND (s.end_date IS NULL OR s.end_date::date > t.day)${customers ? `
+                         AND s.customer_id = ANY(${customers})` : ''}
+                ORDER BY ${key}, s.start_date DESC`;
+
+/** The alerts that read subscription usage. */
+const USAGE_ALERT = `a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded')`;
+
+/**
+ * The subscription usage upsert over `lines` (as subscriptionPeriods), summed per subscription,
+ * period and price: SQL for a data-modifying CTE returning (subscription_id, period_start) of
+ * the rows it wrote. Since migration 550 only lines of zero or negative amount come here (the
+ * others' usage rides on the ledger entries and overage rows they write; usageRowsCtes). $1
+ * holds the lines' customers.
+ */
+export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
+       SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost)
+         FROM (${subscriptionPeriods(lines, key, '$1::text[]')}) m
         GROUP BY 1, 2, 3, 4, 5
        ON CONFLICT (subscription_id, period_start, price_id) DO UPDATE SET quantity = u.quantity + excluded.quantity, cost = u.cost + excluded.cost
        RETURNING subscription_id, period_start`;
+
+/**
+ * The subscription periods of `lines` (as subscriptionPeriods; `customers` as there) whose
+ * subscription has an enabled usage or cost alert, as a SELECT of (subscription_id,
+ * period_start as text). Only the lines of customers with such a subscription are mapped (most
+ * customers have none, so this reads a few alerts and no line goes further).
+ */
+export const alertedPeriodsOf = (lines: string, key: string, customers?: string) => `SELECT DISTINCT m.subscription_id, m.period_start::text AS period_start
+       FROM (${subscriptionPeriods(
+         `(SELECT * FROM ${lines} WHERE t.customer_id IN (SELECT s.customer_id FROM alerts a JOIN subscriptions s ON s.id = a.subscription_id WHERE ${USAGE_ALERT})) AS t`,
+         key,
+         customers,
+       )}) m
+      WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = m.subscription_id AND ${USAGE_ALERT})`;
+
+/**
+ * CTEs over p(subscription_id, period_start) (defined by the caller): usage_rows, the usage of
+ * those subscription periods per price, metric and currency (subscription_id, period_start,
+ * price_id, metric_id, currency, quantity, cost), from where it is recorded: the grouped usage
+ * decrements (usage_quantity, usage_cost; a pooled child's usage may be on its parent's ledger,
+ * usage_customer_id names the child), the overage rows (usage no block covered) and
+ * subscription_usage (every line before migration 550; since then those of zero or negative
+ * amount). The first two are summed per (customer, price, day) and mapped to subscriptions and
+ * periods as the lines were (subscriptionPeriods), then kept for the periods asked. A period is
+ * at most 31 days: each customer's rows are read from its earliest period start asked to 32 days
+ * after its latest.
+ */
+const usageRowsCtes = `pc AS (
+       SELECT s.customer_id, cu.parent_id, min(p.period_start) AS lo, max(p.period_start) + 32 AS hi
+         FROM p JOIN subscriptions s ON s.id = p.subscription_id JOIN customers cu ON cu.id = s.customer_id
+        GROUP BY 1, 2
+     ), recorded AS (
+       SELECT customer_id, price_id, day, sum(quantity) AS quantity, sum(cost) AS cost FROM (
+         SELECT e.usage_customer_id AS customer_id, e.price_id, e.usage_day AS day, e.usage_quantity AS quantity, e.usage_cost AS cost
+           FROM pc JOIN ledger_entries e ON e.customer_id IN (pc.customer_id, pc.parent_id) AND e.usage_customer_id = pc.customer_id
+          WHERE e.entry_type = 'decrement' AND e.usage_day >= pc.lo AND e.usage_day < pc.hi AND e.usage_quantity IS NOT NULL
+         UNION ALL
+         SELECT o.customer_id, o.price_id, o.usage_day, o.usage_quantity, o.usage_cost
+           FROM pc JOIN usage_overage o ON o.customer_id = pc.customer_id
+          WHERE o.usage_day >= pc.lo AND o.usage_day < pc.hi AND (o.usage_quantity <> 0 OR o.usage_cost <> 0)
+       ) x GROUP BY 1, 2, 3
+     ), usage_rows AS MATERIALIZED (
+       SELECT m.subscription_id, m.period_start, m.price_id, m.metric_id, m.currency, m.quantity, m.cost
+         FROM (${subscriptionPeriods('recorded AS t', 't.customer_id, t.price_id, t.day')}) m
+        WHERE (m.subscription_id, m.period_start) IN (SELECT subscription_id, period_start FROM p)
+       UNION ALL
+       SELECT u.subscription_id, u.period_start, u.price_id, u.metric_id, u.currency, u.quantity, u.cost
+         FROM subscription_usage u JOIN p ON p.subscription_id = u.subscription_id AND p.period_start = u.period_start
+     )`;
+
+/** The usage of subscription periods per price (for checks and tests): quantity and cost, summed
+ *  over everywhere it is recorded (usageRowsCtes), as text. */
+export async function subscriptionUsageTotals(db: Queryable, periods: readonly { subscriptionId: string; periodStart: string }[]): Promise<{ subscription_id: string; period_start: string; price_id: string; quantity: string; cost: string }[]> {
+  const r = await db.query<{ subscription_id: string; period_start: string; price_id: string; quantity: string; cost: string }>(
+    `WITH p AS (SELECT DISTINCT * FROM unnest($1::text[], $2::date[]) AS p(subscription_id, period_start)), ${usageRowsCtes}
+     SELECT subscription_id, period_start::text, price_id, sum(quantity)::text AS quantity, sum(cost)::text AS cost
+       FROM usage_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+    [periods.map((x) => x.subscriptionId), periods.map((x) => x.periodStart)],
+  );
+  return r.rows;
+}
 
 /** Of the rows `cte` (subscriptionUsageUpsert) wrote, those of subscriptions with an enabled usage
  *  or cost alert (the only ones evaluateSubscriptionAlerts looks at; most have none, so most
  *  transactions return no row): subscription_id, period_start as text. */
 export const alertedSubscriptionUsage = (cte: string) => `SELECT x.subscription_id, x.period_start::text AS period_start FROM ${cte} x
-      WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = x.subscription_id AND a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded'))`;
+      WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = x.subscription_id AND ${USAGE_ALERT})`;
 
-/** recordSubscriptionUsage over lines given as array literals (the debit path builds them once
- *  for its own statement and this one). */
-export async function recordSubscriptionUsageOf(db: Queryable, lines: SubscriptionUsageLines): Promise<number> {
+/** Adds lines given as array literals to subscription_usage (subscriptionUsageUpsert); returns
+ *  the periods it wrote of subscriptions with an enabled usage or cost alert (for
+ *  evaluateSubscriptionAlerts). */
+export async function writeSubscriptionUsage(db: Queryable, lines: SubscriptionUsageLines): Promise<{ subscription_id: string; period_start: string }[]> {
   // The lines go to SQL as they are (one text literal per column, amounts in picos); SQL merges
   // them per (customer, price, day), keeping only those of customers with a subscription.
-  if (lines.customers.length === 0 || lines.customers === '{}') return 0;
+  if (lines.customers.length === 0 || lines.customers === '{}') return [];
   const touched = await db.query<{ subscription_id: string; period_start: string }>(
     `WITH su AS (
        ${subscriptionUsageUpsert(
@@ -281,24 +344,31 @@ export async function recordSubscriptionUsageOf(db: Queryable, lines: Subscripti
      ${alertedSubscriptionUsage('su')}`,
     [lines.customers, lines.prices, lines.days, lines.quantities, lines.costs],
   );
-  return evaluateSubscriptionAlerts(db, touched.rows);
+  return touched.rows;
 }
 
-/** The usage_exceeded / cost_exceeded alerts crossed by the subscription usage just written to
- *  `touched` (subscriptions and periods; those without such an alert may be left out). */
+/** The usage_exceeded / cost_exceeded alerts crossed by the usage just recorded in the `touched`
+ *  subscription periods (those without such an alert may be left out), in the debit transaction.
+ *  A line's usage belongs to the customer's subscription whose plan holds the line's price and
+ *  which is active on the line's day; periods are monthly from the subscription's start. Usage
+ *  only grows inside a period, so each threshold fires at most once per period. */
 export async function evaluateSubscriptionAlerts(db: Queryable, touched: readonly { subscription_id: string; period_start: string }[]): Promise<number> {
   if (touched.length === 0) return 0;
   // Only subscriptions with alerts go further.
   const totals = await db.query<{ alert_id: string; type: string; subscription_id: string; customer_id: string; metric_id: string | null; period_start: string; total: string; thresholds: string[] }>(
-    `WITH p AS (SELECT DISTINCT * FROM unnest($1::text[], $2::date[]) AS p(subscription_id, period_start))
+    `WITH p AS (
+       -- Only subscriptions with an enabled usage or cost alert go further.
+       SELECT DISTINCT x.subscription_id, x.period_start FROM unnest($1::text[], $2::date[]) AS x(subscription_id, period_start)
+        WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = x.subscription_id AND ${USAGE_ALERT})
+     ), ${usageRowsCtes}
      SELECT a.id AS alert_id, a.type, a.subscription_id, s.customer_id, a.metric_id, p.period_start::text, a.thresholds::text[] AS thresholds,
             coalesce((SELECT CASE WHEN a.type = 'usage_exceeded' THEN sum(u.quantity) ELSE sum(u.cost) END
-                        FROM subscription_usage u
+                        FROM usage_rows u
                        WHERE u.subscription_id = a.subscription_id AND u.period_start = p.period_start
                          AND (a.type <> 'usage_exceeded' OR u.metric_id = a.metric_id)
                          AND (a.type <> 'cost_exceeded' OR a.currency IS NULL OR u.currency = a.currency)), 0)::text AS total
        FROM alerts a JOIN p ON p.subscription_id = a.subscription_id JOIN subscriptions s ON s.id = a.subscription_id
-      WHERE a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded')`,
+      WHERE ${USAGE_ALERT}`,
     [touched.map((r) => r.subscription_id), touched.map((r) => r.period_start)],
   );
   if (totals.rows.length === 0) return 0;

@@ -16,7 +16,7 @@ import { withTx, type Pool, type PoolClient } from '@drawdown/pg';
 import { balanceKey, pgTextArray as arr, readBalances, toPicos, type Balance } from './balances';
 import type { BlockFilter } from './parse';
 import { BalanceTracker } from './crossings';
-import { alertedSubscriptionUsage, evaluateSubscriptionAlerts, recordSubscriptionUsageOf, subscriptionUsageLines, subscriptionUsageUpsert } from '../alerts/evaluate';
+import { alertedPeriodsOf, evaluateSubscriptionAlerts, writeSubscriptionUsage, type SubscriptionUsageLines } from '../alerts/evaluate';
 
 export interface ApplyResult {
   applied: string[];
@@ -43,6 +43,9 @@ interface Draw {
   price: string;
   day: string;
   amount: string;
+  /** The line's quantity (credits-scaled decimal): recorded with the first take of the line, or
+   *  with its shortfall when no block covers any of it (migration 550). */
+  quantity: string;
 }
 
 interface Take extends Draw {
@@ -110,6 +113,8 @@ async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<Drawn> {
   const sorted = [...lines].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.price < y.price ? -1 : x.price > y.price ? 1 : x.usage < y.usage ? -1 : x.usage > y.usage ? 1 : 0));
   for (const l of sorted) {
     let need = parseDecimal(l.amount);
+    // The line's quantity goes with its first take, or with its shortfall when nothing covers it.
+    let quantity = l.quantity;
     for (const b of blocks.rows) {
       if (need === 0n) break;
       if (b.customer_id !== l.owner || b.pricing_unit !== l.unit || !admits(b.filters, itemOf.get(l.price))) continue;
@@ -118,9 +123,10 @@ async function drawDownFiltered(c: PoolClient, lines: Draw[]): Promise<Drawn> {
       if (take === 0n) continue;
       left.set(b.id, have - take);
       need -= take;
-      fromBlocks.push({ ...l, amount: formatDecimal(take), blockId: b.id });
+      fromBlocks.push({ ...l, amount: formatDecimal(take), quantity, blockId: b.id });
+      quantity = '0';
     }
-    if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), blockId: null });
+    if (need > 0n) leftover.push({ ...l, amount: formatDecimal(need), quantity, blockId: null });
   }
   await updateBlocks(c, fromBlocks);
   return { fromBlocks, leftover, available };
@@ -136,16 +142,18 @@ async function updateBlocks(c: PoolClient, fromBlocks: Take[]): Promise<void> {
   );
 }
 
-/** The lines of drawDownSet: $1..$6 (owner, usage, unit, price, day, amount), merged already. */
-const MERGED_LINES = 'unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::numeric[]) AS t(owner, usage, unit, price, day, amount)';
+/** The lines of drawDownSet: $1..$7 (owner, usage, unit, price, day, amount, quantity), merged already. */
+const MERGED_LINES = 'unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::numeric[], $7::numeric[]) AS t(owner, usage, unit, price, day, amount, quantity)';
 
-/** The set-based draw-down of `lines` (a FROM item of owner, usage, unit, price, day, amount; one
- *  line per (owner, usage, unit, price, day)) as CTEs: d (lines as cumulative intervals), b
- *  (counting blocks as cumulative intervals), total (what each owner pair's blocks had
- *  available), takes (per line and block), lowered (the blocks' update) and short (what each
- *  line found no block for). `extra`: more columns of `lines` for d to carry (", quantity"). */
-const drawCtes = (lines: string, extra = '') => `d AS (
-       SELECT owner, usage, unit, price, day, amount${extra},
+/** The set-based draw-down of `lines` (a FROM item of owner, usage, unit, price, day, amount,
+ *  quantity; one line per (owner, usage, unit, price, day)) as CTEs: d (lines as cumulative
+ *  intervals), b (counting blocks as cumulative intervals), total (what each owner pair's blocks
+ *  had available), takes (per line and block), lowered (the blocks' update) and short (what each
+ *  line found no block for). A line's quantity goes with the take of the block its interval
+ *  starts in, or with its shortfall when it starts beyond every block (then no block covers any
+ *  of it): recorded once, where the usage is (migration 550). $1 holds the lines' owners. */
+const drawCtes = (lines: string) => `d AS (
+       SELECT owner, usage, unit, price, day, amount, quantity,
               sum(amount) OVER w - amount AS d_start, sum(amount) OVER w AS d_end
          FROM ${lines}
        WINDOW w AS (PARTITION BY owner, unit ORDER BY day, price, usage ROWS UNBOUNDED PRECEDING)
@@ -167,7 +175,8 @@ const drawCtes = (lines: string, extra = '') => `d AS (
        SELECT customer_id, pricing_unit, max(b_end) AS available FROM b GROUP BY 1, 2
      ), takes AS (
        SELECT d.owner, d.usage, d.unit, d.price, d.day, b.id AS block_id,
-              least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start) AS take
+              least(d.d_end, b.b_end) - greatest(d.d_start, b.b_start) AS take,
+              CASE WHEN b.b_start <= d.d_start THEN d.quantity ELSE 0 END AS quantity
          FROM d JOIN b ON b.customer_id = d.owner AND b.pricing_unit = d.unit
                       AND b.b_start < d.d_end AND d.d_start < b.b_end
      ), lowered AS (
@@ -175,7 +184,8 @@ const drawCtes = (lines: string, extra = '') => `d AS (
          FROM (SELECT block_id, sum(take) AS take FROM takes GROUP BY block_id) s
         WHERE k.id = s.block_id AND k.customer_id = ANY($1::text[])
      ), short AS (
-       SELECT d.owner, d.usage, d.unit, d.price, d.day, d.d_end - greatest(d.d_start, coalesce(t.available, 0)) AS amount
+       SELECT d.owner, d.usage, d.unit, d.price, d.day, d.d_end - greatest(d.d_start, coalesce(t.available, 0)) AS amount,
+              CASE WHEN d.d_start >= coalesce(t.available, 0) THEN d.quantity ELSE 0 END AS quantity
          FROM d LEFT JOIN total t ON t.customer_id = d.owner AND t.pricing_unit = d.unit
         WHERE d.d_end > coalesce(t.available, 0)
      )`;
@@ -184,35 +194,40 @@ const drawCtes = (lines: string, extra = '') => `d AS (
  *  takes, lowers the blocks' remaining and returns the takes. */
 async function drawDownSet(c: PoolClient, lines: Draw[]): Promise<Drawn> {
   if (lines.length === 0) return { fromBlocks: [], leftover: [], available: new Map() };
-  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string }>(
+  const r = await c.query<{ owner: string; usage: string; unit: string; price: string | null; day: string; block_id: string | null; take: string; quantity: string }>(
     `WITH ${drawCtes(MERGED_LINES)}
-     SELECT owner, usage, unit, price, day::text AS day, block_id, take::text AS take FROM takes
+     SELECT owner, usage, unit, price, day::text AS day, block_id, take::text AS take, quantity::text FROM takes
      UNION ALL
-     SELECT owner, usage, unit, price, day::text, NULL, amount::text FROM short
+     SELECT owner, usage, unit, price, day::text, NULL, amount::text, quantity::text FROM short
      UNION ALL
      -- What each owner pair with blocks had available before this draw (price NULL marks these rows).
-     SELECT customer_id, NULL, pricing_unit, NULL, NULL, NULL, available::text FROM total`,
-    [arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)), arr(lines.map((l) => l.amount))],
+     SELECT customer_id, NULL, pricing_unit, NULL, NULL, NULL, available::text, NULL FROM total`,
+    [
+      arr(lines.map((l) => l.owner)), arr(lines.map((l) => l.usage)), arr(lines.map((l) => l.unit)), arr(lines.map((l) => l.price)), arr(lines.map((l) => l.day)),
+      arr(lines.map((l) => l.amount)), arr(lines.map((l) => l.quantity)),
+    ],
   );
   const fromBlocks: Take[] = [];
   const leftover: Take[] = [];
   const available = new Map<string, bigint>(lines.map((l) => [balanceKey(l.owner, l.unit), 0n]));
   for (const x of r.rows) {
     if (x.price === null) available.set(balanceKey(x.owner, x.unit), toPicos(x.take));
-    else (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, blockId: x.block_id });
+    else (x.block_id === null ? leftover : fromBlocks).push({ owner: x.owner, usage: x.usage, unit: x.unit, price: x.price, day: x.day, amount: x.take, quantity: x.quantity, blockId: x.block_id });
   }
   return { fromBlocks, leftover, available };
 }
 
 /** The grouped usage decrements as CTEs over `t` (customer_id, pricing_unit, block_id, price_id,
- *  usage_day, usage_customer_id, take, start_balance, end_balance; one row per group): grow the
+ *  usage_day, usage_customer_id, take, quantity, start_balance, end_balance; one row per group):
+ *  the take and quantity also add to the entry's usage_cost and usage_quantity (migration 550); grow the
  *  day's entry (grown), or start it with the next sequence numbers of the owner's ledger (seq,
  *  new_entries). Such an entry's starting_balance is the owner's balance before the transaction
  *  that created it, its ending_balance the balance after the latest one that grew it (see
  *  README). New entries get their ids in SQL (same shape as newId(): 96 random bits, base64url,
  *  from the random bytes of one UUID). */
 const ENTRY_CTES = `grown AS (
-       UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance
+       UPDATE ledger_entries e SET amount = e.amount - t.take, ending_balance = t.end_balance,
+              usage_quantity = coalesce(e.usage_quantity, 0) + t.quantity, usage_cost = coalesce(e.usage_cost, 0) + t.take
          FROM t
         WHERE e.entry_type = 'decrement' AND e.customer_id = t.customer_id AND e.pricing_unit = t.pricing_unit
           AND e.block_id = t.block_id AND e.price_id = t.price_id AND e.usage_day = t.usage_day
@@ -239,10 +254,10 @@ const ENTRY_CTES = `grown AS (
          FROM (SELECT DISTINCT customer_id, pricing_unit FROM ins) x
      ), new_entries AS (
        INSERT INTO ledger_entries (id, customer_id, pricing_unit, ledger_sequence_number, entry_type, block_id, amount,
-                                   starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id)
+                                   starting_balance, ending_balance, description, price_id, usage_day, usage_customer_id, usage_quantity, usage_cost)
        SELECT translate(encode(substr(ins.u, 1, 6) || substr(ins.u, 11, 6), 'base64'), '+/', '-_'),
               ins.customer_id, ins.pricing_unit, seq.first_seq + ins.n - 1, 'decrement', ins.block_id, -ins.take,
-              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id
+              ins.start_balance, ins.end_balance, 'usage', ins.price_id, ins.usage_day, ins.usage_customer_id, ins.quantity, ins.take
          FROM ins JOIN seq ON seq.customer_id = ins.customer_id AND seq.pricing_unit = ins.pricing_unit
        RETURNING 1
      )`;
@@ -259,26 +274,17 @@ interface RawLines {
 }
 
 /** The fused statement's lines: $1 customers, $2 units, $3 prices, $4 amounts (picos), $5 days,
- *  merged per (customer, unit, price, day) as the client merges them (mergeLines); every raw
- *  amount is positive on this path, so every merged one is. ENTRY_CTES reads $1 and $5 too. */
-const RAW_LINES = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) * 0.000000000001 AS amount
-           FROM unnest($1::text[], $2::text[], $3::text[], $5::date[], $4::numeric[]) AS r(owner, unit, price, day, picos)
-          GROUP BY owner, unit, price, day) AS t`;
-
-/** RAW_LINES with the lines' quantities ($9, picos) summed as well, for the subscription usage
- *  the fused statement then writes (USAGE_CTES). */
-const RAW_LINES_Q = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) * 0.000000000001 AS amount, sum(qpicos) * 0.000000000001 AS quantity
+ *  $9 quantities (picos), merged per (customer, unit, price, day) as the client merges them
+ *  (mergeLines); every raw amount is positive on this path, so every merged one is. ENTRY_CTES
+ *  reads $1 and $5 too. */
+const RAW_LINES = `(SELECT owner, owner AS usage, unit, price, day, sum(picos) * 0.000000000001 AS amount, sum(qpicos) * 0.000000000001 AS quantity
            FROM unnest($1::text[], $2::text[], $3::text[], $5::date[], $4::numeric[], $9::numeric[]) AS r(owner, unit, price, day, picos, qpicos)
           GROUP BY owner, unit, price, day) AS t`;
 
-/** The subscription usage of the fused statement's lines (d, with quantity), as
- *  recordSubscriptionUsageOf writes it from the same lines in a statement of its own: su (the
- *  upsert) and alerted (its rows of subscriptions with usage or cost alerts). One statement and
- *  one parse of the line arrays fewer per transaction. */
-const USAGE_CTES = `su AS (
-       ${subscriptionUsageUpsert('(SELECT usage AS customer_id, unit, price AS price_id, day, quantity, amount AS cost FROM d) AS t', 't.customer_id, t.unit, t.price_id, t.day')}
-     ), alerted AS (
-       ${alertedSubscriptionUsage('su')}
+/** The subscription periods of the fused statement's lines (d) that have an enabled usage or
+ *  cost alert (alertedPeriodsOf; most transactions find none). */
+const ALERTED_CTE = `alerted AS (
+       ${alertedPeriodsOf('(SELECT usage AS customer_id, price AS price_id, day, quantity, amount AS cost FROM d) AS t', 't.customer_id, t.price_id, t.day', '$1::text[]')}
      )`;
 
 /**
@@ -289,24 +295,24 @@ const USAGE_CTES = `su AS (
  * are computed, not read again: the balance rows are locked and every block drawn counted
  * before (active, effective, unexpired), so a take lowers the available credits and a
  * shortfall raises the overage of the owner (here also the usage customer). It also writes the
- * balance snapshots (the crossing hooks then leave them alone: `BalanceTracker.snapshotsWritten`).
+ * balance snapshots (the crossing hooks then leave them alone: `BalanceTracker.snapshotsWritten`),
+ * records each line's quantity and cost where its usage goes (ENTRY_CTES; shortfalls return
+ * theirs for recordOverage) and returns the lines' subscription periods that have usage or cost
+ * alerts (ALERTED_CTE), for evaluateSubscriptionAlerts. `quantities`: the raw lines' quantities
+ * in picos, a literal like raw.amounts.
  */
 async function drawAndRecord(
   c: PoolClient,
   raw: RawLines,
   overageBefore: Map<string, bigint>,
-  quantities?: string,
+  quantities: string,
 ): Promise<{ before: Map<string, Balance>; after: Map<string, Balance>; overage: Take[]; touched: { subscription_id: string; period_start: string }[] }> {
-  // With `quantities` (the raw lines' quantities in picos, a literal like raw.amounts) the
-  // statement also writes the lines' subscription usage (USAGE_CTES) and returns the
-  // subscription periods it touched that have usage or cost alerts (unit NULL marks these rows).
-  const usage = quantities !== undefined;
   // The planner cannot estimate rows coming out of window CTEs (it guesses a handful), and with
   // such guesses it joins the CTEs by nested loops: quadratic over thousands of lines. Hash joins
   // for this statement only (SET LOCAL ends with the transaction; the next line restores it).
   await c.query('SET LOCAL enable_nestloop = off');
-  const r = await c.query<{ owner: string; unit: string; price: string | null; day: string | null; available: string; taken: string }>(
-    `WITH ${usage ? drawCtes(RAW_LINES_Q, ', quantity') : drawCtes(RAW_LINES)}, over AS (
+  const r = await c.query<{ owner: string; unit: string | null; price: string | null; day: string | null; available: string; taken: string; quantity: string | null }>(
+    `WITH ${drawCtes(RAW_LINES)}, over AS (
        -- The overage of the locked balance rows that have any (the lock read it; most have none).
        SELECT * FROM unnest($6::text[], $7::text[], $8::numeric[]) AS o(owner, unit, amount)
      ), pair AS (
@@ -335,23 +341,21 @@ async function drawAndRecord(
          SET balance = excluded.balance, changed_at = now(), update_pending = balance_snapshots.update_pending OR excluded.update_pending
      ), t AS (
        SELECT k.owner AS customer_id, k.unit AS pricing_unit, k.block_id, k.price AS price_id, k.day AS usage_day, k.usage AS usage_customer_id,
-              k.take, p.start_balance, p.end_balance
+              k.take, k.quantity, p.start_balance, p.end_balance
          FROM takes k JOIN pair p ON p.owner = k.owner AND p.unit = k.unit
-     ), ${ENTRY_CTES}${usage ? `, ${USAGE_CTES}` : ''}
+     ), ${ENTRY_CTES}, ${ALERTED_CTE}
      -- Shortfalls first (price set marks these rows; the amount in taken), then the pairs in
      -- lock order (that of the lock statement's ORDER BY), then the alerted subscription periods.
-     SELECT owner, unit, price, day::text AS day, NULL AS available, amount::text AS taken FROM short
+     SELECT owner, unit, price, day::text AS day, NULL AS available, amount::text AS taken, quantity::text FROM short
      UNION ALL
-     (SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text FROM pair ORDER BY owner, unit)${
-       usage ? `
+     (SELECT owner, unit, NULL AS price, NULL AS day, available::text, taken::text, NULL FROM pair ORDER BY owner, unit)
      UNION ALL
-     SELECT subscription_id, NULL, NULL, period_start, NULL, NULL FROM alerted` : ''
-     }`,
+     SELECT subscription_id, NULL, NULL, period_start, NULL, NULL, NULL FROM alerted`,
     [
       raw.customers, raw.units, raw.prices, raw.amounts, raw.days,
       arr([...overageBefore.keys()].map((k) => k.slice(0, k.indexOf('\u0000')))), arr([...overageBefore.keys()].map((k) => k.slice(k.indexOf('\u0000') + 1))),
       `{${[...overageBefore.values()].map(formatDecimal).join(',')}}`,
-      ...(usage ? [quantities] : []),
+      quantities,
     ],
   );
   await c.query('SET LOCAL enable_nestloop = on');
@@ -360,8 +364,8 @@ async function drawAndRecord(
   const short = new Map<string, bigint>();
   for (const x of r.rows) {
     if (x.price === null) continue;
-    overage.push({ owner: x.owner, usage: x.owner, unit: x.unit, price: x.price, day: x.day!, amount: x.taken, blockId: null });
-    const k = balanceKey(x.owner, x.unit);
+    overage.push({ owner: x.owner, usage: x.owner, unit: x.unit!, price: x.price, day: x.day!, amount: x.taken, quantity: x.quantity!, blockId: null });
+    const k = balanceKey(x.owner, x.unit!);
     short.set(k, (short.get(k) ?? 0n) + toPicos(x.taken));
   }
   // In lock order (sorted), which the crossing hooks keep.
@@ -420,32 +424,35 @@ async function drawAndRecordByLine(c: PoolClient, lines: Draw[], parentOf: Map<s
     }
     await c.query(
       `WITH t AS (
-         SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take,
+         SELECT customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, sum(take) AS take, sum(quantity) AS quantity,
                 min(start_balance) AS start_balance, min(end_balance) AS end_balance
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[])
-             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance)
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[])
+             AS t(customer_id, pricing_unit, block_id, price_id, usage_day, usage_customer_id, take, start_balance, end_balance, quantity)
           GROUP BY 1, 2, 3, 4, 5, 6
        ), ${ENTRY_CTES}
        SELECT count(*) FROM new_entries`,
       [
         arr(fromBlocks.map((r) => r.owner)), arr(fromBlocks.map((r) => r.unit)), arr(fromBlocks.map((r) => r.blockId!)), arr(fromBlocks.map((r) => r.price)),
         arr(fromBlocks.map((r) => r.day)), arr(fromBlocks.map((r) => r.usage)), arr(fromBlocks.map((r) => r.amount)), arr(starts), arr(ends),
+        arr(fromBlocks.map((r) => r.quantity)),
       ],
     );
   }
   return { after, overage };
 }
 
-/** Usage no block covered: per price and day in usage_overage, in total on the balance row. */
+/** Usage no block covered: per price and day in usage_overage (with the quantity and cost it
+ *  records for subscription alerts, migration 550), in total on the balance row. */
 async function recordOverage(c: PoolClient, overage: Take[]): Promise<void> {
   if (overage.length === 0) return;
   await c.query(
-    `INSERT INTO usage_overage (customer_id, pricing_unit, price_id, usage_day, amount)
-     SELECT customer_id, pricing_unit, price_id, usage_day, sum(amount)
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount)
+    `INSERT INTO usage_overage AS o (customer_id, pricing_unit, price_id, usage_day, amount, usage_quantity, usage_cost)
+     SELECT customer_id, pricing_unit, price_id, usage_day, sum(amount), sum(quantity), sum(amount)
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::numeric[], $6::numeric[]) AS t(customer_id, pricing_unit, price_id, usage_day, amount, quantity)
       GROUP BY 1, 2, 3, 4
-     ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE SET amount = usage_overage.amount + excluded.amount`,
-    [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.price)), arr(overage.map((r) => r.day)), arr(overage.map((r) => r.amount))],
+     ON CONFLICT (customer_id, pricing_unit, price_id, usage_day) DO UPDATE
+       SET amount = o.amount + excluded.amount, usage_quantity = o.usage_quantity + excluded.usage_quantity, usage_cost = o.usage_cost + excluded.usage_cost`,
+    [arr(overage.map((r) => r.usage)), arr(overage.map((r) => r.unit)), arr(overage.map((r) => r.price)), arr(overage.map((r) => r.day)), arr(overage.map((r) => r.amount)), arr(overage.map((r) => r.quantity))],
   );
   await c.query(
     `UPDATE credit_balances cb SET overage = cb.overage + s.amount, updated_at = now()
@@ -483,6 +490,9 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   // lines are merged here all the same (RAW_LINES_MAX_PER_PAIR).
   let lines: Line[] | undefined;
   let nonPositive = false;
+  // Merged lines netting to zero or less draw nothing and write no entry; their quantity (and
+  // cost) is usage all the same, recorded in subscription_usage (migration 550).
+  const dropped: Line[] = [];
   const byUnit = new Map<string, Set<string>>();
   let rawCount = 0;
   for (const b of freshBatches) {
@@ -490,7 +500,7 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     for (const l of b.lines) {
       if (!isPositive(l.amountPicos)) {
         nonPositive = true;
-        lines = mergeLines(freshBatches);
+        lines = mergeLines(freshBatches, dropped);
         break;
       }
       let set = byUnit.get(l.pricingUnit);
@@ -504,7 +514,10 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
     for (const set of byUnit.values()) pairCount += set.size;
     if (rawCount > RAW_LINES_MAX_PER_PAIR * pairCount) lines = mergeLines(freshBatches);
   }
-  if (lines ? lines.length === 0 : byUnit.size === 0) return { applied, skipped, customers: 0, depleted: 0 };
+  if (lines ? lines.length === 0 : byUnit.size === 0) {
+    await evaluateSubscriptionAlerts(c, await writeSubscriptionUsage(c, usageLinesOf(dropped)));
+    return { applied, skipped, customers: 0, depleted: 0 };
+  }
 
   const pairs = new Map<string, { customerId: string; pricingUnit: string }>();
   // byUnit holds every raw line's pair unless a non-positive amount stopped its loop; then the
@@ -523,10 +536,11 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   }
   const pairList = [...pairs.values()];
   const tracker = new BalanceTracker(c, 'usage');
-  const ownLinesOf = () => (lines ??= mergeLines(freshBatches)).map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount) }));
-  // The subscription periods with usage or cost alerts that the fused statement wrote usage
-  // to, when it wrote the subscription usage (the common case); else a statement of its own does.
-  let touched: { subscription_id: string; period_start: string }[] | undefined;
+  const ownLinesOf = () =>
+    (lines ??= mergeLines(freshBatches)).map((l) => ({ owner: l.customerId, usage: l.customerId, unit: l.pricingUnit, price: l.priceId, day: l.day, amount: formatDecimal(l.amount), quantity: formatDecimal(l.quantity) }));
+  // The lines' subscription periods with usage or cost alerts: the fused statement returns them,
+  // the per-line path reads them (alertedPeriods).
+  let touched: { subscription_id: string; period_start: string }[];
   let before: Map<string, Balance>;
   let drawn: { after: Map<string, Balance>; overage: Take[] };
   if (parentOf.size === 0) {
@@ -541,29 +555,30 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
       drawn = r;
       tracker.snapshotsWritten();
     } else if (slow.size === 0) {
-      // Lines merged here (some amount not positive, or many lines per pair): the same statement
-      // over them. It writes the subscription usage too unless some amount was not positive
-      // (a merged line netting to zero or less is dropped here, but its quantity is usage).
-      const r = await drawAndRecord(c, rawLinesOf(lines!), overageBefore, nonPositive ? undefined : `{${lines!.map((l) => l.quantity).join(',')}}`);
-      if (!nonPositive) touched = r.touched;
+      // Lines merged here (some amount not positive, or many lines per pair): the same statement over them.
+      const r = await drawAndRecord(c, rawLinesOf(lines!), overageBefore, `{${lines!.map((l) => l.quantity).join(',')}}`);
+      touched = r.touched;
       before = r.before;
       drawn = r;
       tracker.snapshotsWritten();
     } else {
       before = await readBalances(c, pairList);
       drawn = await drawAndRecordByLine(c, ownLinesOf(), parentOf, before, slow);
+      touched = await alertedPeriods(c, lines!);
     }
     tracker.setBeforeAll(before);
   } else {
     before = await tracker.lock(pairList, true);
     drawn = await drawAndRecordByLine(c, ownLinesOf(), parentOf, before);
+    touched = await alertedPeriods(c, lines!);
   }
   const { after, overage } = drawn;
   await recordOverage(c, overage);
 
-  // Usage per subscription period, for usage and cost alerts (ledger/src/alerts).
-  if (touched) await evaluateSubscriptionAlerts(c, touched);
-  else await recordSubscriptionUsageOf(c, subscriptionUsageLines(freshBatches));
+  // Usage per subscription period, for usage and cost alerts (ledger/src/alerts): recorded with
+  // the entries and overage above, and for dropped lines here; then the alerts it may cross.
+  if (dropped.length > 0) touched.push(...(await writeSubscriptionUsage(c, usageLinesOf(dropped))));
+  await evaluateSubscriptionAlerts(c, touched);
   await tracker.finish(after);
   let depleted = 0;
   for (const [k, a] of after) if (before.get(k)!.balance > 0n && a.balance <= 0n) depleted++;
@@ -584,8 +599,9 @@ function isPositive(picos: string): boolean {
   return c0 === 48 ? /[1-9]/.test(picos) : c0 !== 45;
 }
 
-/** The lines of the batches merged per (customer, unit, price, day) (amounts and quantities summed); those whose amount comes to zero or less dropped. */
-function mergeLines(batches: DebitBatch[]): Line[] {
+/** The lines of the batches merged per (customer, unit, price, day) (amounts and quantities
+ *  summed); those whose amount comes to zero or less left out (added to `dropped` if given). */
+function mergeLines(batches: DebitBatch[], dropped?: Line[]): Line[] {
   const merged = new Map<string, Line>();
   for (const b of batches) {
     for (const l of b.lines) {
@@ -599,7 +615,30 @@ function mergeLines(batches: DebitBatch[]): Line[] {
       } else merged.set(key, { customerId: l.customerId, pricingUnit: l.pricingUnit, priceId: l.priceId, day: l.day, amount, quantity });
     }
   }
-  return [...merged.values()].filter((l) => l.amount > 0n);
+  const kept: Line[] = [];
+  for (const l of merged.values()) {
+    if (l.amount > 0n) kept.push(l);
+    else dropped?.push(l);
+  }
+  return kept;
+}
+
+/** Merged lines as SubscriptionUsageLines (quantities and costs in picos). */
+function usageLinesOf(lines: Line[]): SubscriptionUsageLines {
+  return {
+    customers: arr(lines.map((l) => l.customerId)), prices: arr(lines.map((l) => l.priceId)), days: arr(lines.map((l) => l.day)),
+    quantities: `{${lines.map((l) => l.quantity).join(',')}}`, costs: `{${lines.map((l) => l.amount).join(',')}}`,
+  };
+}
+
+/** The subscription periods of merged lines that have an enabled usage or cost alert (the
+ *  per-line path; the fused statement finds them itself). */
+async function alertedPeriods(c: PoolClient, lines: Line[]): Promise<{ subscription_id: string; period_start: string }[]> {
+  const r = await c.query<{ subscription_id: string; period_start: string }>(
+    alertedPeriodsOf('(SELECT customer_id, price_id, day, 0 AS quantity, 0 AS cost FROM unnest($1::text[], $2::text[], $3::date[]) AS u(customer_id, price_id, day)) AS t', 't.customer_id, t.price_id, t.day', '$1::text[]'),
+    [arr(lines.map((l) => l.customerId)), arr(lines.map((l) => l.priceId)), arr(lines.map((l) => l.day))],
+  );
+  return r.rows;
 }
 
 /** Every line of the batches as array literals (RawLines), built once for both statements that
