@@ -1,8 +1,9 @@
 -- Usage and cost for subscription alerts ride on rows the debit path writes anyway (issue 5).
 -- Until now every debit line was also added to subscription_usage (subscription, period,
--- price): one more upsert per customer debit, about a fifth of the debit transaction's Postgres
--- CPU (10 of 42 µs per debit at 10,000 customers, `node --import tsx bench/src/ledger-history.ts
--- cost 10000 8 8`), for usage_exceeded and cost_exceeded alerts, which few subscriptions have.
+-- price): one more upsert per customer debit, about a sixth of the debit transaction's Postgres
+-- CPU (43 -> 36 µs per debit at 10,000 customers, 70 -> 56 at 100,000; `node --import tsx
+-- bench/src/ledger-history.ts cost 10000 8 8`, ledger/src/credits/README.md "Sixth pass"), for
+-- usage_exceeded and cost_exceeded alerts, which few subscriptions have.
 -- Now a line's quantity and cost are recorded where its amount goes: on the grouped usage
 -- decrement it grows (the whole quantity on the entry of the block its usage starts in, and
 -- each entry's share of the cost), or, for usage no block covered, on its usage_overage row.

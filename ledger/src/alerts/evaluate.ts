@@ -9,7 +9,6 @@ import { formatDecimal } from '@drawdown/money';
 import type { Queryable } from '@drawdown/pg';
 import { writeOutbox, type OutboxRow } from '../outbox/outbox';
 import { pgTextArray, toPicos } from '../credits/balances';
-import type { DebitBatch } from '@drawdown/debits';
 
 // One balance change of a transaction, as every crossing hook sees it (credits/crossings.ts).
 import type { BalanceChange } from '../credits/crossings';
@@ -196,28 +195,6 @@ export interface SubscriptionUsageLines {
   days: string | readonly string[];
   quantities: string;
   costs: string;
-}
-
-/** The lines of `batches` (a batch id twice counts once) as SubscriptionUsageLines. */
-export function subscriptionUsageLines(batches: DebitBatch[]): SubscriptionUsageLines {
-  const seen = new Set<string>();
-  const customers: string[] = [];
-  const priceIds: string[] = [];
-  const days: string[] = [];
-  const quantities: string[] = [];
-  const costs: string[] = [];
-  for (const b of batches) {
-    if (seen.has(b.id)) continue;
-    seen.add(b.id);
-    for (const l of b.lines) {
-      customers.push(l.customerId);
-      priceIds.push(l.priceId);
-      days.push(l.day);
-      quantities.push(l.quantityPicos ?? '0');
-      costs.push(l.amountPicos);
-    }
-  }
-  return { customers: pgTextArray(customers), prices: pgTextArray(priceIds), days: pgTextArray(days), quantities: `{${quantities.join(',')}}`, costs: `{${costs.join(',')}}` };
 }
 
 /**
