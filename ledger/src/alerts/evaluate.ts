@@ -188,7 +188,7 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[],
   return { depleted, events: rows.length };
 }
 
-/** The lines of debit batches as array literals (one per column; quantities and costs in picos). */
+/** Debit lines as array literals (one per column; quantities and costs in picos). */
 export interface SubscriptionUsageLines {
   customers: string | readonly string[];
   prices: string | readonly string[];
@@ -331,7 +331,6 @@ export async function writeSubscriptionUsage(db: Queryable, lines: SubscriptionU
  *  only grows inside a period, so each threshold fires at most once per period. */
 export async function evaluateSubscriptionAlerts(db: Queryable, touched: readonly { subscription_id: string; period_start: string }[]): Promise<number> {
   if (touched.length === 0) return 0;
-  // Only subscriptions with alerts go further.
   const totals = await db.query<{ alert_id: string; type: string; subscription_id: string; customer_id: string; metric_id: string | null; period_start: string; total: string; thresholds: string[] }>(
     `WITH p AS (
        -- Only subscriptions with an enabled usage or cost alert go further.
