@@ -141,18 +141,21 @@ describe('debit paths', () => {
     expect((await ledgerOf('dpa2')).entries.map((e) => e.price_id)).toEqual(['price_b', 'price_c', 'price_e']);
   });
 
-  it('records a line\'s quantity once and its cost in full: across blocks, into overage, from a parent\'s pool, after legacy rows', async () => {
+  it('records a line\'s quantity once and its cost in full: across blocks, into overage, from a parent\'s pool, past a price filter, after legacy rows', async () => {
     // dqa: two blocks, 1 credit expiring (drawn first) and 5 that do not; dqc: no credits, drawing
-    // from its parent dqp's 10 (the per-line path); dql: usage recorded before migration 550 (a
-    // subscription_usage row). All subscribed to the plan of price_a and price_b.
-    for (const id of ['dqa', 'dqp', 'dqc', 'dql']) {
+    // from its parent dqp's 10 (the per-line path); dqf: as dqa, its first block limited to
+    // dp_item by a price filter (the per-line path too); dql: usage recorded before migration 550
+    // (a subscription_usage row). All subscribed to the plan of price_a and price_b.
+    for (const id of ['dqa', 'dqp', 'dqc', 'dqf', 'dql']) {
       await h.pool.query('INSERT INTO customers (id, name, parent_id) VALUES ($1, $1, $2)', [id, id === 'dqc' ? 'dqp' : null]);
       if (id !== 'dqp') await h.pool.query(`INSERT INTO subscriptions (id, customer_id, plan_id, start_date) VALUES ($1, $2, 'dp_plan', '2026-02-15')`, [`${id}-sub`, id]);
     }
-    const grant = (id: string, amount: string, expiry: string | null) =>
-      createLedgerEntry(h.pool, { id, external_customer_id: null }, parseLedgerEntry({ currency: 'credits', entry_type: 'increment', amount, expiry_date: expiry }));
+    const grant = (id: string, amount: string, expiry: string | null, filters?: unknown) =>
+      createLedgerEntry(h.pool, { id, external_customer_id: null }, parseLedgerEntry({ currency: 'credits', entry_type: 'increment', amount, expiry_date: expiry, ...(filters ? { filters } : {}) }));
     await grant('dqa', '1', '2099-01-01T00:00:00Z');
     await grant('dqa', '5', null);
+    await grant('dqf', '1', '2099-01-01T00:00:00Z', [{ field: 'item_id', operator: 'includes', values: ['dp_item'] }]);
+    await grant('dqf', '5', null);
     await grant('dqp', '10', null);
     await grant('dql', '10', null);
     await h.pool.query(`INSERT INTO subscription_usage (subscription_id, period_start, price_id, metric_id, currency, quantity, cost) VALUES ('dql-sub', '2026-02-15', 'price_a', NULL, 'credits', 5, 7)`);
@@ -161,23 +164,28 @@ describe('debit paths', () => {
     // (4) takes the other's last 3 and runs 1 into overage.
     await applyDebitBatches(h.pool, [batch('dq:0', [q(line('dqa', 'price_a', '3'), '2'), q(line('dqa', 'price_b', '4'), '7'), line('dql', 'price_a', '1')])]);
     await applyDebitBatches(h.pool, [batch('dq:1', [q(line('dqc', 'price_a', '2'), '3')])]);
+    await applyDebitBatches(h.pool, [batch('dq:f', [q(line('dqf', 'price_a', '3'), '2'), q(line('dqf', 'price_b', '4'), '7')])]);
 
     const row = (sub: string, price: string, quantity: string, cost: string) => ({ subscription_id: sub, period_start: '2026-02-15', price_id: price, quantity, cost });
     expect(await usageOf('dqa')).toEqual([row('dqa-sub', 'price_a', '2.000000000000', '3.000000000000'), row('dqa-sub', 'price_b', '7.000000000000', '4.000000000000')]);
     expect(await usageOf('dqc')).toEqual([row('dqc-sub', 'price_a', '3.000000000000', '2.000000000000')]);
     expect(await usageOf('dql')).toEqual([row('dql-sub', 'price_a', '6.000000000000', '8.000000000000')]);
+    expect(await usageOf('dqf')).toEqual([row('dqf-sub', 'price_a', '2.000000000000', '3.000000000000'), row('dqf-sub', 'price_b', '7.000000000000', '4.000000000000')]);
     // Where it sits: the quantity on the entry of the block the line's usage starts in (none on
     // the other's), the cost on each entry as its take; a child's on its parent's ledger.
     const at = await h.pool.query(
       `SELECT e.customer_id, e.usage_customer_id, e.price_id, k.initial_amount::text AS block, e.amount::text, e.usage_quantity::text AS quantity, e.usage_cost::text AS cost
          FROM ledger_entries e JOIN credit_blocks k ON k.id = e.block_id
-        WHERE e.usage_customer_id IN ('dqa', 'dqc') ORDER BY e.usage_customer_id, e.price_id, k.initial_amount`,
+        WHERE e.usage_customer_id IN ('dqa', 'dqc', 'dqf') ORDER BY e.usage_customer_id, e.price_id, k.initial_amount`,
     );
+    // dqf's lines draw as dqa's (the filter admits both prices' item), through the per-line path.
+    const dqf = (r: Record<string, string>) => ({ ...r, customer_id: 'dqf', usage_customer_id: 'dqf' });
     expect(at.rows).toEqual([
       { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_a', block: '1.000000000000', amount: '-1.000000000000', quantity: '2.000000000000', cost: '1.000000000000' },
       { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_a', block: '5.000000000000', amount: '-2.000000000000', quantity: '0.000000000000', cost: '2.000000000000' },
       { customer_id: 'dqa', usage_customer_id: 'dqa', price_id: 'price_b', block: '5.000000000000', amount: '-3.000000000000', quantity: '7.000000000000', cost: '3.000000000000' },
       { customer_id: 'dqp', usage_customer_id: 'dqc', price_id: 'price_a', block: '10.000000000000', amount: '-2.000000000000', quantity: '3.000000000000', cost: '2.000000000000' },
+      ...at.rows.slice(0, 3).map(dqf),
     ]);
     const over = await h.pool.query(`SELECT price_id, amount::text, usage_quantity::text AS quantity, usage_cost::text AS cost FROM usage_overage WHERE customer_id = 'dqa'`);
     expect(over.rows).toEqual([{ price_id: 'price_b', amount: '1.000000000000', quantity: '0.000000000000', cost: '1.000000000000' }]);
