@@ -11,7 +11,7 @@
 import { batchLength, decodeBatch } from '@drawdown/events';
 import { batchId as makeBatchId, decodeDebitBatch, encodeDebitBatch, type DebitBatch } from '@drawdown/debits';
 import type { CatalogSnapshot } from '@drawdown/catalog';
-import { insertRowBinary, insertRows, queryRows, type Ch } from '@drawdown/clickhouse';
+import { insertRowBinary, insertRows, insertSelect, queryRows, type Ch } from '@drawdown/clickhouse';
 import type { Logger } from '@drawdown/log';
 import { counter, gauge, histogram } from '@drawdown/metrics';
 import { parseDecimal } from '@drawdown/money';
@@ -378,16 +378,22 @@ export class PartitionRunner {
       cumulativeUpdates = applyCumulative(snapshot, { rows: result.cumulative, cumulative: result.cumulative.map((_, i) => i), debits: lines }, this.cumulative);
       debits = lines;
     }
-    const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
-    await insertRowBinary(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     const unpricedTotal = Object.values(result.unpriced).reduce((a, b) => a + b, 0);
     let outcome: Outcome = { debits, cumulativeUpdates, unpriced: result.unpriced, rated: fresh.n - unpricedTotal, seen: fresh };
-    // A replayed range: the insert above was dropped if an earlier attempt stored the batch
-    // (same token), and that attempt may have priced with another catalog version. The debits
-    // are then derived from the rows ClickHouse holds, so the ledger always matches them.
-    if (replay) {
-      const stored = await this.storedBatch(id, snapshot);
-      if (stored) outcome = stored;
+    // A replayed range an earlier attempt already stored, maybe priced with another catalog
+    // version: the debits are derived from the rows ClickHouse holds, so the ledger always
+    // matches them, and those rows (not this attempt's) are inserted again under the batch's
+    // token. That attempt may have been killed after rated_events took the batch but before the
+    // hourly rollup (a materialized view) did: the table drops the repeat, the rollup gets the
+    // stored rows if it lacks them (insertSelect). Inserting this attempt's rows instead would
+    // give the rollup other amounts than the table's.
+    const stored = replay ? await this.storedBatch(id, snapshot) : undefined;
+    if (stored) {
+      outcome = stored;
+      await insertSelect(d.ch, 'rated_events', 'SELECT * FROM rated_events WHERE partition = {p:UInt16} AND batch_id = {id:String} ORDER BY seq', { p: d.partition, id }, `rated:${id}`);
+    } else {
+      const body = joinRated(result.payload, result.cumulative.map((r) => r.amount));
+      await insertRowBinary(d.ch, 'rated_events', { columns: RATED_COLUMNS, body, rows: result.rows }, `rated:${id}`);
     }
     await insertRows(d.ch, 'unpriced_resolved', resolved, `resolved:${id}`);
     if (crashCountdown > 0 && --crashCountdown === 0) {

@@ -150,6 +150,19 @@ export function insertSettings(dedupToken: string): Record<string, string | numb
   };
 }
 
+/**
+ * Inserts into `table` the rows of `select` (a SELECT, e.g. of rows already stored) as one block
+ * under `dedupToken`, with the same settings as every insert. Its use: completing an insert a
+ * crash may have cut short. ClickHouse writes the source table's part, then each materialized
+ * view's; a process killed in between leaves the view without the block. Repeating the insert
+ * with the same token and the same rows delivers it exactly once everywhere: the source table
+ * and every view that has the block drop it, a view that lacks it gets it. Repeating it with
+ * other rows (a batch priced again after a catalog change) would give the view those instead.
+ */
+export async function insertSelect(ch: Pick<Ch, 'client'>, table: string, select: string, params: Record<string, unknown>, dedupToken: string): Promise<void> {
+  await ch.client.command({ query: `INSERT INTO ${table} ${select}`, query_params: params, clickhouse_settings: { ...BASE_SETTINGS, ...insertSettings(dedupToken) } });
+}
+
 /** A ready insert payload: TabSeparated text, one line per row, fields in `columns` order. */
 export interface TsvBody {
   columns: readonly string[];

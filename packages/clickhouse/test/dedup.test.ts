@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '@drawdown/log';
-import { RowBinaryWriter, insertRowBinary, insertRows, insertTsv, migrateClickHouse, openClickHouse, queryRows, tsvDateTime64, tsvField, type Ch } from '../src/index';
+import { RowBinaryWriter, command, insertRowBinary, insertRows, insertSelect, insertTsv, migrateClickHouse, openClickHouse, queryRows, tsvDateTime64, tsvField, type Ch } from '../src/index';
 
 const row = (seq: number, amount: string) => ({
   partition: 0, seq, batch_id: 'b', customer_id: 'cus_1', external_customer_id: 'acme', idempotency_key: `k${seq}`, event_name: 'call',
@@ -158,5 +158,44 @@ describe('RowBinary inserts (insertRowBinary)', () => {
     db.ch = await openClickHouse({ url: '', dataDir: db.dir }, silentLogger);
     expect(() => new RowBinaryWriter().dateTime64(-1)).toThrow(/timestamp -1/);
     expect(() => new RowBinaryWriter().decimal128(2n ** 127n)).toThrow(/out of range/);
+  });
+});
+
+describe('completing an insert a crash cut short (insertSelect)', () => {
+  const db = embeddedClickHouse();
+
+  it('gives the rollup the stored rows once, where a replay priced again would give it other amounts', async () => {
+    const rollup = async (batch: string) =>
+      (await queryRows<{ n: string; a: string }>(db.ch, 'SELECT sum(events) AS n, sum(amount) AS a FROM usage_hourly WHERE customer_id = {c:String}', { c: batch }))[0];
+    const stored = (b: string) => [row(1, '1.5'), row(2, '2.25')].map((r) => ({ ...r, batch_id: b, customer_id: b }));
+    const select = "SELECT * FROM rated_events WHERE partition = 0 AND batch_id = {b:String} ORDER BY seq";
+    // What a process killed between the two parts leaves: the batch in rated_events (its token
+    // recorded there), nothing in the rollup. Emulated by inserting while the view is detached.
+    const cutShort = async (b: string) => {
+      await command(db.ch, 'DETACH TABLE usage_hourly_mv');
+      await insertRows(db.ch, 'rated_events', stored(b), `rated:${b}`);
+      await command(db.ch, 'ATTACH TABLE usage_hourly_mv');
+      expect(await rollup(b)).toEqual({ n: '0', a: '0' });
+    };
+
+    // Replaying the batch priced again (other amounts, same token): the table drops it, the
+    // rollup takes the new amounts and no longer matches the table. This is what the rater did.
+    await cutShort('crash-a');
+    await insertRows(db.ch, 'rated_events', stored('crash-a').map((r) => ({ ...r, amount: '9' })), 'rated:crash-a');
+    expect(await rollup('crash-a')).toEqual({ n: '2', a: '18' });
+
+    // Re-inserting the stored rows under the same token: the rollup gets exactly them, once.
+    await cutShort('crash-b');
+    await insertSelect(db.ch, 'rated_events', select, { b: 'crash-b' }, 'rated:crash-b');
+    await insertSelect(db.ch, 'rated_events', select, { b: 'crash-b' }, 'rated:crash-b');
+    expect(await rollup('crash-b')).toEqual({ n: '2', a: '3.75' });
+    const t = await queryRows<{ n: string; a: string }>(db.ch, "SELECT count() AS n, sum(amount) AS a FROM rated_events WHERE batch_id = 'crash-b'");
+    expect(t[0]).toEqual({ n: '2', a: '3.75' });
+
+    // After an insert that completed, the same repair changes nothing anywhere.
+    await insertRows(db.ch, 'rated_events', stored('whole'), 'rated:whole');
+    await insertSelect(db.ch, 'rated_events', select, { b: 'whole' }, 'rated:whole');
+    expect(await rollup('whole')).toEqual({ n: '2', a: '3.75' });
+    expect((await queryRows<{ n: string }>(db.ch, "SELECT count() AS n FROM rated_events WHERE batch_id = 'whole'"))[0]!.n).toBe('2');
   });
 });
