@@ -59,7 +59,6 @@ async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers
   try {
     const start = performance.now();
     let due = 0;
-    let midLag: number | undefined;
     // The lag every LAG_EVERY_S seconds of the run: whether it levels off or keeps growing.
     const lagSeries: number[] = [];
     for (let i = 0; i < batches.length; i++) {
@@ -67,7 +66,6 @@ async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       await js.publish(`${n.debitsSubjectPrefix}.${batches[i]!.partition}`, encoded[i]!);
       due += batches[i]!.lines.length;
-      if (midLag === undefined && due >= total / 2) midLag = await lagS();
       if (due / o.rate >= (lagSeries.length + 1) * LAG_EVERY_S) lagSeries.push(round(await lagS(), 2));
     }
     const offeredS = (performance.now() - start) / 1000;
@@ -78,7 +76,7 @@ async function sustain(s: Awaited<ReturnType<typeof openStores>>, o: { customers
     return {
       sustainOfferedCustomerDebitsPerS: Math.round(total / offeredS),
       sustainSeconds: round(offeredS, 1),
-      sustainLagSecondsMid: round(midLag ?? 0, 2),
+      sustainLagSecondsMid: lagSeries[Math.floor(lagSeries.length / 2)] ?? null,
       sustainLagSecondsEnd: round(endLag, 2),
       sustainLagSecondsSeries: lagSeries,
       sustainLagSecondsLastThird: judged.lastThird,
