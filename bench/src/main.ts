@@ -49,9 +49,9 @@ const say = (msg: string) => process.stdout.write(`bench ${new Date().toISOStrin
 
 const Q = mode === 'quick';
 const PLAN = {
-  ceilings: { seconds: Q ? 1 : 5, customers: 10_000 },
+  ceilings: { seconds: Q ? 0.5 : 5, customers: 10_000 },
   // Quick: no half-peak latency run (request latency is reported at the peak).
-  ingest: { seconds: Q ? 1 : 8, connections: 32, customers: 10_000, halfLoad: !Q },
+  ingest: { seconds: Q ? 0.5 : 8, connections: 32, customers: 10_000, halfLoad: !Q },
   rater: { events: Q ? 100_000 : 1_000_000, customers: 10_000, dedupSample: Q ? 100_000 : 1_000_000, maxSeconds: Q ? 20 : 180 },
   // Quick: 10,000 customers only (seeding 100,000 takes longer than the rest of the scenario).
   ledger: { seconds: Q ? 1 : 5, customerCounts: Q ? [10_000] : [10_000, 100_000], batchesPerTx: 8, backlogMaxCustomers: Q ? 10_000 : 1_000_000, sustainRate: 50_000, sustainSeconds: Q ? 0 : 60 },
@@ -59,11 +59,11 @@ const PLAN = {
   // Quick: short search steps, the first one aimed above the capacity (see adaptStartRate),
   // stopping at the first bracket (a sustained step below a failed one; a third step only when
   // the first two did not make one), no drain after a sustained step (a standing backlog only
-  // makes a step's growth easier to see), growth judged on 250 ms samples past 0.75 s; no
+  // makes a step's growth easier to see), growth judged on 250 ms samples past 0.6 s; no
   // half-rate runs (request latency is reported at the sustained step), a 1 s warm-up.
   e2e: {
-    customers: 10_000, stepSeconds: Q ? 1.5 : 15, halfSeconds: Q ? 1.5 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1, stopAtBracket: Q,
-    connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 0.75 : 3, sampleMs: Q ? 250 : 1000,
+    customers: 10_000, stepSeconds: Q ? 1.25 : 15, halfSeconds: Q ? 1.25 : 15, startRate: 2_000, growth: Q ? 1.5 : 1.4, maxSteps: Q ? 3 : 10, precision: Q ? 2 : 1.1, stopAtBracket: Q,
+    connections: 64, drainSeconds: Q ? 15 : 120, drainBetweenSteps: !Q, growthLimit: Q ? 0.1 : 0.05, settleSeconds: Q ? 0.6 : 3, sampleMs: Q ? 250 : 1000,
     warmupSeconds: Q ? 1 : 5, halfRate: !Q, shapes: ['uniform', 'zipf'], systems: ['drawdown', 'baseline'],
     // Default mode: one more step per shape at issue 9's goal rate (freshness at exactly it).
     ...(Q ? {} : { goalRate: 100_000 }),
@@ -298,7 +298,7 @@ function renderMarkdown(doc: Doc): string {
   }
   lines.push(`> Machine CPU busy during the run: ${Math.round(Number(doc.machine.machineCpuBusyShareDuringRun) * 100)} % (all processes, the benchmark's own included); load average at start ${JSON.stringify(doc.machine.loadAverageAtStart)}.`, '');
   if (doc.mode === 'quick') {
-    lines.push('Quick mode, for checks, trades precision for a run of under a minute on a quiet machine: stage steps of 1 s; the ingest edge without its half-peak run (request latency at the peak only); the ledger with 10,000 customers only (no 100,000-customer figure); end to end, a 1 s warm-up and 1.5 s search steps (backlog growth judged past 0.75 s), each search stopping at its first bracket (a sustained step below a failed one), however wide: two steps, a third only when the first two made none. Drawdown\'s uniform search starts at the slowest stage\'s rate (above what the all-in-one sustains), the others where the earlier searches point; after a failed step the next is at 90 % of what it processed (30-90 % of its rate), after a sustained one 1.5 times higher. The bracket (sustained .. upper bound) and what the system processed when over it are reported with each figure; the bracket may be several times wide. No half-rate runs: request latency and freshness are those of the sustained step, under load near capacity (higher than at half the rate). The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps, and measures latency at half the sustained rate.', '');
+    lines.push('Quick mode, for checks, trades precision for a run of under a minute on a quiet machine: stage steps of 0.5 s (ceilings, ingest edge) and 1 s (ledger, alerts); the ingest edge without its half-peak run (request latency at the peak only); the ledger with 10,000 customers only (no 100,000-customer figure); end to end, a 1 s warm-up and 1.25 s search steps (backlog growth judged past 0.6 s), each search stopping at its first bracket (a sustained step below a failed one), however wide: two steps, a third only when the first two made none. Drawdown\'s uniform search starts at the slowest stage\'s rate (above what the all-in-one sustains), the others where the earlier searches point; after a failed step the next is at 90 % of what it processed (30-90 % of its rate), after a sustained one 1.5 times higher. The bracket (sustained .. upper bound) and what the system processed when over it are reported with each figure; the bracket may be several times wide. No half-rate runs: request latency and freshness are those of the sustained step, under load near capacity (higher than at half the rate). The default mode (`pnpm bench`) runs 15 s steps from a quarter of the stage figure, 1.4 times the rate each until a step fails, then bisects to 10 %, draining between steps, and measures latency at half the sustained rate.', '');
   }
   if (doc.mode === 'long') {
     const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;

@@ -134,6 +134,9 @@ class Markers {
       }
     }
   }
+  timed(a: number, b: number): { atMs: number; freshnessMs: number }[] {
+    return this.samples.filter((s) => s.atMs >= a && s.atMs < b).sort((x, y) => x.atMs - y.atMs);
+  }
   between(a: number, b: number): number[] {
     return this.samples.filter((s) => s.atMs >= a && s.atMs < b).map((s) => s.freshnessMs);
   }
@@ -453,6 +456,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     for (const w of windows) {
       const f = markers.between(w.t0, w.t1);
       w.r.freshnessMs = { p50: round(percentile(f, 50)), p99: round(percentile(f, 99)), samples: f.length };
+      // A probe also lists its markers in time order (seconds into the step: freshness), to show
+      // whether the tail is spread or a few spikes.
+      if (opts.probe) progress(`freshness by ack time: ${markers.timed(w.t0, w.t1).map((x) => `${round((x.atMs - w.t0) / 1000, 1)}s:${x.freshnessMs}`).join(' ')}`);
     }
     for (const t of stepTables) {
       t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, processed: x.processedEventsPerS, backlogSlope: x.backlogSlopePerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples, ...(x.stages ? { raterBatchMs: x.stages.raterBatchMsAvg, raterEventsPerBatch: x.stages.raterEventsPerBatch, ledgerTxMs: x.stages.ledgerTxMsAvg, ledgerBatchesPerTx: x.stages.ledgerBatchesPerTx } : {}) }));
