@@ -344,11 +344,12 @@ export class PartitionRunner {
     const first = msgs[0]!.seq;
     const last = msgs[msgs.length - 1]!.seq;
     const id = makeBatchId(d.partition, first, last);
-    const snapshot = await d.catalog();
-
-    // Record the batch before writing anything, so a crash replays exactly this range.
+    // Record the batch before writing anything, so a crash replays exactly this range. The
+    // catalog's version is read meanwhile: two round trips in the time of one (each waits for
+    // this thread's event loop). Should the read fail after the checkpoint took, the retry is a
+    // replay of a range nothing was written for, which storedBatch finds empty.
     const replay = this.checkpoint.pending !== null;
-    if (!replay) await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } });
+    const [snapshot] = await Promise.all([d.catalog(), replay ? undefined : this.writeCheckpoint({ seq: this.checkpoint.seq, pending: { first, last } })]);
 
     // The worker decodes the batch, leaves out the copies inside it, prices the rest and returns
     // every event's key fingerprint. Copies of earlier batches are screened here; should any be

@@ -103,9 +103,6 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[],
            update_pending = balance_snapshots.update_pending OR excluded.update_pending`,
     [customers, units, `{${list.map((c) => c.after).join(',')}}`, `{${list.map((c) => (c.after < c.before ? 't' : 'f')).join(',')}}`],
   );
-  // The access cache's feed: one appended row per transaction (migrations 310).
-  await db.query('INSERT INTO balance_feed (customer_ids, pricing_units) VALUES ($1::text[], $2::text[])', [customers, units]);
-
   const flips = list.filter((c) => (c.before > 0n) !== (c.after > 0n));
   if (flips.length > 0) {
     await db.query(
@@ -115,8 +112,12 @@ export async function evaluateCrossings(db: Queryable, changes: BalanceChange[],
     );
   }
 
+  // The access cache's feed, one appended row per transaction (migrations 310), in the same
+  // statement as the read of the pairs' balance alerts: one round trip fewer (each waits for
+  // the caller's event loop). A data-modifying CTE runs whether or not it is read.
   const alerts = await db.query<AlertRow>(
-    `SELECT a.id, a.type, a.customer_id, a.currency, a.thresholds::text[] AS thresholds
+    `WITH feed AS (INSERT INTO balance_feed (customer_ids, pricing_units) VALUES ($1::text[], $2::text[]))
+     SELECT a.id, a.type, a.customer_id, a.currency, a.thresholds::text[] AS thresholds
        FROM alerts a JOIN unnest($1::text[], $2::text[]) AS t(customer_id, pricing_unit)
          ON a.customer_id = t.customer_id AND a.currency = t.pricing_unit
       WHERE a.enabled AND a.type = ANY($3::text[])`,

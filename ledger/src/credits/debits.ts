@@ -466,11 +466,24 @@ async function recordOverage(c: PoolClient, overage: Take[]): Promise<void> {
 async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyResult> {
   // Sorted, so that two transactions holding overlapping batch ids wait instead of deadlocking.
   const ids = [...new Set(batches.map((b) => b.id))].sort();
-  const fresh = await c.query<{ batch_id: string }>(
-    'INSERT INTO applied_batches (batch_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING RETURNING batch_id',
-    [ids],
+  // The batches' customers that have a parent (pooled credits; most have none) are read in the
+  // same statement: one round trip fewer (each waits for this thread's event loop). All the
+  // batches' customers are asked for; only those of fresh lines count below.
+  const asked = new Set<string>();
+  for (const b of batches) for (const l of b.lines) asked.add(l.customerId);
+  const fresh = await c.query<{ batch_id: string | null; id: string | null; parent_id: string | null }>(
+    `WITH f AS (INSERT INTO applied_batches (batch_id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING RETURNING batch_id)
+     SELECT batch_id, NULL AS id, NULL AS parent_id FROM f
+     UNION ALL
+     SELECT NULL, id, parent_id FROM customers WHERE id = ANY($2::text[]) AND parent_id IS NOT NULL`,
+    [ids, arr([...asked])],
   );
-  const freshIds = new Set(fresh.rows.map((r) => r.batch_id));
+  const freshIds = new Set<string>();
+  const parentOfAsked = new Map<string, string>();
+  for (const r of fresh.rows) {
+    if (r.batch_id !== null) freshIds.add(r.batch_id);
+    else parentOfAsked.set(r.id!, r.parent_id!);
+  }
   const skipped = ids.filter((id) => !freshIds.has(id));
   const applied = ids.filter((id) => freshIds.has(id));
 
@@ -527,8 +540,11 @@ async function applyInTx(c: PoolClient, batches: DebitBatch[]): Promise<ApplyRes
   if (fromMerged) for (const l of lines!) pairs.set(balanceKey(l.customerId, l.pricingUnit), { customerId: l.customerId, pricingUnit: l.pricingUnit });
   else for (const [unit, set] of byUnit) for (const customerId of set) pairs.set(balanceKey(customerId, unit), { customerId, pricingUnit: unit });
   const customers = [...new Set(fromMerged ? lines!.map((l) => l.customerId) : [...byUnit.values()].flatMap((x) => [...x]))];
-  const parents = await c.query<{ id: string; parent_id: string }>('SELECT id, parent_id FROM customers WHERE id = ANY($1::text[]) AND parent_id IS NOT NULL', [arr(customers)]);
-  const parentOf = new Map(parents.rows.map((r) => [r.id, r.parent_id]));
+  const parentOf = new Map<string, string>();
+  if (parentOfAsked.size > 0) for (const id of customers) {
+    const parent = parentOfAsked.get(id);
+    if (parent !== undefined) parentOf.set(id, parent);
+  }
 
   for (const p of [...pairs.values()]) {
     const parent = parentOf.get(p.customerId);
