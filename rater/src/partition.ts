@@ -121,8 +121,8 @@ export class PartitionRunner {
   private revision = 0;
   /**
    * The last batch is committed in memory (its debits are published) but KV still names it
-   * pending: the next batch's checkpoint write records both (see the end of process), or
-   * flushCommit when the partition goes idle or stops.
+   * pending: the next batch's checkpoint write records both (see commitLater), or flushCommit
+   * when the partition goes idle or stops.
    */
   private unwritten = false;
   private abort: (() => void) | undefined;
@@ -267,15 +267,8 @@ export class PartitionRunner {
       let timer: NodeJS.Timeout | undefined;
       const r = await Promise.race([next, new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), waitMs)))]);
       clearTimeout(timer);
-      // Idle for a second with nothing buffered: the last batch's commit is written now. A
-      // fenced write stops the runner, as any checkpoint write does; another failure is tried
-      // again at the next idle second (or with the next batch's range).
-      if (r === 'timeout' && buf.length === 0) {
-        await this.flushCommit().catch((err) => {
-          if (err instanceof FencedError) throw err;
-          d.log.warn('idle checkpoint write failed; retried later', { partition: d.partition, err });
-        });
-      }
+      // Idle for a second with nothing buffered: the last batch's commit is written now.
+      if (r === 'timeout' && buf.length === 0) await this.flushCommit();
       if (r !== 'timeout') {
         next = undefined;
         if (r.done) break;
