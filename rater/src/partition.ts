@@ -119,12 +119,6 @@ export class PartitionRunner {
   private done: Promise<void> | undefined;
   private checkpoint: Checkpoint = { seq: 0, pending: null };
   private revision = 0;
-  /**
-   * The last batch is committed in memory (its debits are published) but KV still names it
-   * pending: the next batch's checkpoint write records both (see commitLater), or flushCommit
-   * when the partition goes idle or stops.
-   */
-  private unwritten = false;
   private abort: (() => void) | undefined;
   readonly dedup: DedupMemory;
   private readonly cumulative: CumulativeState = new Map();
@@ -171,13 +165,6 @@ export class PartitionRunner {
       throw err;
     }
     this.checkpoint = cp;
-    this.unwritten = false;
-  }
-
-  /** Writes the commit the last batch left in memory (an idle partition, a stop). */
-  private async flushCommit(): Promise<void> {
-    if (!this.unwritten) return;
-    await this.writeCheckpoint({ seq: this.checkpoint.seq, pending: null });
   }
 
   private async takeOver(): Promise<void> {
@@ -238,11 +225,6 @@ export class PartitionRunner {
     this.abort = () => void messages.close().catch(() => {});
     try {
       if (!this.stopped) await this.loop(messages, startSeq);
-      // The last batch's commit, unless another owner took the partition (then it replays
-      // that batch, which its stored rows make a no-op).
-      await this.flushCommit().catch((err) => {
-        if (!(err instanceof FencedError)) this.d.log.warn('last checkpoint not written; the next owner replays the last batch', { partition: d.partition, err });
-      });
     } finally {
       // What is buffered and not processed is simply re-read by the next owner. close() may
       // have been called by stop() already, and a close of a consumer holding unread messages
@@ -267,8 +249,6 @@ export class PartitionRunner {
       let timer: NodeJS.Timeout | undefined;
       const r = await Promise.race([next, new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), waitMs)))]);
       clearTimeout(timer);
-      // Idle for a second with nothing buffered: the last batch's commit is written now.
-      if (r === 'timeout' && buf.length === 0) await this.flushCommit();
       if (r !== 'timeout') {
         next = undefined;
         if (r.done) break;
@@ -428,13 +408,7 @@ export class PartitionRunner {
       const batch: DebitBatch = { id, partition: d.partition, firstSeq: first, lastSeq: last, receivedAtMax, lines };
       await d.js.publish(d.debitsSubject, encodeDebitBatch(batch), { msgID: id, timeout: 10_000 });
     }
-    // Committed: in memory now, in KV with the next batch's range (one write instead of two per
-    // batch, and one round trip fewer, each waiting for this thread's event loop), or when the
-    // partition goes idle or stops. Until then KV still names this batch pending: a crash
-    // replays it, and its stored rows make that a no-op (storedBatch; the debits go out again
-    // under the same message id, which JetStream and the ledger's applied_batches drop).
-    this.checkpoint = { seq: last, pending: null };
-    this.unwritten = true;
+    await this.writeCheckpoint({ seq: last, pending: null });
     // The payload's bytes are in ClickHouse: its buffer can carry a later batch.
     const payloadBuffer = result.payload.body.buffer;
     if (payloadBuffer instanceof ArrayBuffer) d.recycle?.(payloadBuffer);

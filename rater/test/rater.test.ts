@@ -195,44 +195,4 @@ describe('rater (in process)', () => {
     const again = await side.call('POST', '/v1/unpriced_events/rerate', { external_customer_id: 'late-2' });
     expect(again.body.republished_events).toBe(0);
   });
-
-  it('commits a batch with the next batch\'s checkpoint write, and on its own once the partition is idle', async () => {
-    const kv = await openKv(side.nc, names(env.config.namespace).raterStateBucket);
-    const read = async () => JSON.parse((await kv.get(checkpointKey(0)))!.string()) as { seq: number; pending: { first: number; last: number } | null };
-    const jsm = await (await import('@drawdown/nats')).jetstreamManager(side.nc);
-    const n = names(env.config.namespace);
-    await idle();
-    await new Promise((r) => setTimeout(r, 1500));
-    const settled = await read();
-    expect(settled.pending).toBe(null);
-
-    // About five 300-event batches on partition 0.
-    await publish(side.nc, env.config, fresh(3000), 100);
-    const last = await lastEventSeq(jsm, n, 0);
-    const until = Date.now() + 60_000;
-    let runner = live().flatMap((x) => x.runners).find((x) => x.partition === 0);
-    while (!runner || runner.position < last) {
-      if (Date.now() > until) throw new Error('partition 0 not caught up');
-      await new Promise((r) => setTimeout(r, 5));
-      runner = live().flatMap((x) => x.runners).find((x) => x.partition === 0);
-    }
-    // Caught up a moment ago: KV names the last batch pending and holds the commit of the ones
-    // before it, written with that batch's range (one write per batch, not two).
-    const justAfter = await read();
-    expect(justAfter.pending?.last).toBe(last);
-    expect(justAfter.seq).toBeGreaterThan(settled.seq);
-    expect(justAfter.seq).toBeLessThan(justAfter.pending!.first);
-
-    // Idle for a second: the last batch's commit is written on its own.
-    const idleUntil = Date.now() + 10_000;
-    let later = await read();
-    while (later.pending !== null) {
-      if (Date.now() > idleUntil) throw new Error('the idle partition did not write its last commit');
-      await new Promise((r) => setTimeout(r, 100));
-      later = await read();
-    }
-    expect(later.seq).toBe(last);
-    await idle();
-    await expectExact();
-  });
 });
