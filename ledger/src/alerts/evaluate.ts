@@ -228,7 +228,7 @@ const USAGE_ALERT = `a.enabled AND a.type IN ('usage_exceeded', 'cost_exceeded')
  * others' usage rides on the ledger entries and overage rows they write; usageRowsCtes). $1
  * holds the lines' customers.
  */
-export const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
+const subscriptionUsageUpsert = (lines: string, key: string) => `INSERT INTO subscription_usage AS u (subscription_id, period_start, price_id, metric_id, currency, quantity, cost)
        SELECT subscription_id, period_start, price_id, metric_id, currency, sum(quantity), sum(cost)
          FROM (${subscriptionPeriods(lines, key, '$1::text[]')}) m
         GROUP BY 1, 2, 3, 4, 5
@@ -299,7 +299,7 @@ export async function subscriptionUsageTotals(db: Queryable, periods: readonly {
 /** Of the rows `cte` (subscriptionUsageUpsert) wrote, those of subscriptions with an enabled usage
  *  or cost alert (the only ones evaluateSubscriptionAlerts looks at; most have none, so most
  *  transactions return no row): subscription_id, period_start as text. */
-export const alertedSubscriptionUsage = (cte: string) => `SELECT x.subscription_id, x.period_start::text AS period_start FROM ${cte} x
+const alertedSubscriptionUsage = (cte: string) => `SELECT x.subscription_id, x.period_start::text AS period_start FROM ${cte} x
       WHERE EXISTS (SELECT 1 FROM alerts a WHERE a.subscription_id = x.subscription_id AND ${USAGE_ALERT})`;
 
 /** Adds lines given as array literals to subscription_usage (subscriptionUsageUpsert); returns
