@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCHEMA, TsvWriter, insertSettings, tsvDateTime64 } from '../src/index';
+import { RATED_EVENTS_MERGE_SELECTOR_BASE, SCHEMA, TsvWriter, insertSettings, tsvDateTime64 } from '../src/index';
 
 interface Row {
   partition: number;
@@ -203,6 +203,8 @@ interface Variant {
   /** Rewrites the schema statements. */
   schema?: (s: string[]) => string[];
   settings?: Record<string, string | number>;
+  /** rated_events' merge_selector_base (migrateClickHouse sets RATED_EVENTS_MERGE_SELECTOR_BASE). */
+  mergeSelectorBase?: number;
   /** Insert without a dedup token (a random one is still sent, as insertTsv does). */
   noToken?: boolean;
   /** The same payload for every insert (as bench/src/scenarios/ceilings.ts does). */
@@ -230,8 +232,10 @@ const VARIANTS: Record<string, Variant> = {
   nocompress: { schema: rated((d) => d.replace(/\n {4}(\w+) ([^\n]*?),(?=\n)/g, (m, c: string, t: string) => (c === 'INDEX' ? m : `\n    ${c} ${t} CODEC(NONE),`))) },
   zstd: { schema: tableSetting("default_compression_codec = 'ZSTD(1)'") },
   compact: { schema: tableSetting('min_bytes_for_wide_part = 1000000000, min_rows_for_wide_part = 100000000') },
-  // Lazier merging: merges wait for about `base` parts of a size (fewer rewrites per row, more parts).
-  mergebase10: { schema: (s) => s.map((x) => x.replace('non_replicated_deduplication_window = 100000', 'non_replicated_deduplication_window = 100000, merge_selector_base = 10')) },
+  // Merges wait for about `base` parts of a size: the table before 2026-11-26 had ClickHouse's
+  // default (5: more rewrites per row, fewer parts); 10 lies between it and the adopted 20.
+  mergebase5: { mergeSelectorBase: 5 },
+  mergebase10: { mergeSelectorBase: 10 },
   novertical: { schema: tableSetting('enable_vertical_merge_algorithm = 0') },
   wide: { schema: tableSetting('min_bytes_for_wide_part = 0, min_rows_for_wide_part = 0') },
   // The hourly rollup grouped by fewer keys: a price's metric and pricing unit follow from the price.
@@ -258,6 +262,7 @@ async function child(name: string, inserts: number, rowsPer: number, warmup: num
   const q = async (sql: string) => (await s.queryAsync(sql, { format: 'TSV' })).text().trim();
   try {
     for (const st of (v.schema ?? ((x) => x))(SCHEMA)) await q(st);
+    await q(`ALTER TABLE rated_events MODIFY SETTING merge_selector_base = ${v.mergeSelectorBase ?? RATED_EVENTS_MERGE_SELECTOR_BASE}`);
     const cpuUs = () => {
       const c = process.cpuUsage();
       return c.user + c.system;
