@@ -134,11 +134,16 @@ class Markers {
       }
     }
   }
-  timed(a: number, b: number): { atMs: number; freshnessMs: number }[] {
-    return this.samples.filter((s) => s.atMs >= a && s.atMs < b).sort((x, y) => x.atMs - y.atMs);
+  private within(a: number, b: number): { atMs: number; freshnessMs: number }[] {
+    return this.samples.filter((s) => s.atMs >= a && s.atMs < b);
   }
+  /** The markers acked in [a, b), in ack-time order. */
+  timed(a: number, b: number): { atMs: number; freshnessMs: number }[] {
+    return this.within(a, b).sort((x, y) => x.atMs - y.atMs);
+  }
+  /** The freshness of the markers acked in [a, b). */
   between(a: number, b: number): number[] {
-    return this.samples.filter((s) => s.atMs >= a && s.atMs < b).map((s) => s.freshnessMs);
+    return this.within(a, b).map((s) => s.freshnessMs);
   }
 }
 
