@@ -43,28 +43,26 @@ describe('slopePerS', () => {
 });
 
 describe('longRunTenths', () => {
-  it('takes the best sustained window of each tenth of the run by events stored before it, ignoring failed windows', () => {
-    const w = (storedEventsBefore: number, achieved: number, ok = true) => ({ storedEventsBefore, achieved, ok });
-    const tenths = longRunTenths([w(0, 2000), w(120_000, 2400), w(264_000, 5000, false), w(500_000, 2200), w(990_000, 1900), w(999_999, 2100)], 1_000_000);
-    expect(tenths.map((t) => t.capacity)).toEqual([2000, 2400, 0, 0, 0, 2200, 0, 0, 0, 2100]);
-    expect(tenths[5]!.from).toBe(500_000);
+  const w = (storedEventsBefore: number, processedPerS: number, seconds = 20, counted = true) => ({ storedEventsBefore, processedPerS, seconds, counted });
+  it('averages what the counted windows of each tenth processed, weighted by their length, by events stored before them', () => {
+    const tenths = longRunTenths([w(0, 9000, 20, false), w(100, 2000), w(50_000, 2600, 10), w(264_000, 5000), w(300_000, 9000, 20, false), w(990_000, 1900), w(999_999, 2100)], 1_000_000);
+    expect(tenths.map((t) => t.rate)).toEqual([2200, 0, 5000, 0, 0, 0, 0, 0, 0, 2000]);
+    expect(tenths.map((t) => t.windows)).toEqual([2, 0, 1, 0, 0, 0, 0, 0, 0, 2]);
+    expect(tenths[2]!.from).toBe(200_000);
   });
-  it('puts a window that starts past the planned total in the last tenth', () => {
-    expect(longRunTenths([w2(1_050_000, 3000)], 1_000_000)[9]!.capacity).toBe(3000);
+  it('leaves windows without a figure out, and puts a window past the planned total in the last tenth', () => {
+    expect(longRunTenths([w(10, NaN)], 1_000_000)[0]!.rate).toBe(0);
+    expect(longRunTenths([w(1_050_000, 3000)], 1_000_000)[9]!.rate).toBe(3000);
   });
 });
-const w2 = (storedEventsBefore: number, achieved: number) => ({ storedEventsBefore, achieved, ok: true });
 
 describe('nextLongRate', () => {
-  it('rises 20 % per good window before the first failure, then 5 %, then 10 % from the third good window in a row', () => {
-    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: false, goodRun: 1 })).toBe(12_000);
-    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: true, goodRun: 2 })).toBe(10_500);
-    expect(nextLongRate(10_000, { ok: true, achieved: 10_000, processed: 10_000, failedOnce: true, goodRun: 3 })).toBe(11_000);
+  it('offers 15 % more than the last window processed, whether it kept up or not', () => {
+    expect(nextLongRate({ processed: 97_340, acked: 115_000 })).toBe(111_900);
+    expect(nextLongRate({ processed: 114_000, acked: 115_000 })).toBe(131_100);
   });
-  it('after a failed window aims at 90 % of what it processed, never above 90 % of the offered rate', () => {
-    expect(nextLongRate(20_000, { ok: false, achieved: 20_000, processed: 15_000, failedOnce: true, goodRun: 0 })).toBe(13_500);
-    expect(nextLongRate(20_000, { ok: false, achieved: 20_000, processed: 25_000, failedOnce: true, goodRun: 0 })).toBe(18_000);
-    expect(nextLongRate(20_000, { ok: false, achieved: 12_000, processed: NaN, failedOnce: true, goodRun: 0 })).toBe(10_200);
-    expect(nextLongRate(1_000, { ok: false, achieved: 100, processed: 50, failedOnce: true, goodRun: 0 })).toBe(1_000);
+  it('without a figure for what was processed, starts from 85 % of what was acknowledged, never under 1,000', () => {
+    expect(nextLongRate({ processed: NaN, acked: 60_000 })).toBe(58_600);
+    expect(nextLongRate({ processed: 0, acked: 100 })).toBe(1000);
   });
 });

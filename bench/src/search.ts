@@ -42,26 +42,33 @@ export function slopePerS(points: [number, number][]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** The best sustained window rate in each tenth of a long run, by events stored before the window (0 when a tenth had no sustained window). */
-export function longRunTenths(windows: { storedEventsBefore: number; achieved: number; ok: boolean }[], events: number): { from: number; capacity: number }[] {
-  const tenths = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), capacity: 0 }));
+/**
+ * The long run's capacity per tenth: the time-weighted mean of what its counted windows
+ * processed, each window in the tenth where it started (by events stored before it; past the
+ * planned total: the last tenth). Windows not counted (warm-up, no figure) only add stored
+ * events. 0 for a tenth without a counted window.
+ */
+export function longRunTenths(windows: { storedEventsBefore: number; seconds: number; processedPerS: number; counted: boolean }[], events: number): { from: number; rate: number; windows: number }[] {
+  const sums = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), events: 0, seconds: 0, windows: 0 }));
   for (const w of windows) {
-    if (!w.ok) continue;
-    const t = tenths[Math.min(9, Math.floor((w.storedEventsBefore / events) * 10))]!;
-    t.capacity = Math.max(t.capacity, w.achieved);
+    if (!w.counted || !(w.seconds > 0) || !Number.isFinite(w.processedPerS)) continue;
+    const t = sums[Math.min(9, Math.floor((w.storedEventsBefore / events) * 10))]!;
+    t.events += w.processedPerS * w.seconds;
+    t.seconds += w.seconds;
+    t.windows++;
   }
-  return tenths;
+  return sums.map((t) => ({ from: t.from, rate: t.seconds > 0 ? Math.round(t.events / t.seconds) : 0, windows: t.windows }));
 }
 
+/** How far over what the last window processed a long-run window offers load: the system is always pushed at or over its capacity. */
+export const LONG_OVERLOAD = 1.15;
+
 /**
- * The long run's next offered rate, tracking what the system sustains as stored events grow:
- * +20 % per good window until the first failed one (the start rate is left behind quickly); after
- * a failure, 90 % of what the failed window processed (its capacity when over it; NaN or 0: 85 %
- * of the lower of offered and achieved); then +5 % per good window, +10 % from the third good
- * window in a row, so a dip (a noisy neighbour, a merge) costs minutes, not the rest of the run.
+ * The long run's next offered rate: LONG_OVERLOAD times what the last window processed (its
+ * throughput, whether it kept up or not); without that figure, 85 % of what was acknowledged.
+ * Never below 1,000 events/s.
  */
-export function nextLongRate(rate: number, w: { ok: boolean; achieved: number; processed: number; failedOnce: boolean; goodRun: number }): number {
-  if (w.ok) return Math.max(1000, roundRate(rate * (!w.failedOnce ? 1.2 : w.goodRun >= 3 ? 1.1 : 1.05)));
-  const capacity = Number.isFinite(w.processed) && w.processed > 0 ? 0.9 * Math.min(w.processed, rate) : 0.85 * Math.min(rate, w.achieved);
-  return Math.max(1000, roundRate(capacity));
+export function nextLongRate(w: { processed: number; acked: number }): number {
+  const base = Number.isFinite(w.processed) && w.processed > 0 ? w.processed : 0.85 * w.acked;
+  return Math.max(1000, roundRate(base * LONG_OVERLOAD));
 }
