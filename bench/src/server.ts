@@ -92,7 +92,7 @@ async function main(): Promise<void> {
           await app.waitIdle(m.timeoutMs ?? 600_000);
           const rows = await queryRows<{ n: string; k: string }>(app.ch, "SELECT count() AS n, uniqExact(customer_id, idempotency_key) AS k FROM rated_events WHERE status = 'rated'");
           const unpriced = await queryRows<{ n: string }>(app.ch, "SELECT count() AS n FROM rated_events WHERE status <> 'rated'");
-          const debited = await app.pool.query<{ s: string }>("SELECT coalesce(sum(amount), 0)::text AS s FROM ledger_entries WHERE entry_type = 'decrement'");
+          const debited = await app.pool.query<{ s: string }>("SELECT coalesce(-sum(amount), 0)::text AS s FROM ledger_entries WHERE entry_type = 'decrement'");
           return { ratedRows: Number(rows[0]?.n ?? 0), uniqueKeys: Number(rows[0]?.k ?? 0), unpricedRows: Number(unpriced[0]?.n ?? 0), debitedCredits: debited.rows[0]?.s ?? '0' };
         })());
       } else if (m.type === 'stop') answer(app.stop().then(() => process.exit(0)));
