@@ -70,10 +70,10 @@ const PLAN = {
     ...(Q ? {} : { goalRate: 100_000 }),
   } satisfies E2eOpts,
   long: {
-    customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 2_000), growth: 1, maxSteps: 0, precision: 1.1, stopAtBracket: false, connections: 64, drainSeconds: 60,
+    customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 100_000), growth: 1, maxSteps: 0, precision: 1.1, stopAtBracket: false, connections: 64, drainSeconds: 60,
     drainBetweenSteps: false, growthLimit: 0.05, settleSeconds: 5, sampleMs: 1000, warmupSeconds: 0, halfRate: false,
     shapes: ['uniform'], systems: [...new Set((value('long-systems') ?? 'drawdown,baseline').split(','))] as ('drawdown' | 'baseline')[],
-    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 60) },
+    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 20) },
   } satisfies E2eOpts,
 };
 
@@ -366,7 +366,7 @@ function renderMarkdown(doc: Doc): string {
       row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${bracket(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
     }
   }
-  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (${name.startsWith('long_drawdown') ? `mean events/s processed, every window offered ${LONG_OVERLOAD} times what the one before processed` : 'mean events/s answered in closed loop'})`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', `${num(g(name, 'firstTenthCapacity'))} -> ${num(g(name, 'lastTenthCapacity'))} events/s`);
+  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (${name.startsWith('long_drawdown') ? `mean events/s processed, every window offered ${LONG_OVERLOAD} times what the one before processed` : 'mean events/s answered in closed loop'})`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', `${num(g(name, 'firstTenthCapacity'))} -> ${num(g(name, 'lastTenthCapacity'))} events/s; least-squares trend over the counted windows: ${num(g(name, 'trend.atStart'))} -> ${num(g(name, 'trend.atEnd'))} events/s, ${num(g(name, 'trend.endVsStart'))}`);
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');

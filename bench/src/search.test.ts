@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { longRunTenths, nextLongRate, nextSearchRate, roundRate, slopePerS } from './search';
+import { longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from './search';
 
 const opts = { growth: 1.5, precision: 1.2 };
 
@@ -58,11 +58,31 @@ describe('longRunTenths', () => {
 
 describe('nextLongRate', () => {
   it('offers 15 % more than the last window processed, whether it kept up or not', () => {
-    expect(nextLongRate({ processed: 97_340, acked: 115_000 })).toBe(111_900);
-    expect(nextLongRate({ processed: 114_000, acked: 115_000 })).toBe(131_100);
+    expect(nextLongRate({ processed: 97_340, acked: 115_000, reached: true })).toBe(111_900);
+    expect(nextLongRate({ processed: 114_000, acked: 115_000, reached: true })).toBe(131_100);
+  });
+  it('climbs 40 % a window until a window finds the capacity', () => {
+    expect(nextLongRate({ processed: 50_000, acked: 50_000, reached: false })).toBe(70_000);
   });
   it('without a figure for what was processed, starts from 85 % of what was acknowledged, never under 1,000', () => {
-    expect(nextLongRate({ processed: NaN, acked: 60_000 })).toBe(58_600);
-    expect(nextLongRate({ processed: 0, acked: 100 })).toBe(1000);
+    expect(nextLongRate({ processed: NaN, acked: 60_000, reached: true })).toBe(58_600);
+    expect(nextLongRate({ processed: 0, acked: 100, reached: true })).toBe(1000);
+  });
+});
+
+describe('longRunTrend', () => {
+  const w = (storedEventsBefore: number, processedPerS: number, counted = true) => ({ storedEventsBefore, processedPerS, counted });
+  it('reads the least-squares line through the counted windows at the first and the last of them', () => {
+    // 100,000 events/s at 5 million stored, falling 1,000 per million: 55,000 at 50 million.
+    const t = longRunTrend([w(0, 500_000, false), w(5e6, 100_000), w(20e6, 82_000), w(30e6, 78_000), w(50e6, 55_000)]);
+    expect(t.perTenMillion).toBe(-9_719);
+    expect(t.atStart).toBe(99_404);
+    expect(t.atEnd).toBe(55_667);
+    expect(t.endVsStart).toBe(0.56);
+  });
+  it('stays flat for a flat run with one window dipping in the middle, and is empty with fewer than two counted windows', () => {
+    const flat = longRunTrend([w(1e6, 100_000), w(11e6, 100_000), w(21e6, 70_000), w(31e6, 100_000), w(41e6, 100_000)]);
+    expect(flat.endVsStart).toBe(1);
+    expect(longRunTrend([w(1e6, 100_000)]).endVsStart).toBe(0);
   });
 });

@@ -60,15 +60,37 @@ export function longRunTenths(windows: { storedEventsBefore: number; seconds: nu
   return sums.map((t) => ({ from: t.from, rate: t.seconds > 0 ? Math.round(t.events / t.seconds) : 0, windows: t.windows }));
 }
 
+/**
+ * The long run's trend: the least-squares line through the counted windows' figures against the
+ * events stored before them, read at the first and the last counted window (0 when fewer than
+ * two were counted). Every counted window weighs in, so one noisy window moves it less than it
+ * moves a tenth's mean.
+ */
+export function longRunTrend(windows: { storedEventsBefore: number; processedPerS: number; counted: boolean }[]): { atStart: number; atEnd: number; endVsStart: number; perTenMillion: number } {
+  const pts = windows.filter((w) => w.counted && Number.isFinite(w.processedPerS)).map((w) => [w.storedEventsBefore, w.processedPerS] as [number, number]);
+  if (pts.length < 2) return { atStart: 0, atEnd: 0, endVsStart: 0, perTenMillion: 0 };
+  const slope = slopePerS(pts);
+  const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
+  const my = pts.reduce((a, p) => a + p[1], 0) / pts.length;
+  const at = (x: number) => my + slope * (x - mx);
+  const atStart = at(pts[0]![0]);
+  const atEnd = at(pts[pts.length - 1]![0]);
+  return { atStart: Math.round(atStart), atEnd: Math.round(atEnd), endVsStart: atStart > 0 ? Math.round((atEnd / atStart) * 1000) / 1000 : 0, perTenMillion: Math.round(slope * 1e7) };
+}
+
 /** How far over what the last window processed a long-run window offers load: the system is always pushed at or over its capacity. */
 export const LONG_OVERLOAD = 1.15;
 
+/** The long run's rise per window while the system still keeps up with every window (warm-up, not counted). */
+export const LONG_WARMUP_GROWTH = 1.4;
+
 /**
  * The long run's next offered rate: LONG_OVERLOAD times what the last window processed (its
- * throughput, whether it kept up or not); without that figure, 85 % of what was acknowledged.
- * Never below 1,000 events/s.
+ * throughput, whether it kept up or not), or LONG_WARMUP_GROWTH times while no window has yet
+ * found the capacity (`reached` false); without a figure for what was processed, 85 % of what was
+ * acknowledged. Never below 1,000 events/s.
  */
-export function nextLongRate(w: { processed: number; acked: number }): number {
+export function nextLongRate(w: { processed: number; acked: number; reached: boolean }): number {
   const base = Number.isFinite(w.processed) && w.processed > 0 ? w.processed : 0.85 * w.acked;
-  return Math.max(1000, roundRate(base * LONG_OVERLOAD));
+  return Math.max(1000, roundRate(base * (w.reached ? LONG_OVERLOAD : LONG_WARMUP_GROWTH)));
 }

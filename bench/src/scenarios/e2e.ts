@@ -22,7 +22,7 @@ import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
-import { LONG_OVERLOAD, longRunTenths, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
+import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
   customers: number;
@@ -421,7 +421,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               const counted = !warmup && Number.isFinite(r.processedEventsPerS) && r.processedEventsPerS > 0;
               windows.push({ window: w, storedEventsBefore: stored, seconds: W, offered: rate, acked: r.achievedEventsPerS, processedPerS: r.processedEventsPerS, keptUp: r.ok, warmup, counted, why: r.why, requestP99Ms: r.latencyMs.p99, freshnessP99Ms: fresh.length ? round(percentile(fresh, 99)) : null, backlogEnd: r.backlogEnd, debitsPendingEnd: r.debitsPendingEnd });
               stored += r.achievedEventsPerS * W;
-              rate = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS });
+              rate = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached });
               if (!r.ok) await drain(opts.drainSeconds * 1000);
             } else {
               const { result, errors } = await baselineWindow(shape, W);
@@ -449,6 +449,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               firstTenthCapacity: firstRate,
               lastTenthCapacity: lastRate,
               lastVsFirst: firstRate ? round(lastRate / firstRate, 3) : null,
+              // The same question read from every counted window at once (less swayed by one).
+              trend: longRunTrend(windows),
             },
           });
         }
