@@ -303,7 +303,7 @@ function renderMarkdown(doc: Doc): string {
   }
   if (doc.mode === 'long') {
     const plan = (doc as unknown as { plan: { long?: { long?: { events: number; windowSeconds: number } } } }).plan.long?.long;
-    if (plan && plan.events < 50_000_000) lines.push(`**Scaled down:** this long run pushed ${plan.events.toLocaleString('en')} events per system in ${plan.windowSeconds} s windows, not the 50 million of the full long run (\`pnpm bench --long\`, hours on this machine). It proves the mode works; its rates say nothing yet about 50 million stored events.`, '');
+    if (plan && plan.events < 50_000_000) lines.push(`**Scaled down:** this long run pushed ${plan.events.toLocaleString('en')} events per system in ${plan.windowSeconds} s windows, not the 50 million of the full long run (\`pnpm bench --long\`). It proves the mode works; its rates say nothing yet about 50 million stored events.`, '');
   } else {
     lines.push('The long run (50 million events through both systems) is not part of this file: `pnpm bench --long` writes `RESULTS-long.md`, `results-long.json` and `long.png`; `--long-systems=drawdown` or `=baseline` runs one half, into `RESULTS-long-<system>.md`, `results-long-<system>.json` and `long-<system>.png`.', '');
   }
