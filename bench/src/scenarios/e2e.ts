@@ -236,6 +236,12 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       }
     };
 
+    // What every ingest load of the scenario sends: 100-event JSON requests over the customers.
+    const ingestLoad = (server: Server, shape: Shape) => ({
+      host: '127.0.0.1', port: server.port, path: '/v1/ingest', authorization: `Bearer ${server.adminKey}`,
+      templates: { count: 200, eventsPerRequest: 100, customers: opts.customers, shape, format: 'json' as const, seed: shape === 'zipf' ? 21 : 22 },
+    });
+
     const step = async (system: 'drawdown' | 'baseline', shape: Shape, eventsPerS: number, seconds: number, label: string, markers?: Markers): Promise<StepResult> => {
       const server = system === 'drawdown' ? dd : baseline!;
       const procs: Record<string, () => { cpuS: number; rssBytes: number } | undefined> = {
@@ -273,8 +279,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       current.system = system;
       const result = await gen!.run(
         {
-          host: '127.0.0.1', port: server.port, path: '/v1/ingest', authorization: `Bearer ${server.adminKey}`,
-          templates: { count: 200, eventsPerRequest: 100, customers: opts.customers, shape, format: 'json', seed: shape === 'zipf' ? 21 : 22 },
+          ...ingestLoad(server, shape),
           connections: opts.connections, mode: 'open', rateRps: rps, durationMs: seconds * 1000, warmupMs: Math.min(500, seconds * 200), maxQueue: Math.max(50, Math.round(rps * 2)),
         },
         (sec) => {
@@ -382,8 +387,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       current.system = 'baseline';
       const result = await gen!.run(
         {
-          host: '127.0.0.1', port: server.port, path: '/v1/ingest', authorization: `Bearer ${server.adminKey}`,
-          templates: { count: 200, eventsPerRequest: 100, customers: opts.customers, shape, format: 'json', seed: shape === 'zipf' ? 21 : 22 },
+          ...ingestLoad(server, shape),
           connections: opts.connections, mode: 'closed', durationMs: seconds * 1000, warmupMs: 0,
         },
         (sec) => {
@@ -404,6 +408,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           // Drawdown's windows count from the first it did not keep up with: before it, the rate
           // is still climbing from the start rate towards the capacity.
           let reached = system === 'baseline';
+          // Drawdown's windows' spans: their markers' freshness is read once the run has drained
+          // (a marker acked near a window's end resolves after it).
+          const spans = new Map<number, [number, number]>();
           for (let w = 1; stored < opts.long.events; w++) {
             let warmup = w <= LONG_WARMUP_WINDOWS;
             if (system === 'drawdown') {
@@ -415,11 +422,11 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               // drains before the next.
               const t0 = Date.now();
               const r = await step('drawdown', shape, rate, W, `drawdown ${shape} long`);
-              const fresh = markers.between(t0, Date.now());
+              spans.set(w, [t0, Date.now()]);
               reached ||= !r.ok;
               warmup ||= !reached;
               const counted = !warmup && Number.isFinite(r.processedEventsPerS) && r.processedEventsPerS > 0;
-              windows.push({ window: w, storedEventsBefore: stored, seconds: W, offered: rate, acked: r.achievedEventsPerS, processedPerS: r.processedEventsPerS, keptUp: r.ok, warmup, counted, why: r.why, requestP99Ms: r.latencyMs.p99, freshnessP99Ms: fresh.length ? round(percentile(fresh, 99)) : null, backlogEnd: r.backlogEnd, debitsPendingEnd: r.debitsPendingEnd });
+              windows.push({ window: w, storedEventsBefore: stored, seconds: W, offered: rate, acked: r.achievedEventsPerS, processedPerS: r.processedEventsPerS, keptUp: r.ok, warmup, counted, why: r.why, requestP99Ms: r.latencyMs.p99, freshnessP99Ms: null, backlogEnd: r.backlogEnd, debitsPendingEnd: r.debitsPendingEnd });
               stored += r.achievedEventsPerS * W;
               rate = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached });
               if (!r.ok) await drain(opts.drainSeconds * 1000);
@@ -431,6 +438,15 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
             }
             const x = windows[windows.length - 1]!;
             progress(`${system} ${shape} long window ${w}: ${x.storedEventsBefore.toLocaleString('en')} stored before, offered ${x.offered ?? 'closed loop'}, processed ${x.processedPerS}/s, ${warmup ? 'warm-up' : x.counted ? 'counted' : 'not counted'} (${x.why})`);
+          }
+          if (system === 'drawdown') {
+            await drain(opts.drainSeconds * 1000);
+            await sleep(1000); // the markers' balance polls see the last debits
+            for (const x of windows) {
+              const span = spans.get(x.window);
+              const fresh = span ? markers.between(span[0], span[1]) : [];
+              x.freshnessP99Ms = fresh.length ? round(percentile(fresh, 99)) : null;
+            }
           }
           // The capacity per tenth: the mean of what its windows processed (stored events before a
           // window place it); the last tenth's over the first's is the ageing figure.
