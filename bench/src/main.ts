@@ -366,7 +366,7 @@ function renderMarkdown(doc: Doc): string {
       row(`Baseline (Postgres only), ${shape}: sustained`, bl, 'events/s', '', `${bracket(`e2e_baseline_${shape}`)}${lastWhy(`e2e_baseline_${shape}`)}`.replace(/^[ ;]+/, ''));
     }
   }
-  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (${name.startsWith('long_drawdown') ? `mean events/s processed, every window offered ${LONG_OVERLOAD} times what the one before processed` : 'mean events/s answered in closed loop'})`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', `${num(g(name, 'firstTenthCapacity'))} -> ${num(g(name, 'lastTenthCapacity'))} events/s; least-squares trend over the counted windows: ${num(g(name, 'trend.atStart'))} -> ${num(g(name, 'trend.atEnd'))} events/s, ${num(g(name, 'trend.endVsStart'))}`);
+  for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (${name.startsWith('long_drawdown') ? `mean events/s processed, every window offered ${LONG_OVERLOAD} times what the one before processed` : 'mean events/s answered in closed loop'})`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', `${num(g(name, 'firstTenthCapacity'))} -> ${num(g(name, 'lastTenthCapacity'))} events/s; least-squares trend over the counted windows: ${num(g(name, 'trend.atStart'))} -> ${num(g(name, 'trend.atEnd'))} events/s, ${num(g(name, 'trend.endVsStart'))}${g(name, 'machineSpeedTrend.endVsStart') ? `; the machine's own speed over the same windows (calibration): ${num(g(name, 'machineSpeedTrend.endVsStart'))}` : ''}`);
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');
@@ -378,11 +378,13 @@ function renderMarkdown(doc: Doc): string {
       lines.push(`#### ${r.title}`, '', '| figure | value |', '| --- | --- |');
       for (const [k, v] of flatten(r.figures)) lines.push(`| ${k} | ${v.replace(/\|/g, '\\|')} |`);
       for (const n of r.notes ?? []) lines.push('', `Note: ${n}`);
-      const steps = (r.figures as { steps?: unknown[]; windows?: unknown[] }).steps ?? (r.figures as { windows?: unknown[] }).windows;
-      if (steps && steps.length > 0) {
-        const cols = Object.keys(steps[0] as object);
+      const f = r.figures as { steps?: unknown[]; windows?: unknown[]; diagnostics?: unknown[] };
+      for (const [title, rows] of [['', f.steps ?? f.windows], ['What each window cost (long run diagnostics: CPU shares of a core, the two stages, the ClickHouse engine)', f.diagnostics]] as const) {
+        if (!rows || rows.length === 0) continue;
+        const cols = Object.keys(rows[0] as object);
+        if (title) lines.push('', `${title}:`);
         lines.push('', `| ${cols.join(' | ')} |`, `| ${cols.map(() => '---').join(' | ')} |`);
-        for (const st of steps as Record<string, unknown>[]) lines.push(`| ${cols.map((c) => num(st[c])).join(' | ')} |`);
+        for (const st of rows as Record<string, unknown>[]) lines.push(`| ${cols.map((c) => num(st[c]).replace(/\|/g, '\\|')).join(' | ')} |`);
       }
       lines.push('');
     }

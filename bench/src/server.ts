@@ -79,6 +79,34 @@ async function appStats(app: App): Promise<AppStats> {
   };
 }
 
+/** The embedded ClickHouse engine's state, for the long run's windows: active parts and rows per
+ *  table, merges under way, and the engine's running totals of merge work and inserted rows. */
+export interface ChStats {
+  atMs: number;
+  tables: Record<string, { parts: number; rows: number; bytesOnDisk: number }>;
+  mergesRunning: number;
+  /** system.events (CH_EVENTS; 0 when the engine does not count one). */
+  events: Record<string, number>;
+  /** drawdown_rater_dedup_store_checks_total: keys the rater checked against ClickHouse. */
+  dedupStoreChecks: number;
+}
+
+/** Merges done, rows they wrote and their milliseconds (summed over merges); inserts, their rows and microseconds; rows reads selected. */
+export const CH_EVENTS = ['Merge', 'MergedRows', 'MergeTotalMilliseconds', 'InsertQuery', 'InsertedRows', 'InsertQueryTimeMicroseconds', 'SelectedRows'];
+
+async function chStats(app: App): Promise<ChStats> {
+  const parts = await queryRows<{ table: string; parts: string; rows: string; bytes: string }>(app.ch, 'SELECT table, count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table');
+  const merges = await queryRows<{ n: string }>(app.ch, 'SELECT count() AS n FROM system.merges');
+  const events = await queryRows<{ event: string; value: string }>(app.ch, 'SELECT event, value FROM system.events WHERE event IN {names:Array(String)}', { names: CH_EVENTS });
+  return {
+    atMs: Date.now(),
+    tables: Object.fromEntries(parts.map((p) => [p.table, { parts: Number(p.parts), rows: Number(p.rows), bytesOnDisk: Number(p.bytes) }])),
+    mergesRunning: Number(merges[0]?.n ?? 0),
+    events: Object.fromEntries(CH_EVENTS.map((e) => [e, Number(events.find((x) => x.event === e)?.value ?? 0)])),
+    dedupStoreChecks: await metricSum('drawdown_rater_dedup_store_checks_total'),
+  };
+}
+
 async function main(): Promise<void> {
   const spec = JSON.parse(process.argv[2]!) as ServerSpec;
   const { config } = spec;
@@ -87,6 +115,7 @@ async function main(): Promise<void> {
     process.on('message', (m: { type: string; id: number; timeoutMs?: number }) => {
       const answer = (p: Promise<unknown>) => p.then((r) => process.send!({ type: 'answer', id: m.id, result: r }), (err: Error) => process.send!({ type: 'answer', id: m.id, error: err.message }));
       if (m.type === 'stats') answer(appStats(app));
+      else if (m.type === 'chStats') answer(chStats(app));
       else if (m.type === 'verify') {
         answer((async () => {
           await app.waitIdle(m.timeoutMs ?? 600_000);

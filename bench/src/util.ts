@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmark scenarios: percentiles, process CPU and RSS from
 // /proc, machine facts. Nothing here talks to a service.
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
@@ -150,8 +151,8 @@ export function cpuByPid(comm: string): Map<number, number> {
  *  Node process), `named` (threads that set a name of their own, e.g. the embedded ClickHouse
  *  engine's pools and merges) and `other` (the rest: Node worker threads such as the pricing
  *  workers, V8's GC helpers, libuv's pool). Threads that exited are missed. */
-export function threadGroupCpuS(pid: number): Map<number, { group: 'main' | 'named' | 'other'; cpuS: number }> {
-  const out = new Map<number, { group: 'main' | 'named' | 'other'; cpuS: number }>();
+export function threadGroupCpuS(pid: number): Map<number, { group: 'main' | 'named' | 'other'; name: string; cpuS: number }> {
+  const out = new Map<number, { group: 'main' | 'named' | 'other'; name: string; cpuS: number }>();
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -172,7 +173,7 @@ export function threadGroupCpuS(pid: number): Map<number, { group: 'main' | 'nam
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const f = statFields(stat);
       const tid = Number(t);
-      out.set(tid, { group: tid === pid ? 'main' : comm === processComm || comm === 'node' ? 'other' : 'named', cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+      out.set(tid, { group: tid === pid ? 'main' : comm === processComm || comm === 'node' ? 'other' : 'named', name: comm, cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK });
     } catch {
       // the thread ended between the listing and the read
     }
@@ -187,9 +188,47 @@ export function threadGroupsBetween(before: ReturnType<typeof threadGroupCpuS>, 
   return out;
 }
 
+/**
+ * CPU seconds per thread name between two threadGroupCpuS readings, the names' trailing numbers
+ * dropped (a pool's threads are `Pool1`, `Pool2`, ...: one figure for the pool), the first
+ * thread as `main`. Names under `minS` seconds are left out.
+ */
+export function threadNamesBetween(before: ReturnType<typeof threadGroupCpuS>, after: ReturnType<typeof threadGroupCpuS>, minS = 0): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [tid, a] of after) {
+    const name = a.group === 'main' ? 'main' : a.name.replace(/[\s_:#-]*\d+$/, '') || a.name;
+    out[name] = (out[name] ?? 0) + Math.max(0, a.cpuS - (before.get(tid)?.cpuS ?? 0));
+  }
+  for (const [k, v] of Object.entries(out)) if (v < minS) delete out[k];
+  return out;
+}
+
 /** CPU seconds the group used between two cpuByPid readings (processes that exited in between are missed). */
 export function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
   let total = 0;
   for (const [pid, cpu] of after) total += Math.max(0, cpu - (before.get(pid) ?? 0));
   return total;
+}
+
+/**
+ * The machine's speed now, as the milliseconds one thread takes for a fixed piece of work
+ * (hashing, a JS loop, short-lived objects): the best of `reps` tries, so a try that shared its
+ * core with other work does not count. A long run reads it between windows, beside its rates:
+ * on a shared machine a slower window may be the machine, not the stored data.
+ */
+export function calibrationMs(reps = 3): number {
+  const buf = Buffer.alloc(1 << 20, 7);
+  let best = Infinity;
+  let sink = 0;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) sink += createHash('sha256').update(buf).digest()[0]!;
+    for (let i = 0; i < 2e7; i++) sink = (sink + i * 7) % 1_000_003;
+    const objs: { a: number; b: string }[] = [];
+    for (let i = 0; i < 2e5; i++) objs.push({ a: i, b: `k${i}` });
+    sink += objs.length;
+    best = Math.min(best, performance.now() - t0);
+  }
+  if (sink < 0) throw new Error('unreachable');
+  return round(best, 1);
 }

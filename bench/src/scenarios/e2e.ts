@@ -20,8 +20,10 @@ import { stageFigures, type StageFigures } from '../app-metrics';
 import type { LoadResult } from '../loadgen';
 import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE, type Stores } from '../setup';
 import type { ScenarioResult } from './common';
-import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween } from '../util';
+import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween, threadNamesBetween, calibrationMs } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
+import { windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
+import type { ChStats } from '../server';
 import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
@@ -173,6 +175,8 @@ interface StepResult {
   /** Drawdown: where an event's time goes over the step (from the all-in-one's histograms). */
   stages?: StageFigures;
   cpuShare: Record<string, number>;
+  /** Drawdown: the all-in-one's CPU share per thread name (pools folded into one name; names under 1 % left out). */
+  threadsCpuShare?: Record<string, number>;
   rssMB: Record<string, number>;
 }
 
@@ -297,13 +301,17 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       if (end) samples.push({ t: (end.atMs - t0) / 1000, backlog: end.eventsBacklog, processed: end.eventsProcessed });
       const cpuShare: Record<string, number> = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, Math.max(0, round(((f()?.cpuS ?? 0) - cpu0[k]!) / wall, 2))]));
       cpuShare.postgres = round(cpuBetween(pg0, cpuByPid('postgres')) / wall, 2);
+      let threadsCpuShare: Record<string, number> | undefined;
       if (threads0) {
         // The all-in-one's share split by thread: its event loop, the embedded ClickHouse
         // engine's named threads, and the rest (pricing workers, GC helpers, libuv).
-        const byGroup = threadGroupsBetween(threads0, threadGroupCpuS(server.pid));
+        const threads1 = threadGroupCpuS(server.pid);
+        const byGroup = threadGroupsBetween(threads0, threads1);
         cpuShare.allInOneMainThread = round(byGroup.main / wall, 2);
         cpuShare.allInOneClickHouseThreads = round(byGroup.named / wall, 2);
         cpuShare.allInOneOtherThreads = round(byGroup.other / wall, 2);
+        const byName = Object.entries(threadNamesBetween(threads0, threads1, 0.01 * wall)).sort((a, b) => b[1] - a[1]);
+        threadsCpuShare = Object.fromEntries(byName.map(([k, v]) => [k, round(v / wall, 2)]));
       }
       rssMax.postgres = groupSample(pidsByComm('postgres')).rssBytes;
       const achieved = result.eventsPerS;
@@ -351,6 +359,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         ...(markers ? { freshnessMs: { p50: round(percentile(fresh, 50)), p99: round(percentile(fresh, 99)), samples: fresh.length } } : {}),
         ...(first && end ? { stages: stageFigures(first, end) } : {}),
         cpuShare,
+        ...(threadsCpuShare ? { threadsCpuShare } : {}),
         rssMB: Object.fromEntries(Object.entries(rssMax).map(([k, v]) => [k, round(v / MB)])),
       };
       if (markers) windows.push({ r: stepResult, t0, t1: tEnd });
@@ -411,6 +420,12 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           // Drawdown's windows' spans: their markers' freshness is read once the run has drained
           // (a marker acked near a window's end resolves after it).
           const spans = new Map<number, [number, number]>();
+          // What each Drawdown window cost and where (long-diagnostics.ts).
+          const diagnostics: WindowDiagnostics[] = [];
+          const chStats = () => dd.call<ChStats>('chStats').catch((err: Error) => {
+            progress(`chStats failed: ${err.message}`);
+            return undefined;
+          });
           for (let w = 1; stored < opts.long.events; w++) {
             let warmup = w <= LONG_WARMUP_WINDOWS;
             if (system === 'drawdown') {
@@ -420,16 +435,23 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               // (its backlog grew or its edge, which shares the process, left requests unanswered:
               // then its throughput flat out). After a window it did not keep up with, the backlog
               // drains before the next.
+              const ch0 = await chStats();
               const t0 = Date.now();
               const r = await step('drawdown', shape, rate, W, `drawdown ${shape} long`);
               spans.set(w, [t0, Date.now()]);
+              const ch1 = await chStats();
               reached ||= !r.ok;
               warmup ||= !reached;
               const counted = !warmup && Number.isFinite(r.processedEventsPerS) && r.processedEventsPerS > 0;
               windows.push({ window: w, storedEventsBefore: stored, seconds: W, offered: rate, acked: r.achievedEventsPerS, processedPerS: r.processedEventsPerS, keptUp: r.ok, warmup, counted, why: r.why, requestP99Ms: r.latencyMs.p99, freshnessP99Ms: null, backlogEnd: r.backlogEnd, debitsPendingEnd: r.debitsPendingEnd });
               stored += r.achievedEventsPerS * W;
               rate = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached });
+              const d0 = Date.now();
               if (!r.ok) await drain(opts.drainSeconds * 1000);
+              const drainS = (Date.now() - d0) / 1000;
+              const d = windowDiagnostics({ window: w, storedEventsBefore: windows[windows.length - 1]!.storedEventsBefore, processedPerS: r.processedEventsPerS, cpuShare: r.cpuShare, threadsCpuShare: r.threadsCpuShare, stages: r.stages, rssMB: r.rssMB, ch0, ch1, drainS, calibrationMs: calibrationMs() });
+              diagnostics.push(d);
+              progress(`diagnostics: ${JSON.stringify(d)}`);
             } else {
               const { result, errors } = await baselineWindow(shape, W);
               const why = errors > 0 ? `${errors} errors${result.errorSample ? ` (${result.errorSample.slice(0, 160)})` : ''}` : 'closed loop';
@@ -467,6 +489,14 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               lastVsFirst: firstRate ? round(lastRate / firstRate, 3) : null,
               // The same question read from every counted window at once (less swayed by one).
               trend: longRunTrend(windows),
+              // The machine's own speed over the same windows (calibrationMs after each, as a
+              // speed index: 100,000 / ms), read the same way: below 1, the machine slowed over the run.
+              ...(system === 'drawdown'
+                ? {
+                  machineSpeedTrend: longRunTrend(diagnostics.map((d, i) => ({ storedEventsBefore: d.storedEventsBefore, processedPerS: d.calibrationMs ? 100_000 / d.calibrationMs : NaN, counted: windows[i]!.counted }))),
+                  diagnostics,
+                }
+                : {}),
             },
           });
         }

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { windowDiagnostics, type WindowReadings } from './long-diagnostics';
+import type { ChStats } from './server';
+
+const ch = (atMs: number, parts: number, rows: number, merges: number, mergedRows: number, mergeMs: number, checks: number): ChStats => ({
+  atMs, tables: { rated_events: { parts, rows, bytesOnDisk: 0 }, usage_hourly: { parts: 3, rows: 10, bytesOnDisk: 0 } }, mergesRunning: 1,
+  events: { Merge: merges, MergedRows: mergedRows, MergeTotalMilliseconds: mergeMs, InsertQuery: merges * 2, InsertedRows: 0, InsertQueryTimeMicroseconds: mergeMs * 100, SelectedRows: rows / 10 }, dedupStoreChecks: checks,
+});
+
+const base: WindowReadings = {
+  window: 4, storedEventsBefore: 7_000_000, processedPerS: 140_000,
+  cpuShare: { allInOne: 1.2, allInOneMainThread: 0.8, allInOneClickHouseThreads: 0.3, allInOneOtherThreads: 0.1, postgres: 0.2, natsServer: 0.15, loadgen: 0.1 },
+  threadsCpuShare: { main: 0.8, MergeMutate: 0.2, QueryPipelineEx: 0.1, node: 0.05, 'libuv-worker': 0.02 },
+  stages: { raterBatchesPerS: 5, raterBatchMsAvg: 120, raterEventsPerBatch: 28_000, ledgerTxPerS: 10, ledgerTxMsAvg: 30, ledgerBatchesPerTx: 2 },
+  rssMB: { allInOne: 900, loadgen: 100 },
+  ch0: ch(1_000, 40, 7_000_000, 100, 5_000_000, 20_000, 10),
+  ch1: ch(21_000, 44, 9_800_000, 120, 9_000_000, 30_000, 12),
+  drainS: 3.04,
+  calibrationMs: 171.2,
+};
+
+describe('windowDiagnostics', () => {
+  it("turns a window's readings into one flat row: rates per second over the readings' span", () => {
+    const d = windowDiagnostics(base);
+    expect(d).toMatchObject({ window: 4, storedEventsBefore: 7_000_000, processedPerS: 140_000, cpuMain: 0.8, cpuClickHouse: 0.3, cpuOther: 0.1, cpuPostgres: 0.2, cpuNats: 0.15, cpuLoadgen: 0.1 });
+    expect(d).toMatchObject({ raterBatchMs: 120, raterEventsPerBatch: 28_000, ledgerTxMs: 30, ratedParts: 44, ratedRowsM: 9.8, allInOneRssMB: 900, drainS: 3, calibrationMs: 171.2 });
+    // 20 s between the readings: 20 merges, 4,000,000 rows and 10,000 ms of merging.
+    expect(d.mergesPerS).toBe(1);
+    expect(d.mergedRowsPerS).toBe(200_000);
+    expect(d.mergeMsPerS).toBe(500);
+    // 40 inserts took 1,000,000 µs between them; reads selected 280,000 rows.
+    expect(d.insertMsAvg).toBe(25);
+    expect(d.selectedRowsPerS).toBe(14_000);
+    expect(d.dedupStoreChecks).toBe(2);
+  });
+  it("lists the engine's threads only, largest first as given", () => {
+    expect(windowDiagnostics(base).clickHouseThreads).toBe('MergeMutate 0.2, QueryPipelineEx 0.1');
+  });
+  it('leaves the engine figures empty when the engine was not read', () => {
+    const d = windowDiagnostics({ ...base, ch0: undefined, ch1: undefined, stages: undefined });
+    expect(d).toMatchObject({ ratedParts: null, mergesPerS: null, mergedRowsPerS: null, mergeMsPerS: null, insertMsAvg: null, selectedRowsPerS: null, dedupStoreChecks: null, raterBatchMs: null });
+  });
+});

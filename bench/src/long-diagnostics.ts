@@ -1,0 +1,101 @@
+// What the long run records beside each Drawdown window's figure, to tell what slows as stored
+// events grow: where the all-in-one's CPU went (its event loop, the embedded ClickHouse engine's
+// threads by name, the rest), what Postgres and NATS used, the two batching stages' times, and
+// the ClickHouse engine's state (parts, merge work) over the window. One flat row per window
+// (RESULTS.md prints it as a table; results.json keeps it whole).
+import type { StageFigures } from './app-metrics';
+import type { ChStats } from './server';
+import { round } from './util';
+
+export interface WindowDiagnostics {
+  window: number;
+  storedEventsBefore: number;
+  processedPerS: number;
+  /** CPU shares over the window (1 = one core). */
+  cpuMain: number;
+  cpuClickHouse: number;
+  cpuOther: number;
+  cpuPostgres: number;
+  cpuNats: number;
+  cpuLoadgen: number;
+  /** The engine's threads by name with their shares, largest first (e.g. "MergeMutate 0.31, ..."). */
+  clickHouseThreads: string;
+  raterBatchMs: number | null;
+  raterEventsPerBatch: number | null;
+  ledgerTxMs: number | null;
+  /** rated_events' active parts and rows at the window's end. */
+  ratedParts: number | null;
+  ratedRowsM: number | null;
+  /** Merges the engine finished per second over the window, rows they wrote per second and merge milliseconds per second (summed over merge threads). */
+  mergesPerS: number | null;
+  mergedRowsPerS: number | null;
+  mergeMsPerS: number | null;
+  /** Mean milliseconds of an insert into the engine over the window (the materialized view's work included). */
+  insertMsAvg: number | null;
+  /** Rows the engine's reads selected per second (the rater's dedup confirmations, the markers' and reports' queries). */
+  selectedRowsPerS: number | null;
+  /** Keys the rater checked against ClickHouse in the window. */
+  dedupStoreChecks: number | null;
+  allInOneRssMB: number | null;
+  /** Seconds the drain after the window took (0: it kept up, no drain). */
+  drainS: number;
+  /** The machine's speed read after the window (and its drain): milliseconds of util.ts's calibrationMs, lower is faster. */
+  calibrationMs: number | null;
+}
+
+export interface WindowReadings {
+  window: number;
+  storedEventsBefore: number;
+  processedPerS: number;
+  cpuShare: Record<string, number>;
+  threadsCpuShare?: Record<string, number>;
+  stages?: StageFigures;
+  rssMB: Record<string, number>;
+  /** The engine's state before and after the window's load (undefined: not read). */
+  ch0?: ChStats;
+  ch1?: ChStats;
+  drainS: number;
+  calibrationMs?: number;
+}
+
+/** Thread names the all-in-one's own code runs under, not the engine's. */
+const NOT_ENGINE = new Set(['main', 'node']);
+
+function insertMs(a?: ChStats, b?: ChStats): number | null {
+  const n = a && b ? (b.events.InsertQuery ?? 0) - (a.events.InsertQuery ?? 0) : 0;
+  return a && b && n > 0 ? round(((b.events.InsertQueryTimeMicroseconds ?? 0) - (a.events.InsertQueryTimeMicroseconds ?? 0)) / n / 1000, 1) : null;
+}
+
+export function windowDiagnostics(r: WindowReadings): WindowDiagnostics {
+  const c = r.cpuShare;
+  const engine = Object.entries(r.threadsCpuShare ?? {}).filter(([k]) => !NOT_ENGINE.has(k) && !k.startsWith('libuv') && !k.startsWith('V8'));
+  const s = r.ch0 && r.ch1 ? (r.ch1.atMs - r.ch0.atMs) / 1000 : 0;
+  const per = (f: (x: ChStats) => number) => (r.ch0 && r.ch1 && s > 0 ? round((f(r.ch1) - f(r.ch0)) / s, 1) : null);
+  const rated = r.ch1?.tables.rated_events;
+  return {
+    window: r.window,
+    storedEventsBefore: r.storedEventsBefore,
+    processedPerS: r.processedPerS,
+    cpuMain: c.allInOneMainThread ?? 0,
+    cpuClickHouse: c.allInOneClickHouseThreads ?? 0,
+    cpuOther: c.allInOneOtherThreads ?? 0,
+    cpuPostgres: c.postgres ?? 0,
+    cpuNats: c.natsServer ?? 0,
+    cpuLoadgen: c.loadgen ?? 0,
+    clickHouseThreads: engine.map(([k, v]) => `${k} ${v}`).join(', '),
+    raterBatchMs: r.stages?.raterBatchMsAvg ?? null,
+    raterEventsPerBatch: r.stages?.raterEventsPerBatch ?? null,
+    ledgerTxMs: r.stages?.ledgerTxMsAvg ?? null,
+    ratedParts: rated?.parts ?? null,
+    ratedRowsM: rated ? round(rated.rows / 1e6, 2) : null,
+    mergesPerS: per((x) => x.events.Merge ?? 0),
+    mergedRowsPerS: per((x) => x.events.MergedRows ?? 0),
+    mergeMsPerS: per((x) => x.events.MergeTotalMilliseconds ?? 0),
+    insertMsAvg: insertMs(r.ch0, r.ch1),
+    selectedRowsPerS: per((x) => x.events.SelectedRows ?? 0),
+    dedupStoreChecks: r.ch0 && r.ch1 ? r.ch1.dedupStoreChecks - r.ch0.dedupStoreChecks : null,
+    allInOneRssMB: r.rssMB.allInOne ?? null,
+    drainS: round(r.drainS, 1),
+    calibrationMs: r.calibrationMs ?? null,
+  };
+}
