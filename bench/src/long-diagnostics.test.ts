@@ -3,7 +3,7 @@ import { windowDiagnostics, type WindowReadings } from './long-diagnostics';
 import type { ChStats } from './server';
 
 const ch = (atMs: number, parts: number, rows: number, merges: number, mergedRows: number, mergeMs: number, checks: number): ChStats => ({
-  atMs, tables: { rated_events: { parts, rows, bytesOnDisk: 0 }, usage_hourly: { parts: 3, rows: 10, bytesOnDisk: 0 } }, mergesRunning: 1,
+  atMs, tables: { rated_events: { parts, rows, bytesOnDisk: rows * 40, largestPartRows: rows / 4 }, usage_hourly: { parts: 3, rows: 10, bytesOnDisk: 0, largestPartRows: 10 } }, mergesRunning: 1,
   events: { Merge: merges, MergedRows: mergedRows, MergeTotalMilliseconds: mergeMs, InsertQuery: merges * 2, InsertedRows: 0, InsertQueryTimeMicroseconds: mergeMs * 100, SelectedRows: rows / 10 }, dedupStoreChecks: checks,
 });
 
@@ -23,7 +23,7 @@ describe('windowDiagnostics', () => {
   it("turns a window's readings into one flat row: rates per second over the readings' span", () => {
     const d = windowDiagnostics(base);
     expect(d).toMatchObject({ window: 4, storedEventsBefore: 7_000_000, processedPerS: 140_000, cpuMain: 0.8, cpuClickHouse: 0.3, cpuOther: 0.1, cpuPostgres: 0.2, cpuNats: 0.15, cpuLoadgen: 0.1 });
-    expect(d).toMatchObject({ raterBatchMs: 120, raterEventsPerBatch: 28_000, ledgerTxMs: 30, ratedParts: 44, ratedRowsM: 9.8, allInOneRssMB: 900, drainS: 3, calibrationMs: 171.2 });
+    expect(d).toMatchObject({ raterBatchMs: 120, raterEventsPerBatch: 28_000, ledgerTxMs: 30, ratedParts: 44, ratedRowsM: 9.8, ratedMB: 392, ratedLargestPartM: 2.45, allInOneRssMB: 900, drainS: 3, calibrationMs: 171.2 });
     // 20 s between the readings: 20 merges, 4,000,000 rows and 10,000 ms of merging.
     expect(d.mergesPerS).toBe(1);
     expect(d.mergedRowsPerS).toBe(200_000);
@@ -38,6 +38,6 @@ describe('windowDiagnostics', () => {
   });
   it('leaves the engine figures empty when the engine was not read', () => {
     const d = windowDiagnostics({ ...base, ch0: undefined, ch1: undefined, stages: undefined });
-    expect(d).toMatchObject({ ratedParts: null, mergesPerS: null, mergedRowsPerS: null, mergeMsPerS: null, insertMsAvg: null, selectedRowsPerS: null, dedupStoreChecks: null, raterBatchMs: null });
+    expect(d).toMatchObject({ ratedParts: null, ratedMB: null, mergesPerS: null, mergedRowsPerS: null, mergeMsPerS: null, insertMsAvg: null, selectedRowsPerS: null, dedupStoreChecks: null, raterBatchMs: null });
   });
 });

@@ -26,6 +26,9 @@ export interface WindowDiagnostics {
   /** rated_events' active parts and rows at the window's end. */
   ratedParts: number | null;
   ratedRowsM: number | null;
+  /** rated_events' bytes on disk (MB) and its largest part's rows (millions) at the window's end. */
+  ratedMB: number | null;
+  ratedLargestPartM: number | null;
   /** Merges the engine finished per second over the window, rows they wrote per second and merge milliseconds per second (summed over merge threads). */
   mergesPerS: number | null;
   mergedRowsPerS: number | null;
@@ -88,6 +91,8 @@ export function windowDiagnostics(r: WindowReadings): WindowDiagnostics {
     ledgerTxMs: r.stages?.ledgerTxMsAvg ?? null,
     ratedParts: rated?.parts ?? null,
     ratedRowsM: rated ? round(rated.rows / 1e6, 2) : null,
+    ratedMB: rated ? round(rated.bytesOnDisk / 1e6) : null,
+    ratedLargestPartM: rated ? round(rated.largestPartRows / 1e6, 2) : null,
     mergesPerS: per((x) => x.events.Merge ?? 0),
     mergedRowsPerS: per((x) => x.events.MergedRows ?? 0),
     mergeMsPerS: per((x) => x.events.MergeTotalMilliseconds ?? 0),

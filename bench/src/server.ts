@@ -83,7 +83,7 @@ async function appStats(app: App): Promise<AppStats> {
  *  table, merges under way, and the engine's running totals of merge work and inserted rows. */
 export interface ChStats {
   atMs: number;
-  tables: Record<string, { parts: number; rows: number; bytesOnDisk: number }>;
+  tables: Record<string, { parts: number; rows: number; bytesOnDisk: number; largestPartRows: number }>;
   mergesRunning: number;
   /** system.events (CH_EVENTS; 0 when the engine does not count one). */
   events: Record<string, number>;
@@ -95,12 +95,12 @@ export interface ChStats {
 export const CH_EVENTS = ['Merge', 'MergedRows', 'MergeTotalMilliseconds', 'InsertQuery', 'InsertedRows', 'InsertQueryTimeMicroseconds', 'SelectedRows'];
 
 async function chStats(app: App): Promise<ChStats> {
-  const parts = await queryRows<{ table: string; parts: string; rows: string; bytes: string }>(app.ch, 'SELECT table, count() AS parts, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table');
+  const parts = await queryRows<{ table: string; parts: string; total: string; bytes: string; largest: string }>(app.ch, 'SELECT table, count() AS parts, sum(rows) AS total, sum(bytes_on_disk) AS bytes, max(rows) AS largest FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table');
   const merges = await queryRows<{ n: string }>(app.ch, 'SELECT count() AS n FROM system.merges');
   const events = await queryRows<{ event: string; value: string }>(app.ch, 'SELECT event, value FROM system.events WHERE event IN {names:Array(String)}', { names: CH_EVENTS });
   return {
     atMs: Date.now(),
-    tables: Object.fromEntries(parts.map((p) => [p.table, { parts: Number(p.parts), rows: Number(p.rows), bytesOnDisk: Number(p.bytes) }])),
+    tables: Object.fromEntries(parts.map((p) => [p.table, { parts: Number(p.parts), rows: Number(p.total), bytesOnDisk: Number(p.bytes), largestPartRows: Number(p.largest) }])),
     mergesRunning: Number(merges[0]?.n ?? 0),
     events: Object.fromEntries(CH_EVENTS.map((e) => [e, Number(events.find((x) => x.event === e)?.value ?? 0)])),
     dedupStoreChecks: await metricSum('drawdown_rater_dedup_store_checks_total'),

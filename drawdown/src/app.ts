@@ -99,7 +99,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   await ensureStreams(nc, names(config.namespace), { eventsDuplicateWindowMs: 10 * 60_000 });
 
   const ch = await openClickHouse({ url: config.clickhouseUrl, dataDir: join(config.dataDir, 'chdb') }, log);
-  await migrateClickHouse(ch);
+  await migrateClickHouse(ch, { mergeSelectorBase: config.clickhouseMergeSelectorBase });
 
   const adminKey = await bootstrapAdminKey(pool, config, log);
   const verifier = createKeyVerifier(pool, {

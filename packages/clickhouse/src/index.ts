@@ -100,7 +100,8 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
 
 /**
  * How many parts of about one size `rated_events` collects before ClickHouse merges them
- * (`merge_selector_base`, ClickHouse's default 5). Every merge rewrites the rows it covers, so a
+ * (`merge_selector_base`, ClickHouse's default 5), unless DRAWDOWN_CLICKHOUSE_MERGE_SELECTOR_BASE
+ * says otherwise. Every merge rewrites the rows it covers, so a
  * row is rewritten about once per level of the merge tree, log(base) of the parts a partition
  * collects: at 20 a 50-million-row month is about 2-3 levels deep instead of 4-5, at the price of
  * more parts for reads to open (tens per month at the rater's batch sizes; the reads that touch
@@ -109,7 +110,9 @@ export async function openClickHouse(opts: ChOptions, log: Logger): Promise<Ch> 
  */
 export const RATED_EVENTS_MERGE_SELECTOR_BASE = 20;
 
-export async function migrateClickHouse(ch: Pick<Ch, 'client'>): Promise<void> {
+export async function migrateClickHouse(ch: Pick<Ch, 'client'>, opts: { mergeSelectorBase?: number } = {}): Promise<void> {
+  const base = opts.mergeSelectorBase ?? RATED_EVENTS_MERGE_SELECTOR_BASE;
+  if (!Number.isInteger(base) || base < 2) throw new RangeError(`mergeSelectorBase: must be a whole number of at least 2, got ${base}`);
   for (const statement of SCHEMA) {
     await ch.client.command({ query: statement, clickhouse_settings: BASE_SETTINGS });
   }
@@ -117,7 +120,7 @@ export async function migrateClickHouse(ch: Pick<Ch, 'client'>): Promise<void> {
   // server's own policy. Applied at every start, so a table created earlier gets it too.
   const known = await queryRows<{ n: string }>(ch, "SELECT count() AS n FROM system.merge_tree_settings WHERE name = 'merge_selector_base'");
   if (Number(known[0]?.n ?? 0) > 0) {
-    await command(ch, `ALTER TABLE rated_events MODIFY SETTING merge_selector_base = ${RATED_EVENTS_MERGE_SELECTOR_BASE}`);
+    await command(ch, `ALTER TABLE rated_events MODIFY SETTING merge_selector_base = ${base}`);
   }
 }
 

@@ -32,6 +32,15 @@ describe('migrateClickHouse', () => {
     expect(await createStatement(ch, 'usage_hourly')).not.toMatch(/merge_selector_base/);
   });
 
+  it('takes another base when given one (a later start may change it), and refuses one below 2', async () => {
+    const ch = await open();
+    await migrateClickHouse(ch, { mergeSelectorBase: 50 });
+    expect(await createStatement(ch, 'rated_events')).toMatch(/merge_selector_base = 50\b/);
+    await migrateClickHouse(ch, { mergeSelectorBase: 7 });
+    expect((await createStatement(ch, 'rated_events')).match(/merge_selector_base = (\d+)/g)).toEqual(['merge_selector_base = 7']);
+    await expect(migrateClickHouse(ch, { mergeSelectorBase: 1 })).rejects.toThrow(/mergeSelectorBase: must be a whole number of at least 2, got 1/);
+  });
+
   it('gives the setting to a table an earlier schema created, and is idempotent', async () => {
     const ch = await open();
     for (const statement of SCHEMA) await command(ch, statement);
