@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { windowDiagnostics, type WindowReadings } from './long-diagnostics';
+import { costLastVsFirst, costPerEventByTenth, windowDiagnostics, type WindowReadings } from './long-diagnostics';
 import type { ChStats } from './server';
 
 const ch = (atMs: number, parts: number, rows: number, merges: number, mergedRows: number, mergeMs: number, checks: number): ChStats => ({
@@ -22,7 +22,7 @@ const base: WindowReadings = {
 describe('windowDiagnostics', () => {
   it("turns a window's readings into one flat row: rates per second over the readings' span", () => {
     const d = windowDiagnostics(base);
-    expect(d).toMatchObject({ window: 4, storedEventsBefore: 7_000_000, processedPerS: 140_000, cpuMain: 0.8, cpuClickHouse: 0.3, cpuOther: 0.1, cpuPostgres: 0.2, cpuNats: 0.15, cpuLoadgen: 0.1 });
+    expect(d).toMatchObject({ window: 4, storedEventsBefore: 7_000_000, processedPerS: 140_000, cpuMain: 0.8, cpuClickHouse: 0.3, cpuOther: 0.1, cpuPostgres: 0.2, cpuNats: 0.15, cpuLoadgen: 0.1, cpuMerges: 0.2 });
     expect(d).toMatchObject({ raterBatchMs: 120, raterEventsPerBatch: 28_000, ledgerTxMs: 30, ratedParts: 44, ratedRowsM: 9.8, ratedMB: 392, ratedLargestPartM: 2.45, allInOneRssMB: 900, drainS: 3, calibrationMs: 171.2 });
     // 20 s between the readings: 20 merges, 4,000,000 rows and 10,000 ms of merging.
     expect(d.mergesPerS).toBe(1);
@@ -39,5 +39,27 @@ describe('windowDiagnostics', () => {
   it('leaves the engine figures empty when the engine was not read', () => {
     const d = windowDiagnostics({ ...base, ch0: undefined, ch1: undefined, stages: undefined });
     expect(d).toMatchObject({ ratedParts: null, ratedMB: null, mergesPerS: null, mergedRowsPerS: null, mergeMsPerS: null, insertMsAvg: null, selectedRowsPerS: null, dedupStoreChecks: null, raterBatchMs: null });
+  });
+});
+
+describe('costPerEventByTenth', () => {
+  const row = (stored: number, processed: number, main: number, counted = true) => ({ storedEventsBefore: stored, processedPerS: processed, cpuMain: main, cpuOther: 0.4, cpuClickHouse: 0.3, cpuMerges: 0.1, cpuPostgres: 0.5, cpuNats: 0.2, counted });
+  it('gives the CPU per event of each tenth by where it went, from its counted windows only', () => {
+    const t = costPerEventByTenth([row(0, 1, 9, false), row(100, 50_000, 0.4), row(500, 50_000, 0.6), row(9_500, 40_000, 0.5)], 10_000);
+    expect(t).toHaveLength(10);
+    // First tenth: two windows at 50,000 events/s, main 0.4 and 0.6 cores: 0.5 / 50,000 s = 10 µs per event.
+    expect(t[0]).toMatchObject({ from: 0, windows: 2, processedPerS: 50_000, mainUs: 10, otherUs: 8, mergesUs: 2, clickHouseRestUs: 4, postgresUs: 10, natsUs: 4, totalUs: 38 });
+    expect(t[9]).toMatchObject({ from: 9_000, windows: 1, processedPerS: 40_000, mainUs: 12.5, postgresUs: 12.5 });
+    expect(t[5]).toMatchObject({ windows: 0, processedPerS: 0, totalUs: 0 });
+  });
+});
+
+describe('costLastVsFirst', () => {
+  const tenth = (windows: number, main: number, pg: number) => ({ from: 0, windows, processedPerS: 1, mainUs: main, otherUs: main, mergesUs: 1, clickHouseRestUs: 1, postgresUs: pg, natsUs: 0, totalUs: 2 * main + 2 + pg });
+  it('compares the last tenth with counted windows against the first', () => {
+    expect(costLastVsFirst([tenth(0, 9, 9), tenth(2, 5, 10), tenth(1, 6, 20), tenth(0, 9, 9)])).toEqual({ edgeAndPricing: 1.2, clickHouse: 1, postgres: 2, total: 1.545 });
+  });
+  it('has nothing to compare with fewer than two tenths', () => {
+    expect(costLastVsFirst([tenth(0, 1, 1), tenth(3, 1, 1)])).toBeNull();
   });
 });

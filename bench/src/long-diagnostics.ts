@@ -18,6 +18,8 @@ export interface WindowDiagnostics {
   cpuPostgres: number;
   cpuNats: number;
   cpuLoadgen: number;
+  /** The engine's merge threads (MergeMutate), part of cpuClickHouse. */
+  cpuMerges: number;
   /** The engine's threads by name with their shares, largest first (e.g. "MergeMutate 0.31, ..."). */
   clickHouseThreads: string;
   raterBatchMs: number | null;
@@ -85,6 +87,7 @@ export function windowDiagnostics(r: WindowReadings): WindowDiagnostics {
     cpuPostgres: c.postgres ?? 0,
     cpuNats: c.natsServer ?? 0,
     cpuLoadgen: c.loadgen ?? 0,
+    cpuMerges: r.threadsCpuShare?.MergeMutate ?? 0,
     clickHouseThreads: engine.map(([k, v]) => `${k} ${v}`).join(', '),
     raterBatchMs: r.stages?.raterBatchMsAvg ?? null,
     raterEventsPerBatch: r.stages?.raterEventsPerBatch ?? null,
@@ -103,4 +106,58 @@ export function windowDiagnostics(r: WindowReadings): WindowDiagnostics {
     drainS: round(r.drainS, 1),
     calibrationMs: r.calibrationMs ?? null,
   };
+}
+
+/**
+ * CPU per processed event in each tenth of the run (µs; the counted windows of the tenth, windows
+ * placed by the events stored before them, as longRunTenths), by where it went. Tells stored data
+ * from the machine: the edge and pricing work per event (`main`, `other`) does not depend on what
+ * is stored, so when it grows the machine slowed; merges, inserts and the ledger's statements may
+ * grow with the tables.
+ */
+export interface TenthCost {
+  from: number;
+  windows: number;
+  processedPerS: number;
+  /** The all-in-one's event loop (edge, rater and ledger coordination) and its other threads (pricing workers, GC, libuv). */
+  mainUs: number;
+  otherUs: number;
+  /** The embedded ClickHouse engine: merge threads, and the rest (inserts, the view, reads). */
+  mergesUs: number;
+  clickHouseRestUs: number;
+  postgresUs: number;
+  natsUs: number;
+  totalUs: number;
+}
+
+export function costPerEventByTenth(rows: (Pick<WindowDiagnostics, 'storedEventsBefore' | 'processedPerS' | 'cpuMain' | 'cpuOther' | 'cpuClickHouse' | 'cpuMerges' | 'cpuPostgres' | 'cpuNats'> & { counted: boolean })[], events: number): TenthCost[] {
+  const sums = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), n: 0, processed: 0, main: 0, other: 0, merges: 0, chRest: 0, pg: 0, nats: 0 }));
+  for (const r of rows) {
+    if (!r.counted || !(r.processedPerS > 0)) continue;
+    const t = sums[Math.min(9, Math.floor((r.storedEventsBefore / events) * 10))]!;
+    t.n++;
+    t.processed += r.processedPerS;
+    t.main += r.cpuMain;
+    t.other += r.cpuOther;
+    t.merges += r.cpuMerges;
+    t.chRest += Math.max(0, r.cpuClickHouse - r.cpuMerges);
+    t.pg += r.cpuPostgres;
+    t.nats += r.cpuNats;
+  }
+  return sums.map((t) => {
+    // Equal windows: the tenth's CPU seconds per second over its events per second.
+    const us = (share: number) => (t.processed > 0 ? round((share / t.processed) * 1e6, 2) : 0);
+    const c = { mainUs: us(t.main), otherUs: us(t.other), mergesUs: us(t.merges), clickHouseRestUs: us(t.chRest), postgresUs: us(t.pg), natsUs: us(t.nats) };
+    return { from: t.from, windows: t.n, processedPerS: t.n > 0 ? Math.round(t.processed / t.n) : 0, ...c, totalUs: round(Object.values(c).reduce((a, x) => a + x, 0), 2) };
+  });
+}
+
+/** The last tenth's CPU per event over the first's (the first and last tenths with counted windows), split as costPerEventByTenth explains. */
+export function costLastVsFirst(tenths: TenthCost[]): { edgeAndPricing: number; clickHouse: number; postgres: number; total: number } | null {
+  const with_ = tenths.filter((t) => t.windows > 0);
+  const a = with_[0];
+  const b = with_[with_.length - 1];
+  if (!a || !b || a === b) return null;
+  const r = (f: (t: TenthCost) => number) => (f(a) > 0 ? round(f(b) / f(a), 3) : 0);
+  return { edgeAndPricing: r((t) => t.mainUs + t.otherUs), clickHouse: r((t) => t.mergesUs + t.clickHouseRestUs), postgres: r((t) => t.postgresUs), total: r((t) => t.totalUs) };
 }

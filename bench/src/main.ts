@@ -378,8 +378,12 @@ function renderMarkdown(doc: Doc): string {
       lines.push(`#### ${r.title}`, '', '| figure | value |', '| --- | --- |');
       for (const [k, v] of flatten(r.figures)) lines.push(`| ${k} | ${v.replace(/\|/g, '\\|')} |`);
       for (const n of r.notes ?? []) lines.push('', `Note: ${n}`);
-      const f = r.figures as { steps?: unknown[]; windows?: unknown[]; diagnostics?: unknown[] };
-      for (const [title, rows] of [['', f.steps ?? f.windows], ['What each window cost (long run diagnostics: CPU shares of a core, the two stages, the ClickHouse engine)', f.diagnostics]] as const) {
+      const f = r.figures as { steps?: unknown[]; windows?: unknown[]; diagnostics?: unknown[]; costPerEvent?: unknown[] };
+      for (const [title, rows] of [
+        ['', f.steps ?? f.windows],
+        ['CPU per processed event in each tenth (µs; counted windows only): `main` and `other` (the edge, the rater\'s and ledger\'s coordination, pricing) do not depend on stored data, merges, the rest of ClickHouse and Postgres may', f.costPerEvent],
+        ['What each window cost (long run diagnostics: CPU shares of a core, the two stages, the ClickHouse engine)', f.diagnostics],
+      ] as const) {
         if (!rows || rows.length === 0) continue;
         const cols = Object.keys(rows[0] as object);
         if (title) lines.push('', `${title}:`);

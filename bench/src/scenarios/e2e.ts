@@ -22,7 +22,7 @@ import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween, threadNamesBetween, calibrationMs } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
-import { windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
+import { costLastVsFirst, costPerEventByTenth, windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
 import type { ChStats } from '../server';
 import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
@@ -494,6 +494,13 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               ...(system === 'drawdown'
                 ? {
                   machineSpeedTrend: longRunTrend(diagnostics.map((d, i) => ({ storedEventsBefore: d.storedEventsBefore, processedPerS: d.calibrationMs ? 100_000 / d.calibrationMs : NaN, counted: windows[i]!.counted }))),
+                  // Where the CPU per event went in each tenth, and the last tenth's over the
+                  // first's: work that does not depend on stored data (edge, pricing) growing
+                  // means the machine slowed; the stores' growing alone means the data did.
+                  ...(() => {
+                    const costPerEvent = costPerEventByTenth(diagnostics.map((d, i) => ({ ...d, counted: windows[i]!.counted })), opts.long!.events);
+                    return { costPerEvent, costLastVsFirst: costLastVsFirst(costPerEvent) };
+                  })(),
                   diagnostics,
                 }
                 : {}),
