@@ -37,7 +37,7 @@ export interface WindowDiagnostics {
   mergeMsPerS: number | null;
   /** Mean milliseconds of an insert into the engine over the window (the materialized view's work included). */
   insertMsAvg: number | null;
-  /** Rows the engine's reads selected per second (the rater's dedup confirmations, the markers' and reports' queries). */
+  /** Rows the engine's queries selected per second (system.events SelectedRows: the rater's reads, the bench's own reads of system tables, and whatever else the engine counts there). */
   selectedRowsPerS: number | null;
   /** Keys the rater checked against ClickHouse in the window. */
   dedupStoreChecks: number | null;
