@@ -4,6 +4,7 @@
 // the ClickHouse engine's state (parts, merge work) over the window. One flat row per window
 // (RESULTS.md prints it as a table; results.json keeps it whole).
 import type { StageFigures } from './app-metrics';
+import { tenthOf, tenthStart } from './search';
 import type { ChStats } from './server';
 import { round } from './util';
 
@@ -131,10 +132,10 @@ export interface TenthCost {
 }
 
 export function costPerEventByTenth(rows: (Pick<WindowDiagnostics, 'storedEventsBefore' | 'processedPerS' | 'cpuMain' | 'cpuOther' | 'cpuClickHouse' | 'cpuMerges' | 'cpuPostgres' | 'cpuNats'> & { counted: boolean })[], events: number): TenthCost[] {
-  const sums = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), n: 0, processed: 0, main: 0, other: 0, merges: 0, chRest: 0, pg: 0, nats: 0 }));
+  const sums = Array.from({ length: 10 }, (_, i) => ({ from: tenthStart(i, events), n: 0, processed: 0, main: 0, other: 0, merges: 0, chRest: 0, pg: 0, nats: 0 }));
   for (const r of rows) {
     if (!r.counted || !(r.processedPerS > 0)) continue;
-    const t = sums[Math.min(9, Math.floor((r.storedEventsBefore / events) * 10))]!;
+    const t = sums[tenthOf(r.storedEventsBefore, events)]!;
     t.n++;
     t.processed += r.processedPerS;
     t.main += r.cpuMain;

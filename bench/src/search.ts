@@ -42,6 +42,14 @@ export function slopePerS(points: [number, number][]): number {
   return den === 0 ? 0 : num / den;
 }
 
+/** The tenth of a long run of `events` that a window belongs to, by the events stored before it (past the planned total: the last tenth). */
+export function tenthOf(storedEventsBefore: number, events: number): number {
+  return Math.min(9, Math.floor((storedEventsBefore / events) * 10));
+}
+
+/** Where each tenth of a long run of `events` starts, in stored events. */
+export const tenthStart = (i: number, events: number) => Math.round((events * i) / 10);
+
 /**
  * The long run's capacity per tenth: the time-weighted mean of what its counted windows
  * processed, each window in the tenth where it started (by events stored before it; past the
@@ -49,10 +57,10 @@ export function slopePerS(points: [number, number][]): number {
  * events. 0 for a tenth without a counted window.
  */
 export function longRunTenths(windows: { storedEventsBefore: number; seconds: number; processedPerS: number; counted: boolean }[], events: number): { from: number; rate: number; windows: number }[] {
-  const sums = Array.from({ length: 10 }, (_, i) => ({ from: Math.round((events * i) / 10), events: 0, seconds: 0, windows: 0 }));
+  const sums = Array.from({ length: 10 }, (_, i) => ({ from: tenthStart(i, events), events: 0, seconds: 0, windows: 0 }));
   for (const w of windows) {
     if (!w.counted || !(w.seconds > 0) || !Number.isFinite(w.processedPerS)) continue;
-    const t = sums[Math.min(9, Math.floor((w.storedEventsBefore / events) * 10))]!;
+    const t = sums[tenthOf(w.storedEventsBefore, events)]!;
     t.events += w.processedPerS * w.seconds;
     t.seconds += w.seconds;
     t.windows++;

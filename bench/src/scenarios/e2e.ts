@@ -473,6 +473,10 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           // The capacity per tenth: the mean of what its windows processed (stored events before a
           // window place it); the last tenth's over the first's is the ageing figure.
           const tenths = longRunTenths(windows, opts.long.events);
+          // Drawdown: where the CPU per event went in each tenth (and, in the figures, the last
+          // tenth's over the first's): work that does not depend on stored data (edge, pricing)
+          // growing means the machine slowed; the stores' growing alone means the data did.
+          const costPerEvent = costPerEventByTenth(diagnostics.map((d, i) => ({ ...d, counted: windows[i]!.counted })), opts.long.events);
           const firstRate = tenths.find((t) => t.rate > 0)?.rate ?? 0;
           const lastRate = [...tenths].reverse().find((t) => t.rate > 0)?.rate ?? 0;
           out.push({
@@ -494,13 +498,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               ...(system === 'drawdown'
                 ? {
                   machineSpeedTrend: longRunTrend(diagnostics.map((d, i) => ({ storedEventsBefore: d.storedEventsBefore, processedPerS: d.calibrationMs ? 100_000 / d.calibrationMs : NaN, counted: windows[i]!.counted }))),
-                  // Where the CPU per event went in each tenth, and the last tenth's over the
-                  // first's: work that does not depend on stored data (edge, pricing) growing
-                  // means the machine slowed; the stores' growing alone means the data did.
-                  ...(() => {
-                    const costPerEvent = costPerEventByTenth(diagnostics.map((d, i) => ({ ...d, counted: windows[i]!.counted })), opts.long!.events);
-                    return { costPerEvent, costLastVsFirst: costLastVsFirst(costPerEvent) };
-                  })(),
+                  costPerEvent,
+                  costLastVsFirst: costLastVsFirst(costPerEvent),
                   diagnostics,
                 }
                 : {}),
