@@ -20,8 +20,8 @@ type Mode = 'quick' | 'full' | 'long';
 const argv = process.argv.slice(2);
 const flag = (name: string) => argv.includes(`--${name}`);
 const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
-const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|long-systems=(drawdown|baseline)(,(drawdown|baseline))?|window=\d+|out=.+|e2e-probe=.+)$/.test(a));
-const USAGE = 'usage: pnpm bench [--quick | --long [--long-events=N] [--long-rate=N] [--long-systems=drawdown|baseline] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n       pnpm bench --e2e-probe=RATE[,uniform|zipf[,SECONDS]] --out=DIR\n';
+const unknown = argv.filter((a) => !/^--(quick|long|only=.+|long-events=\d+|long-rate=\d+|long-pairs=\d+|long-systems=(drawdown|baseline)(,(drawdown|baseline))?|window=\d+|out=.+|e2e-probe=.+)$/.test(a));
+const USAGE = 'usage: pnpm bench [--quick | --long [--long-events=N] [--long-rate=N] [--long-pairs=N] [--long-systems=drawdown|baseline] [--window=SECONDS]] [--only=ceilings,ingest,rater,ledger,alerts,e2e] [--out=DIR]\n       pnpm bench --e2e-probe=RATE[,uniform|zipf[,SECONDS]] --out=DIR\n';
 if (unknown.length > 0) {
   process.stderr.write(`unknown argument(s): ${unknown.join(' ')}\n${USAGE}`);
   process.exit(2);
@@ -73,7 +73,8 @@ const PLAN = {
     customers: 10_000, stepSeconds: 0, halfSeconds: 0, startRate: Number(value('long-rate') ?? 100_000), growth: 1, maxSteps: 0, precision: 1.1, stopAtBracket: false, connections: 64, drainSeconds: 60,
     drainBetweenSteps: false, growthLimit: 0.05, settleSeconds: 5, sampleMs: 1000, warmupSeconds: 0, halfRate: false,
     shapes: ['uniform'], systems: [...new Set((value('long-systems') ?? 'drawdown,baseline').split(','))] as ('drawdown' | 'baseline')[],
-    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 20) },
+    // pairs: Drawdown's side-by-side reading after its long run (src/long-pairs.ts; 0: none).
+    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 20), pairs: Number(value('long-pairs') ?? 6) },
   } satisfies E2eOpts,
 };
 
@@ -82,7 +83,7 @@ if (probe) Object.assign(PLAN.e2e, { probe: true, goalRate: undefined, startRate
 
 const LONG_SYSTEMS = PLAN.long.systems.length === 1 ? ` --long-systems=${PLAN.long.systems[0]}` : '';
 /** The mode's arguments as a command repeats them (every scenario's command and the run's). */
-const MODE_ARGS = probe ? ` --e2e-probe=${probe.rate},${probe.shape},${probe.seconds}` : mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
+const MODE_ARGS = probe ? ` --e2e-probe=${probe.rate},${probe.shape},${probe.seconds}` : mode === 'quick' ? ' --quick' : mode === 'long' ? ` --long --long-events=${PLAN.long.long.events} --long-rate=${PLAN.long.startRate}${PLAN.long.systems.includes('drawdown') ? ` --long-pairs=${PLAN.long.long.pairs}` : ''}${LONG_SYSTEMS} --window=${PLAN.long.long.windowSeconds}` : '';
 const LONG_SUFFIX = PLAN.long.systems.length === 1 ? `-long-${PLAN.long.systems[0]}` : '-long';
 
 const ORDER: (keyof typeof PLAN)[] = mode === 'long' ? ['long'] : ['ceilings', 'ingest', 'rater', 'ledger', 'alerts', 'e2e'];
@@ -367,6 +368,13 @@ function renderMarkdown(doc: Doc): string {
     }
   }
   for (const name of all.keys()) if (name.startsWith('long_') && name !== 'long_check') row(`Long run ${name.slice(5)}: capacity in the last tenth / in the first tenth (${name.startsWith('long_drawdown') ? `mean events/s processed, every window offered ${LONG_OVERLOAD} times what the one before processed` : 'mean events/s answered in closed loop'})`, g(name, 'lastVsFirst'), '', name.startsWith('long_drawdown') ? '>= 0.9' : '', `${num(g(name, 'firstTenthCapacity'))} -> ${num(g(name, 'lastTenthCapacity'))} events/s; least-squares trend over the counted windows: ${num(g(name, 'trend.atStart'))} -> ${num(g(name, 'trend.atEnd'))} events/s, ${num(g(name, 'trend.endVsStart'))}${g(name, 'costLastVsFirst.total') ? `; CPU per event, last tenth over first: edge and pricing ${num(g(name, 'costLastVsFirst.edgeAndPricing'))} (grows when the machine slows), ClickHouse ${num(g(name, 'costLastVsFirst.clickHouse'))}, Postgres ${num(g(name, 'costLastVsFirst.postgres'))}` : ''}`);
+  // The same question asked side by side (src/long-pairs.ts): the aged instance and an empty one taking turns in the same minutes.
+  for (const name of all.keys()) {
+    if (!name.startsWith('long_drawdown') || g(name, 'sideBySide.agedPerS') === undefined) continue;
+    const x = (k: string) => num(g(name, `sideBySide.${k}`));
+    row(`Long run ${name.slice(5)}, side by side after it: the instance that stored ${x('agedStoredEventsAtStart')} events / an empty one, taking turns`, g(name, 'sideBySide.agedVsFresh'), '', '>= 0.9',
+      `${x('agedPerS')} / ${x('freshPerS')} events/s over ${x('pairs')} pairs (pair by pair ${JSON.stringify(gv(name, 'sideBySide.perPair'))}); CPU per event ${x('agedUsPerEvent')} / ${x('freshUsPerEvent')} µs, whenever spent (empty / aged ${x('freshVsAgedCost')}); the idle instance used ${x('otherCpuDuringAged')} / ${x('otherCpuDuringFresh')} cores meanwhile`);
+  }
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');
@@ -378,11 +386,12 @@ function renderMarkdown(doc: Doc): string {
       lines.push(`#### ${r.title}`, '', '| figure | value |', '| --- | --- |');
       for (const [k, v] of flatten(r.figures)) lines.push(`| ${k} | ${v.replace(/\|/g, '\\|')} |`);
       for (const n of r.notes ?? []) lines.push('', `Note: ${n}`);
-      const f = r.figures as { steps?: unknown[]; windows?: unknown[]; diagnostics?: unknown[]; costPerEvent?: unknown[] };
+      const f = r.figures as { steps?: unknown[]; windows?: unknown[]; diagnostics?: unknown[]; costPerEvent?: unknown[]; sideBySide?: { windows?: unknown[] } };
       for (const [title, rows] of [
         ['', f.steps ?? f.windows],
         ['CPU per processed event in each tenth (µs; counted windows only): `main` and `other` (the edge, the rater\'s and ledger\'s coordination, pricing) do not depend on stored data, merges, the rest of ClickHouse and Postgres may', f.costPerEvent],
         ['What each window cost (long run diagnostics: CPU shares of a core, the two stages, the ClickHouse engine)', f.diagnostics],
+        ['Side by side after the long run (the aged instance and an empty one taking turns; `ownCpu`: the measured instance, Postgres and NATS, `idleInstanceCpu`: the other instance meanwhile, in cores)', f.sideBySide?.windows],
       ] as const) {
         if (!rows || rows.length === 0) continue;
         const cols = Object.keys(rows[0] as object);

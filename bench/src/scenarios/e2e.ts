@@ -24,6 +24,7 @@ import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSamp
 import { externalId, zipfTopShare, type Shape } from '../workload';
 import { costLastVsFirst, costPerEventByTenth, windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
 import type { ChStats } from '../server';
+import { pairedReading, pairSchedule, type PairWindow } from '../long-pairs';
 import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
@@ -65,8 +66,11 @@ export interface E2eOpts {
   goalRate?: number;
   shapes: Shape[];
   systems: ('drawdown' | 'baseline')[];
-  /** Long mode: events per system and window length. */
-  long?: { events: number; windowSeconds: number };
+  /**
+   * Long mode: events per system and window length; `pairs`: Drawdown's side-by-side reading
+   * after its long run (long-pairs.ts), that many pairs of windows beside an empty instance (0: none).
+   */
+  long?: { events: number; windowSeconds: number; pairs: number };
 }
 
 const MARKERS = 4;
@@ -188,12 +192,15 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
   let s: Stores | undefined;
   let baseline: Server | undefined;
   let gen: LoadGen | undefined;
+  // The long run's empty instance for the side-by-side reading (started after the long windows).
+  let emptyInstance: { env: ReturnType<typeof benchEnv>; s?: Stores; app?: Server } | undefined;
   const out: ScenarioResult[] = [];
   const startedAt = Date.now();
   const tl: Timeline = { t: [], offered: [], achieved: [], backlog: [], debitsPending: [], label: [] };
   // What the load generator is driving now: the timeline charts Drawdown's backlog only while
   // Drawdown runs (the baseline has none: its events are stored within the request).
-  const current: { offered: number; acked: number; label: string; system: 'drawdown' | 'baseline' } = { offered: 0, acked: 0, label: 'set-up', system: 'drawdown' };
+  // (`app`: the Drawdown instance whose backlog the timeline reads; the run's own unless a step says otherwise.)
+  const current: { offered: number; acked: number; label: string; system: 'drawdown' | 'baseline'; app?: Server } = { offered: 0, acked: 0, label: 'set-up', system: 'drawdown' };
   let timeline: NodeJS.Timeout | undefined;
   try {
     // Set-up, the three parts at once: the all-in-one with its catalog and customers, the
@@ -221,7 +228,11 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     const natsPids = pidsByComm('nats-server');
     const stats = () => dd.call<AppStats>('stats');
 
-    const drain = async (timeoutMs: number) => {
+    // The long run's side-by-side reading starts a second, empty all-in-one (long-pairs.ts):
+    // drains, steps and the timeline then take the instance they are given.
+    const statsOf = (server: Server) => server.call<AppStats>('stats');
+    const drain = async (timeoutMs: number, server: Server = dd) => {
+      const stats = () => statsOf(server);
       const until = Date.now() + timeoutMs;
       const t0 = Date.now();
       let said = t0;
@@ -246,13 +257,16 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       templates: { count: 200, eventsPerRequest: 100, customers: opts.customers, shape, format: 'json' as const, seed: shape === 'zipf' ? 21 : 22 },
     });
 
-    const step = async (system: 'drawdown' | 'baseline', shape: Shape, eventsPerS: number, seconds: number, label: string, markers?: Markers): Promise<StepResult> => {
-      const server = system === 'drawdown' ? dd : baseline!;
+    /** `target`: a Drawdown instance other than the run's (`app`), and the one idling beside it (`idle`: its CPU is read too). */
+    const step = async (system: 'drawdown' | 'baseline', shape: Shape, eventsPerS: number, seconds: number, label: string, markers?: Markers, target?: { app: Server; idle: Server }): Promise<StepResult> => {
+      const server = target?.app ?? (system === 'drawdown' ? dd : baseline!);
+      const stats = () => statsOf(server);
       const procs: Record<string, () => { cpuS: number; rssBytes: number } | undefined> = {
         [system === 'drawdown' ? 'allInOne' : 'baseline']: () => procSample(server.pid),
         loadgen: () => procSample(gen!.pid),
         benchOrchestrator: () => procSample(process.pid),
         natsServer: () => groupSample(natsPids),
+        ...(target ? { idleAllInOne: () => procSample(target.idle.pid) } : {}),
       };
       const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, f]) => [k, f()?.cpuS ?? 0]));
       // Postgres backends come and go: per-backend deltas (a backend that exits mid-step is missed).
@@ -281,6 +295,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       current.offered = eventsPerS;
       current.label = label;
       current.system = system;
+      current.app = server;
       const result = await gen!.run(
         {
           ...ingestLoad(server, shape),
@@ -292,6 +307,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       );
       current.offered = 0;
       current.label = `${system} idle`;
+      current.app = dd;
       sampling = false;
       loadDone();
       clearInterval(rssTimer);
@@ -373,7 +389,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     markers.start();
     // The timeline: one sample a second for the whole scenario (steps and drains alike).
     timeline = setInterval(() => {
-      void stats().then(
+      void statsOf(current.app ?? dd).then(
         (st) => {
           tl.t.push(round((Date.now() - startedAt) / 1000, 1));
           tl.offered.push(current.offered);
@@ -406,6 +422,49 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       );
       current.offered = 0;
       return { result, errors: result.requests - result.okRequests + result.socketErrors };
+    };
+    /**
+     * Drawdown's long run, side by side: an empty all-in-one starts beside the aged one and the
+     * two take turns (pairSchedule), each window offered LONG_OVERLOAD times what that instance's
+     * last window processed, as in the long run (the first offer to each is `startRate`), and
+     * drained after every window, so neither has a backlog to work off while the other is measured.
+     */
+    const sideBySide = async (shape: Shape, W: number, pairs: number, startRate: number, agedStored: number) => {
+      progress(`side by side: starting an empty all-in-one beside the one that stored ${agedStored.toLocaleString('en')} events`);
+      const empty: NonNullable<typeof emptyInstance> = (emptyInstance = { env: benchEnv() });
+      const freshStores = (empty.s = await openStores(empty.env));
+      const freshApp = (empty.app = await startServer({ kind: 'app', config: empty.env.config }));
+      const { planId } = await createCatalog(freshStores, { baseUrl: `http://127.0.0.1:${freshApp.port}`, adminKey: freshApp.adminKey });
+      await createCustomers(freshStores.pool, { count: opts.customers + MARKERS, planId });
+      const apps = { aged: dd, fresh: freshApp };
+      const rates = { aged: startRate, fresh: startRate };
+      const stored = { aged: agedStored, fresh: 0 };
+      const rows: (PairWindow & { storedEventsBefore: number; offered: number; keptUp: boolean; why: string })[] = [];
+      for (const slot of pairSchedule(pairs)) {
+        const app = apps[slot.side];
+        const idle = apps[slot.side === 'aged' ? 'fresh' : 'aged'];
+        const offered = rates[slot.side];
+        const r = await step('drawdown', shape, offered, W, `drawdown ${shape} side by side, ${slot.side}`, undefined, { app, idle });
+        const ownCpu = (r.cpuShare.allInOne ?? 0) + (r.cpuShare.postgres ?? 0) + (r.cpuShare.natsServer ?? 0);
+        rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: r.cpuShare.idleAllInOne ?? 0, why: r.why });
+        stored[slot.side] += r.achievedEventsPerS * W;
+        rates[slot.side] = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached: true });
+        // Every window starts with both instances drained: the idle one only merges meanwhile.
+        await drain(opts.drainSeconds * 1000, app);
+        progress(`side by side, pair ${slot.pair} ${slot.side}${slot.warmup ? ' (warm-up)' : ''}: ${stored[slot.side].toLocaleString('en')} stored after, offered ${offered}, processed ${r.processedEventsPerS}/s, the idle instance used ${r.cpuShare.idleAllInOne ?? 0} cores`);
+      }
+      await drain(opts.drainSeconds * 1000, freshApp);
+      // The empty instance's own end-to-end check: every event it accepted rated once and priced.
+      const check = await freshApp.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
+      const reading = pairedReading(rows);
+      progress(`side by side: aged ${reading.agedPerS}/s, fresh ${reading.freshPerS}/s, aged / fresh ${reading.agedVsFresh} (pairs ${JSON.stringify(reading.perPair)}); CPU per event aged ${reading.agedUsPerEvent} µs, fresh ${reading.freshUsPerEvent} µs`);
+      return {
+        method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), each window offered ${LONG_OVERLOAD} times what that instance's last window processed and drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
+        agedStoredEventsAtStart: agedStored,
+        ...reading,
+        freshCheck: { eventsAcceptedByEdge: (await statsOf(freshApp)).eventsAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits },
+        windows: rows.map(({ ownCpu, otherCpu, ...x }) => ({ ...x, ownCpu, idleInstanceCpu: otherCpu })),
+      };
     };
     if (opts.long) {
       for (const system of opts.systems) {
@@ -470,6 +529,13 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               x.freshnessP99Ms = fresh.length ? round(percentile(fresh, 99)) : null;
             }
           }
+          let paired: Awaited<ReturnType<typeof sideBySide>> | undefined;
+          if (system === 'drawdown' && opts.long.pairs > 0) {
+            // The markers poll the aged instance only: paused, so neither side carries them.
+            await markers.stop();
+            paired = await sideBySide(shape, W, opts.long.pairs, rate, stored);
+            markers.start();
+          }
           // The capacity per tenth: the mean of what its windows processed (stored events before a
           // window place it); the last tenth's over the first's is the ageing figure.
           const tenths = longRunTenths(windows, opts.long.events);
@@ -501,6 +567,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
                   costPerEvent,
                   costLastVsFirst: costLastVsFirst(costPerEvent),
                   diagnostics,
+                  ...(paired ? { sideBySide: paired } : {}),
                 }
                 : {}),
             },
@@ -599,8 +666,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     return out;
   } finally {
     clearInterval(timeline);
-    await Promise.all([gen?.stop(), baseline?.stop(), app?.stop()]);
-    await s?.close();
+    await Promise.all([gen?.stop(), baseline?.stop(), app?.stop(), emptyInstance?.app?.stop()]);
+    await Promise.all([s?.close(), emptyInstance?.s?.close()]);
     const dropBaseline = async () => {
       const { Client } = (await import('pg')).default;
       const admin = new URL(env.config.databaseUrl);
@@ -609,7 +676,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS "${baselineUrl.pathname.slice(1)}" WITH (FORCE)`).finally(() => c.end());
     };
-    await Promise.all([env.cleanup(), dropBaseline()]);
+    await Promise.all([env.cleanup(), dropBaseline(), emptyInstance?.env.cleanup()]);
   }
 }
 
