@@ -444,7 +444,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         const app = apps[slot.side];
         const idle = apps[slot.side === 'aged' ? 'fresh' : 'aged'];
         const offered = rates[slot.side];
-        const r = await step('drawdown', shape, offered, W, `drawdown ${shape} side by side, ${slot.side}`, undefined, { app, idle });
+        const r = await step('drawdown', shape, offered, W, `drawdown side-by-side ${shape} ${slot.side}`, undefined, { app, idle });
         const ownCpu = (r.cpuShare.allInOne ?? 0) + (r.cpuShare.postgres ?? 0) + (r.cpuShare.natsServer ?? 0);
         rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: r.cpuShare.idleAllInOne ?? 0, why: r.why });
         stored[slot.side] += r.achievedEventsPerS * W;
