@@ -45,6 +45,19 @@ describe('pairedReading', () => {
     expect(r.freshVsAgedCost).toBe(0.72);
   });
 
+  it("gives each part of a side's own CPU per event, over its counted windows", () => {
+    const part = (x: PairWindow, parts: Record<string, number>): PairWindow => ({ ...x, parts });
+    const r = pairedReading([
+      part(w('fresh', 0, 10_000, 1.9, 0, true), { main: 0.9, merges: 0.9 }),
+      part(w('aged', 1, 40_000, 1.6, 0), { main: 0.4, merges: 0.2 }),
+      part(w('aged', 2, 60_000, 1.6, 0), { main: 0.6, merges: 0.1 }),
+      part(w('fresh', 1, 50_000, 1.7, 0), { main: 0.5, merges: 0.05 }),
+    ]);
+    // Aged: (0.4 + 0.6) cores over 100,000 events/s = 10 µs main, 0.3 over 100,000 = 3 µs merges.
+    expect(r.agedUsByPart).toEqual({ main: 10, merges: 3 });
+    expect(r.freshUsByPart).toEqual({ main: 10, merges: 1 });
+  });
+
   it('counts a pair only when both of its windows processed events', () => {
     const r = pairedReading([w('aged', 1, NaN, 1.9, 0), w('fresh', 1, 50_000, 1.9, 0), w('fresh', 2, 50_000, 1.9, 0), w('aged', 2, 52_000, 1.9, 0)]);
     expect(r.pairs).toBe(1);

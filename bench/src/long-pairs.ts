@@ -39,6 +39,8 @@ export interface PairWindow extends PairSlot {
   ownCpu: number;
   /** The idle instance's process over the same window (cores): merges of what its last window inserted, timers. */
   otherCpu: number;
+  /** ownCpu split by where it went (cores), e.g. the event loop, merges, Postgres: the reading gives each part per event. */
+  parts?: Record<string, number>;
 }
 
 export interface PairedReading {
@@ -58,6 +60,9 @@ export interface PairedReading {
   /** The idle instance's mean CPU (cores) while the other was measured (counted windows). */
   otherCpuDuringAged: number;
   otherCpuDuringFresh: number;
+  /** Each part of the windows' own CPU per processed event (µs), by side: which part an aged instance spends more on. */
+  agedUsByPart: Record<string, number>;
+  freshUsByPart: Record<string, number>;
 }
 
 const mean = (xs: number[]) => (xs.length > 0 ? xs.reduce((a, x) => a + x, 0) / xs.length : 0);
@@ -82,6 +87,12 @@ export function pairedReading(windows: PairWindow[]): PairedReading {
     const cpu = own.reduce((a, w) => a + w.ownCpu, 0) + whileOther.reduce((a, w) => a + w.otherCpu, 0);
     return events > 0 ? round((cpu / events) * 1e6, 2) : 0;
   };
+  const byPart = (own: PairWindow[]) => {
+    const events = own.reduce((a, w) => a + w.processedPerS, 0);
+    const sums: Record<string, number> = {};
+    for (const w of own) for (const [k, v] of Object.entries(w.parts ?? {})) sums[k] = (sums[k] ?? 0) + v;
+    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, events > 0 ? round((v / events) * 1e6, 2) : 0]));
+  };
   const agedUs = cost(aged, fresh);
   const freshUs = cost(fresh, aged);
   return {
@@ -95,5 +106,7 @@ export function pairedReading(windows: PairWindow[]): PairedReading {
     freshVsAgedCost: agedUs > 0 && freshUs > 0 ? round(freshUs / agedUs, 3) : null,
     otherCpuDuringAged: round(mean(aged.map((w) => w.otherCpu)), 3),
     otherCpuDuringFresh: round(mean(fresh.map((w) => w.otherCpu)), 3),
+    agedUsByPart: byPart(aged),
+    freshUsByPart: byPart(fresh),
   };
 }

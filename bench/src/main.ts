@@ -391,7 +391,7 @@ function renderMarkdown(doc: Doc): string {
         ['', f.steps ?? f.windows],
         ['CPU per processed event in each tenth (µs; counted windows only): `main` and `other` (the edge, the rater\'s and ledger\'s coordination, pricing) do not depend on stored data, merges, the rest of ClickHouse and Postgres may', f.costPerEvent],
         ['What each window cost (long run diagnostics: CPU shares of a core, the two stages, the ClickHouse engine)', f.diagnostics],
-        ['Side by side after the long run (the aged instance and an empty one taking turns; `ownCpu`: the measured instance, Postgres and NATS, `idleInstanceCpu`: the other instance meanwhile, in cores)', f.sideBySide?.windows],
+        ['Side by side after the long run (the aged instance and an empty one taking turns; `ownCpu`: the measured instance, Postgres and NATS, split into `main` (its event loop), `other` (its other threads), `merges` and `clickHouseRest` (its ClickHouse engine), `postgres` and `nats`; `idleInstanceCpu`: the other instance meanwhile; all in cores)', f.sideBySide?.windows],
       ] as const) {
         if (!rows || rows.length === 0) continue;
         const cols = Object.keys(rows[0] as object);

@@ -295,7 +295,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       current.offered = eventsPerS;
       current.label = label;
       current.system = system;
-      current.app = server;
+      // (The baseline has no stats: the timeline keeps reading the run's Drawdown instance.)
+      current.app = system === 'drawdown' ? server : dd;
       const result = await gen!.run(
         {
           ...ingestLoad(server, shape),
@@ -439,14 +440,18 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       const apps = { aged: dd, fresh: freshApp };
       const rates = { aged: startRate, fresh: startRate };
       const stored = { aged: agedStored, fresh: 0 };
-      const rows: (PairWindow & { storedEventsBefore: number; offered: number; keptUp: boolean; why: string })[] = [];
+      const rows: (PairWindow & { storedEventsBefore: number; offered: number; keptUp: boolean; raterBatchMs: number | null; ledgerTxMs: number | null; rssMB: number | null; why: string })[] = [];
       for (const slot of pairSchedule(pairs)) {
         const app = apps[slot.side];
         const idle = apps[slot.side === 'aged' ? 'fresh' : 'aged'];
         const offered = rates[slot.side];
         const r = await step('drawdown', shape, offered, W, `drawdown side-by-side ${shape} ${slot.side}`, undefined, { app, idle });
         const ownCpu = (r.cpuShare.allInOne ?? 0) + (r.cpuShare.postgres ?? 0) + (r.cpuShare.natsServer ?? 0);
-        rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: r.cpuShare.idleAllInOne ?? 0, why: r.why });
+        const c = r.cpuShare;
+        const merges = r.threadsCpuShare?.MergeMutate ?? 0;
+        // Split as the long run's CPU per event by tenth (long-diagnostics.ts).
+        const parts = { main: c.allInOneMainThread ?? 0, other: c.allInOneOtherThreads ?? 0, merges, clickHouseRest: round(Math.max(0, (c.allInOneClickHouseThreads ?? 0) - merges), 2), postgres: c.postgres ?? 0, nats: c.natsServer ?? 0 };
+        rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: c.idleAllInOne ?? 0, parts, raterBatchMs: r.stages?.raterBatchMsAvg ?? null, ledgerTxMs: r.stages?.ledgerTxMsAvg ?? null, rssMB: r.rssMB.allInOne ?? null, why: r.why });
         stored[slot.side] += r.achievedEventsPerS * W;
         rates[slot.side] = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached: true });
         // Every window starts with both instances drained: the idle one only merges meanwhile.
@@ -457,13 +462,19 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       // The empty instance's own end-to-end check: every event it accepted rated once and priced.
       const check = await freshApp.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
       const reading = pairedReading(rows);
+      const freshAccepted = (await statsOf(freshApp)).eventsAccepted;
+      // Done with it: the baseline's half of a long run does not share the machine with it.
+      await freshApp.stop();
+      await freshStores.close();
+      await empty.env.cleanup();
+      emptyInstance = undefined;
       progress(`side by side: aged ${reading.agedPerS}/s, fresh ${reading.freshPerS}/s, aged / fresh ${reading.agedVsFresh} (pairs ${JSON.stringify(reading.perPair)}); CPU per event aged ${reading.agedUsPerEvent} µs, fresh ${reading.freshUsPerEvent} µs`);
       return {
         method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), each window offered ${LONG_OVERLOAD} times what that instance's last window processed and drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
         agedStoredEventsAtStart: agedStored,
         ...reading,
-        freshCheck: { eventsAcceptedByEdge: (await statsOf(freshApp)).eventsAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits },
-        windows: rows.map(({ ownCpu, otherCpu, ...x }) => ({ ...x, ownCpu, idleInstanceCpu: otherCpu })),
+        freshCheck: { eventsAcceptedByEdge: freshAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits },
+        windows: rows.map(({ ownCpu, otherCpu, parts, why, ...x }) => ({ ...x, ownCpu, ...parts, idleInstanceCpu: otherCpu, why })),
       };
     };
     if (opts.long) {
