@@ -426,9 +426,12 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     };
     /**
      * Drawdown's long run, side by side: an empty all-in-one starts beside the aged one and the
-     * two take turns (pairSchedule), each window offered LONG_OVERLOAD times what that instance's
-     * last window processed, as in the long run (the first offer to each is `startRate`), and
-     * drained after every window, so neither has a backlog to work off while the other is measured.
+     * two take turns (pairSchedule). Both windows of a pair are offered the same rate:
+     * LONG_OVERLOAD times the most either window of the pair before processed (the first pair:
+     * `startRate` or more), so both are pushed over their capacity by the same load; how far over
+     * sways what a window processes (the rater's batches grow with its backlog), so the two must
+     * not get different offers. Every window is drained after it, so neither instance has a
+     * backlog to work off while the other is measured.
      */
     const sideBySide = async (shape: Shape, W: number, pairs: number, startRate: number, agedStored: number) => {
       progress(`side by side: starting an empty all-in-one beside the one that stored ${agedStored.toLocaleString('en')} events`);
@@ -438,13 +441,21 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       const { planId } = await createCatalog(freshStores, { baseUrl: `http://127.0.0.1:${freshApp.port}`, adminKey: freshApp.adminKey });
       await createCustomers(freshStores.pool, { count: opts.customers + MARKERS, planId });
       const apps = { aged: dd, fresh: freshApp };
-      const rates = { aged: startRate, fresh: startRate };
+      let rate = startRate;
+      let pairBest = 0;
+      let pair = 0;
       const stored = { aged: agedStored, fresh: 0 };
       const rows: (PairWindow & { storedEventsBefore: number; offered: number; keptUp: boolean; raterBatchMs: number | null; ledgerTxMs: number | null; rssMB: number | null; why: string })[] = [];
       for (const slot of pairSchedule(pairs)) {
         const app = apps[slot.side];
         const idle = apps[slot.side === 'aged' ? 'fresh' : 'aged'];
-        const offered = rates[slot.side];
+        if (slot.pair !== pair) {
+          // A new pair: one offer for both of its windows.
+          if (pairBest > 0) rate = Math.max(slot.pair === 1 ? rate : 0, nextLongRate({ processed: pairBest, acked: pairBest, reached: true }));
+          pair = slot.pair;
+          pairBest = 0;
+        }
+        const offered = rate;
         const r = await step('drawdown', shape, offered, W, `drawdown side-by-side ${shape} ${slot.side}`, undefined, { app, idle });
         const ownCpu = (r.cpuShare.allInOne ?? 0) + (r.cpuShare.postgres ?? 0) + (r.cpuShare.natsServer ?? 0);
         const c = r.cpuShare;
@@ -453,7 +464,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         const parts = { main: c.allInOneMainThread ?? 0, other: c.allInOneOtherThreads ?? 0, merges, clickHouseRest: round(Math.max(0, (c.allInOneClickHouseThreads ?? 0) - merges), 2), postgres: c.postgres ?? 0, nats: c.natsServer ?? 0 };
         rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: c.idleAllInOne ?? 0, parts, raterBatchMs: r.stages?.raterBatchMsAvg ?? null, ledgerTxMs: r.stages?.ledgerTxMsAvg ?? null, rssMB: r.rssMB.allInOne ?? null, why: r.why });
         stored[slot.side] += r.achievedEventsPerS * W;
-        rates[slot.side] = nextLongRate({ processed: r.processedEventsPerS, acked: r.achievedEventsPerS, reached: true });
+        pairBest = Math.max(pairBest, Number.isFinite(r.processedEventsPerS) ? r.processedEventsPerS : 0.85 * r.achievedEventsPerS);
         // Every window starts with both instances drained: the idle one only merges meanwhile.
         await drain(opts.drainSeconds * 1000, app);
         progress(`side by side, pair ${slot.pair} ${slot.side}${slot.warmup ? ' (warm-up)' : ''}: ${stored[slot.side].toLocaleString('en')} stored after, offered ${offered}, processed ${r.processedEventsPerS}/s, the idle instance used ${r.cpuShare.idleAllInOne ?? 0} cores`);
@@ -470,7 +481,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       emptyInstance = undefined;
       progress(`side by side: aged ${reading.agedPerS}/s, fresh ${reading.freshPerS}/s, aged / fresh ${reading.agedVsFresh} (pairs ${JSON.stringify(reading.perPair)}); CPU per event aged ${reading.agedUsPerEvent} µs, fresh ${reading.freshUsPerEvent} µs`);
       return {
-        method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), each window offered ${LONG_OVERLOAD} times what that instance's last window processed and drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
+        method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), both windows of a pair offered ${LONG_OVERLOAD} times the most either window of the pair before processed, each drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
         agedStoredEventsAtStart: agedStored,
         ...reading,
         freshCheck: { eventsAcceptedByEdge: freshAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits },
