@@ -457,8 +457,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         }
         const offered = rate;
         const r = await step('drawdown', shape, offered, W, `drawdown side-by-side ${shape} ${slot.side}`, undefined, { app, idle });
-        const ownCpu = (r.cpuShare.allInOne ?? 0) + (r.cpuShare.postgres ?? 0) + (r.cpuShare.natsServer ?? 0);
         const c = r.cpuShare;
+        const ownCpu = (c.allInOne ?? 0) + (c.postgres ?? 0) + (c.natsServer ?? 0);
         const merges = r.threadsCpuShare?.MergeMutate ?? 0;
         // Split as the long run's CPU per event by tenth (long-diagnostics.ts).
         const parts = { main: c.allInOneMainThread ?? 0, other: c.allInOneOtherThreads ?? 0, merges, clickHouseRest: round(Math.max(0, (c.allInOneClickHouseThreads ?? 0) - merges), 2), postgres: c.postgres ?? 0, nats: c.natsServer ?? 0 };
@@ -551,11 +551,16 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
               x.freshnessP99Ms = fresh.length ? round(percentile(fresh, 99)) : null;
             }
           }
-          let paired: Awaited<ReturnType<typeof sideBySide>> | undefined;
+          let paired: Awaited<ReturnType<typeof sideBySide>> | { error: string } | undefined;
           if (system === 'drawdown' && opts.long.pairs > 0) {
             // The markers poll the aged instance only: paused, so neither side carries them.
             await markers.stop();
-            paired = await sideBySide(shape, W, opts.long.pairs, rate, stored);
+            // A failure here (the empty instance's set-up, say) is reported with the long run's
+            // figures rather than losing them.
+            paired = await sideBySide(shape, W, opts.long.pairs, rate, stored).catch((err: Error) => {
+              progress(`side by side failed: ${err.stack ?? err.message}`);
+              return { error: err.message };
+            });
             markers.start();
           }
           // The capacity per tenth: the mean of what its windows processed (stored events before a
