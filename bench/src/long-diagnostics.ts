@@ -131,24 +131,26 @@ export interface TenthCost {
   totalUs: number;
 }
 
-export function costPerEventByTenth(rows: (Pick<WindowDiagnostics, 'storedEventsBefore' | 'processedPerS' | 'cpuMain' | 'cpuOther' | 'cpuClickHouse' | 'cpuMerges' | 'cpuPostgres' | 'cpuNats'> & { counted: boolean })[], events: number): TenthCost[] {
-  const sums = Array.from({ length: 10 }, (_, i) => ({ from: tenthStart(i, events), n: 0, processed: 0, main: 0, other: 0, merges: 0, chRest: 0, pg: 0, nats: 0 }));
+type CpuFields = Pick<WindowDiagnostics, 'cpuMain' | 'cpuOther' | 'cpuClickHouse' | 'cpuMerges' | 'cpuPostgres' | 'cpuNats'>;
+
+/** A window's CPU (cores) split by where it went, as the CPU-per-event readings split it: the engine's merges apart from the rest of it. */
+export function cpuParts(r: CpuFields): { main: number; other: number; merges: number; clickHouseRest: number; postgres: number; nats: number } {
+  return { main: r.cpuMain, other: r.cpuOther, merges: r.cpuMerges, clickHouseRest: Math.max(0, r.cpuClickHouse - r.cpuMerges), postgres: r.cpuPostgres, nats: r.cpuNats };
+}
+
+export function costPerEventByTenth(rows: (Pick<WindowDiagnostics, 'storedEventsBefore' | 'processedPerS'> & CpuFields & { counted: boolean })[], events: number): TenthCost[] {
+  const sums = Array.from({ length: 10 }, (_, i) => ({ from: tenthStart(i, events), n: 0, processed: 0, cpu: { main: 0, other: 0, merges: 0, clickHouseRest: 0, postgres: 0, nats: 0 } }));
   for (const r of rows) {
     if (!r.counted || !(r.processedPerS > 0)) continue;
     const t = sums[tenthOf(r.storedEventsBefore, events)]!;
     t.n++;
     t.processed += r.processedPerS;
-    t.main += r.cpuMain;
-    t.other += r.cpuOther;
-    t.merges += r.cpuMerges;
-    t.chRest += Math.max(0, r.cpuClickHouse - r.cpuMerges);
-    t.pg += r.cpuPostgres;
-    t.nats += r.cpuNats;
+    for (const [k, v] of Object.entries(cpuParts(r))) t.cpu[k as keyof typeof t.cpu] += v;
   }
   return sums.map((t) => {
     // Equal windows: the tenth's CPU seconds per second over its events per second.
     const us = (share: number) => (t.processed > 0 ? round((share / t.processed) * 1e6, 2) : 0);
-    const c = { mainUs: us(t.main), otherUs: us(t.other), mergesUs: us(t.merges), clickHouseRestUs: us(t.chRest), postgresUs: us(t.pg), natsUs: us(t.nats) };
+    const c = { mainUs: us(t.cpu.main), otherUs: us(t.cpu.other), mergesUs: us(t.cpu.merges), clickHouseRestUs: us(t.cpu.clickHouseRest), postgresUs: us(t.cpu.postgres), natsUs: us(t.cpu.nats) };
     return { from: t.from, windows: t.n, processedPerS: t.n > 0 ? Math.round(t.processed / t.n) : 0, ...c, totalUs: round(Object.values(c).reduce((a, x) => a + x, 0), 2) };
   });
 }

@@ -80,18 +80,18 @@ export function pairedReading(windows: PairWindow[]): PairedReading {
   }
   const agedPerS = mean(aged.map((w) => w.processedPerS));
   const freshPerS = mean(fresh.map((w) => w.processedPerS));
-  // Equal windows: CPU seconds per second over events per second. What the idle instance spent
-  // during the other's counted windows is its own cost (mostly merging its last window's inserts).
-  const cost = (own: PairWindow[], whileOther: PairWindow[]) => {
+  // Equal windows: CPU seconds per second over events per second (µs per event).
+  const perEvent = (own: PairWindow[], cpu: number) => {
     const events = own.reduce((a, w) => a + w.processedPerS, 0);
-    const cpu = own.reduce((a, w) => a + w.ownCpu, 0) + whileOther.reduce((a, w) => a + w.otherCpu, 0);
     return events > 0 ? round((cpu / events) * 1e6, 2) : 0;
   };
+  // What the idle instance spent during the other's counted windows is its own cost (mostly
+  // merging its last window's inserts).
+  const cost = (own: PairWindow[], whileOther: PairWindow[]) => perEvent(own, own.reduce((a, w) => a + w.ownCpu, 0) + whileOther.reduce((a, w) => a + w.otherCpu, 0));
   const byPart = (own: PairWindow[]) => {
-    const events = own.reduce((a, w) => a + w.processedPerS, 0);
     const sums: Record<string, number> = {};
     for (const w of own) for (const [k, v] of Object.entries(w.parts ?? {})) sums[k] = (sums[k] ?? 0) + v;
-    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, events > 0 ? round((v / events) * 1e6, 2) : 0]));
+    return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, perEvent(own, v)]));
   };
   const agedUs = cost(aged, fresh);
   const freshUs = cost(fresh, aged);

@@ -22,7 +22,7 @@ import { benchEnv, createCatalog, createCustomers, GRANT, openStores, UNIT_PRICE
 import type { ScenarioResult } from './common';
 import { cpuBetween, cpuByPid, groupSample, MB, percentile, pidsByComm, procSample, round, sleep, threadGroupCpuS, threadGroupsBetween, threadNamesBetween, calibrationMs } from '../util';
 import { externalId, zipfTopShare, type Shape } from '../workload';
-import { costLastVsFirst, costPerEventByTenth, windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
+import { costLastVsFirst, costPerEventByTenth, cpuParts, windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
 import type { ChStats } from '../server';
 import { pairedReading, pairSchedule, type PairWindow } from '../long-pairs';
 import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
@@ -459,10 +459,10 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         const r = await step('drawdown', shape, offered, W, `drawdown side-by-side ${shape} ${slot.side}`, undefined, { app, idle });
         const c = r.cpuShare;
         const ownCpu = (c.allInOne ?? 0) + (c.postgres ?? 0) + (c.natsServer ?? 0);
-        const merges = r.threadsCpuShare?.MergeMutate ?? 0;
-        // Split as the long run's CPU per event by tenth (long-diagnostics.ts).
-        const parts = { main: c.allInOneMainThread ?? 0, other: c.allInOneOtherThreads ?? 0, merges, clickHouseRest: round(Math.max(0, (c.allInOneClickHouseThreads ?? 0) - merges), 2), postgres: c.postgres ?? 0, nats: c.natsServer ?? 0 };
-        rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: c.idleAllInOne ?? 0, parts, raterBatchMs: r.stages?.raterBatchMsAvg ?? null, ledgerTxMs: r.stages?.ledgerTxMsAvg ?? null, rssMB: r.rssMB.allInOne ?? null, why: r.why });
+        // The window's readings as the long run's diagnostics read them (no engine stats), split as its CPU per event by tenth.
+        const d = windowDiagnostics({ window: rows.length, storedEventsBefore: stored[slot.side], processedPerS: r.processedEventsPerS, cpuShare: c, threadsCpuShare: r.threadsCpuShare, stages: r.stages, rssMB: r.rssMB, drainS: 0 });
+        const parts = Object.fromEntries(Object.entries(cpuParts(d)).map(([k, v]) => [k, round(v, 2)]));
+        rows.push({ ...slot, storedEventsBefore: stored[slot.side], offered, processedPerS: r.processedEventsPerS, keptUp: r.ok, ownCpu: round(ownCpu, 2), otherCpu: c.idleAllInOne ?? 0, parts, raterBatchMs: d.raterBatchMs, ledgerTxMs: d.ledgerTxMs, rssMB: d.allInOneRssMB, why: r.why });
         stored[slot.side] += r.achievedEventsPerS * W;
         pairBest = Math.max(pairBest, Number.isFinite(r.processedEventsPerS) ? r.processedEventsPerS : 0.85 * r.achievedEventsPerS);
         // Every window starts with both instances drained: the idle one only merges meanwhile.
