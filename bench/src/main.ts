@@ -74,7 +74,7 @@ const PLAN = {
     drainBetweenSteps: false, growthLimit: 0.05, settleSeconds: 5, sampleMs: 1000, warmupSeconds: 0, halfRate: false,
     shapes: ['uniform'], systems: [...new Set((value('long-systems') ?? 'drawdown,baseline').split(','))] as ('drawdown' | 'baseline')[],
     // pairs: Drawdown's side-by-side reading after its long run (src/long-pairs.ts; 0: none).
-    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 20), pairs: Number(value('long-pairs') ?? 6) },
+    long: { events: Number(value('long-events') ?? 50_000_000), windowSeconds: Number(value('window') ?? 20), pairs: Number(value('long-pairs') ?? 10) },
   } satisfies E2eOpts,
 };
 
