@@ -25,6 +25,7 @@ import { externalId, zipfTopShare, type Shape } from '../workload';
 import { costLastVsFirst, costPerEventByTenth, cpuParts, windowDiagnostics, type WindowDiagnostics } from '../long-diagnostics';
 import type { ChStats } from '../server';
 import { pairedReading, pairSchedule, type PairWindow } from '../long-pairs';
+import { checkPipeline } from '../check';
 import { LONG_OVERLOAD, longRunTenths, longRunTrend, nextLongRate, nextSearchRate, roundRate, slopePerS } from '../search';
 
 export interface E2eOpts {
@@ -484,7 +485,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), both windows of a pair offered ${LONG_OVERLOAD} times the most either window of the pair before processed, each drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
         agedStoredEventsAtStart: agedStored,
         ...reading,
-        freshCheck: { eventsAcceptedByEdge: freshAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits },
+        freshCheck: checkPipeline({ eventsAcceptedByEdge: freshAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits }, UNIT_PRICE),
         windows: rows.map(({ ownCpu, otherCpu, parts, why, ...x }) => ({ ...x, ownCpu, ...parts, idleInstanceCpu: otherCpu, why })),
       };
     };
@@ -678,12 +679,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       name: opts.long ? 'long_check' : 'e2e_check',
       title: 'End-to-end check after the runs (all-in-one)',
       figures: {
-        eventsAcceptedByEdge: accepted,
-        ratedRowsInClickHouse: verify.ratedRows,
-        uniqueRatedKeys: verify.uniqueKeys,
-        unpricedRows: verify.unpricedRows,
-        debitedCredits: verify.debitedCredits,
-        expectedDebitedCredits: round(verify.ratedRows * Number(UNIT_PRICE), 3),
+        ...checkPipeline({ eventsAcceptedByEdge: accepted, ratedRowsInClickHouse: verify.ratedRows, uniqueRatedKeys: verify.uniqueKeys, unpricedRows: verify.unpricedRows, debitedCredits: verify.debitedCredits }, UNIT_PRICE),
         markerSamples: markers.samples.length,
         markersUnresolved: markers.unresolved,
         setupSeconds: round(setupS, 1),

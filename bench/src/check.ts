@@ -1,0 +1,44 @@
+// The end-to-end check after an e2e or long run: every event the edge accepted was rated once,
+// priced, and debited at the catalog's unit price, to the last pico. Credits are compared as
+// exact decimals (@drawdown/money), never as binary floating point.
+
+import { cmp, formatDecimal, fromInt, mul, parseDecimal } from '@drawdown/money';
+
+/** What the all-in-one's `verify` answered, plus what its edge accepted. */
+export interface PipelineCounts {
+  eventsAcceptedByEdge: number;
+  ratedRowsInClickHouse: number;
+  uniqueRatedKeys: number;
+  unpricedRows: number;
+  /** Sum of the ledger's decrements, as Postgres' numeric text. */
+  debitedCredits: string;
+}
+
+export interface PipelineCheck extends PipelineCounts {
+  /** Rated rows times the unit price, exact. */
+  expectedDebitedCredits: string;
+  /** True when every count agrees and the debited sum is exactly the expected one. */
+  holds: boolean;
+  /** One line per disagreement (empty when it holds). */
+  problems: string[];
+}
+
+/** Compares the counts; `unitPrice` is the catalog's price per event as decimal text. */
+export function checkPipeline(c: PipelineCounts, unitPrice: string): PipelineCheck {
+  const expected = mul(fromInt(c.ratedRowsInClickHouse), parseDecimal(unitPrice, 'unitPrice'));
+  const problems: string[] = [];
+  if (c.ratedRowsInClickHouse !== c.eventsAcceptedByEdge) problems.push(`${c.eventsAcceptedByEdge} events accepted but ${c.ratedRowsInClickHouse} rated`);
+  if (c.uniqueRatedKeys !== c.ratedRowsInClickHouse) problems.push(`${c.ratedRowsInClickHouse - c.uniqueRatedKeys} rated rows share an idempotency key (double-counted)`);
+  if (c.unpricedRows !== 0) problems.push(`${c.unpricedRows} rows not priced`);
+  const debited = parseDecimal(c.debitedCredits, 'debitedCredits');
+  if (cmp(debited, expected) !== 0) problems.push(`${formatDecimal(debited)} credits debited, ${formatDecimal(expected)} expected`);
+  return { ...c, expectedDebitedCredits: formatDecimal(expected), holds: problems.length === 0, problems };
+}
+
+/** The RESULTS summary's cells for a check: what was measured, and the detail. Undefined when `c` is not a check. */
+export function checkSummary(c: unknown): { measured: string; detail: string } | undefined {
+  const x = c as Partial<PipelineCheck> | undefined;
+  if (typeof x?.holds !== 'boolean') return undefined;
+  if (!x.holds) return { measured: '**fails**', detail: (x.problems ?? []).join('; ') };
+  return { measured: 'holds', detail: `${(x.eventsAcceptedByEdge ?? 0).toLocaleString('en')} events accepted, each rated once and priced; ${x.expectedDebitedCredits ?? '?'} credits debited, exactly the rated events times the price` };
+}
