@@ -573,6 +573,9 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
           const costPerEvent = costPerEventByTenth(diagnostics.map((d, i) => ({ ...d, counted: windows[i]!.counted })), opts.long.events);
           const firstRate = tenths.find((t) => t.rate > 0)?.rate ?? 0;
           const lastRate = [...tenths].reverse().find((t) => t.rate > 0)?.rate ?? 0;
+          // A run too short for its windows has no figure to give: say so rather than show zeros.
+          const notCounted = windows.some((w) => w.counted) ? undefined : `no window counted: ${windows.length === 1 ? 'the only one was' : `all ${windows.length} were`} warm-up (${system === 'drawdown' ? 'the all-in-one kept up with every offer, so the run ended before a window pushed it past its capacity' : 'the first window is warm-up'}); raise --long-events (or shorten --window) so that several windows fall in each tenth`;
+          if (notCounted) progress(`${system} ${shape} long: ${notCounted}`);
           out.push({
             name: `long_${system}_${shape}`,
             title: `Long run: ${system}, ${shape}, ${opts.long.events.toLocaleString('en')} events, ${W} s windows, ${system === 'drawdown' ? `each offered ${LONG_OVERLOAD} times what the last processed` : `closed loop on ${opts.connections} connections`}`,
@@ -599,6 +602,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
                 }
                 : {}),
             },
+            ...(notCounted ? { notes: [notCounted] } : {}),
           });
         }
       }
