@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPipeline, checkSummary, type PipelineCounts } from './check';
+import { checkPipeline, checkSummary, failedChecks, type PipelineCounts } from './check';
 
 const agreeing: PipelineCounts = { eventsAcceptedByEdge: 76_254_745, ratedRowsInClickHouse: 76_254_745, uniqueRatedKeys: 76_254_745, unpricedRows: 0, debitedCredits: '76254.745000000000' };
 
@@ -39,5 +39,17 @@ describe('checkSummary', () => {
   it('gives nothing for a check from before this reading (no holds figure)', () => {
     expect(checkSummary({ eventsAcceptedByEdge: 1 })).toBeUndefined();
     expect(checkSummary(undefined)).toBeUndefined();
+  });
+});
+
+describe('failedChecks', () => {
+  it("lists the failed checks of a run, the side-by-side reading's included, and nothing when all hold", () => {
+    const ok = checkPipeline(agreeing, '0.001');
+    const bad = checkPipeline({ ...agreeing, unpricedRows: 3, debitedCredits: '76254.742' }, '0.001');
+    expect(failedChecks([{ name: 'long_check', figures: ok }, { name: 'long_drawdown_uniform', figures: { sideBySide: { freshCheck: ok } } }])).toEqual([]);
+    expect(failedChecks([{ name: 'e2e_check', figures: bad }, { name: 'long_drawdown_uniform', figures: { lastVsFirst: 1, sideBySide: { freshCheck: bad } } }, { name: 'rater', figures: { eventsPerS: 1 } }])).toEqual([
+      'e2e_check: 3 rows not priced; 76254.742 credits debited, 76254.745 expected',
+      'long_drawdown_uniform side by side, the empty instance: 3 rows not priced; 76254.742 credits debited, 76254.745 expected',
+    ]);
   });
 });

@@ -42,3 +42,18 @@ export function checkSummary(c: unknown): { measured: string; detail: string } |
   if (!x.holds) return { measured: '**fails**', detail: (x.problems ?? []).join('; ') };
   return { measured: 'holds', detail: `${(x.eventsAcceptedByEdge ?? 0).toLocaleString('en')} events accepted, each rated once and priced; ${x.expectedDebitedCredits ?? '?'} credits debited, exactly the rated events times the price` };
 }
+
+/**
+ * Every failed check among a run's results (`*_check` results and the side-by-side reading's
+ * `freshCheck`), one line each: the bench exits non-zero on any, after writing its results.
+ */
+export function failedChecks(results: readonly { name: string; figures: unknown }[]): string[] {
+  const out: string[] = [];
+  for (const r of results) {
+    const f = r.figures as (Partial<PipelineCheck> & { sideBySide?: { freshCheck?: Partial<PipelineCheck> } }) | undefined;
+    if (r.name.endsWith('_check') && f?.holds === false) out.push(`${r.name}: ${(f.problems ?? []).join('; ')}`);
+    const fresh = f?.sideBySide?.freshCheck;
+    if (fresh?.holds === false) out.push(`${r.name} side by side, the empty instance: ${(fresh.problems ?? []).join('; ')}`);
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { createTemplate, settingsFromEnv, TEMPLATE_ENV } from './setup';
 import { lineChart } from './plot';
 import { machineCpu, machineFacts, round, treeCpuS } from './util';
 import { LONG_OVERLOAD } from './search';
-import { checkSummary } from './check';
+import { checkSummary, failedChecks } from './check';
 import type { ScenarioResult } from './scenarios/common';
 import type { E2eOpts } from './scenarios/e2e';
 import type { AlertsOpts } from './scenarios/alerts';
@@ -211,6 +211,9 @@ async function writeResults(started: Date, cpu0: { busy: number; total: number }
     writeFileSync(new URL(mode === 'long' ? `${LONG_SUFFIX.slice(1)}.png` : 'e2e.png', outDir), png);
   }
   process.stdout.write(`bench: wrote results${suffix}.json and RESULTS${suffix}.md in ${fileURLToPath(outDir)} (${doc.wallSeconds} s)\n`);
+  // An event lost, double-counted, unpriced or mis-debited fails the command (the results are written).
+  const failed = failedChecks(results.flatMap((x) => x.results ?? []));
+  if (failed.length > 0) throw new Error(`end-to-end check failed:\n  ${failed.join('\n  ')}`);
 }
 
 /**
