@@ -44,16 +44,21 @@ export function checkSummary(c: unknown): { measured: string; detail: string } |
 }
 
 /**
- * Every failed check among a run's results (`*_check` results and the side-by-side reading's
- * `freshCheck`), one line each: the bench exits non-zero on any, after writing its results.
+ * The checks among a run's results: every `*_check` result first, then each side-by-side
+ * reading's `freshCheck` (`sideBySide` true), in the results' order.
  */
+export function checksOf(results: readonly { name: string; figures: unknown }[]): { name: string; sideBySide: boolean; check: Partial<PipelineCheck> }[] {
+  const run = results.filter((r) => r.name.endsWith('_check')).map((r) => ({ name: r.name, sideBySide: false, check: r.figures as Partial<PipelineCheck> }));
+  const fresh = results.flatMap((r) => {
+    const c = (r.figures as { sideBySide?: { freshCheck?: Partial<PipelineCheck> } } | undefined)?.sideBySide?.freshCheck;
+    return c ? [{ name: r.name, sideBySide: true, check: c }] : [];
+  });
+  return [...run, ...fresh];
+}
+
+/** Every failed check among a run's results, one line each: the bench exits non-zero on any, after writing its results. */
 export function failedChecks(results: readonly { name: string; figures: unknown }[]): string[] {
-  const out: string[] = [];
-  for (const r of results) {
-    const f = r.figures as (Partial<PipelineCheck> & { sideBySide?: { freshCheck?: Partial<PipelineCheck> } }) | undefined;
-    if (r.name.endsWith('_check') && f?.holds === false) out.push(`${r.name}: ${(f.problems ?? []).join('; ')}`);
-    const fresh = f?.sideBySide?.freshCheck;
-    if (fresh?.holds === false) out.push(`${r.name} side by side, the empty instance: ${(fresh.problems ?? []).join('; ')}`);
-  }
-  return out;
+  return checksOf(results)
+    .filter((c) => c.check.holds === false)
+    .map((c) => `${c.name}${c.sideBySide ? ' side by side, the empty instance' : ''}: ${(c.check.problems ?? []).join('; ')}`);
 }

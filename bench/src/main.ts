@@ -11,7 +11,7 @@ import { createTemplate, settingsFromEnv, TEMPLATE_ENV } from './setup';
 import { lineChart } from './plot';
 import { machineCpu, machineFacts, round, treeCpuS } from './util';
 import { LONG_OVERLOAD } from './search';
-import { checkSummary, failedChecks } from './check';
+import { checksOf, checkSummary, failedChecks } from './check';
 import type { ScenarioResult } from './scenarios/common';
 import type { E2eOpts } from './scenarios/e2e';
 import type { AlertsOpts } from './scenarios/alerts';
@@ -380,12 +380,11 @@ function renderMarkdown(doc: Doc): string {
       `${x('agedPerS')} / ${x('freshPerS')} events/s over ${x('pairs')} pairs (pair by pair ${JSON.stringify(gv(name, 'sideBySide.perPair'))}); CPU per event ${x('agedUsPerEvent')} / ${x('freshUsPerEvent')} µs, whenever spent (empty / aged ${x('freshVsAgedCost')}); the idle instance used ${x('otherCpuDuringAged')} / ${x('otherCpuDuringFresh')} cores meanwhile`);
   }
   // The end-to-end checks (src/check.ts): every accepted event rated once, priced, and debited exactly.
-  const checkRow = (what: string, c: unknown) => {
-    const x = checkSummary(c);
+  for (const c of checksOf([...all].map(([name, figures]) => ({ name, figures })))) {
+    const x = checkSummary(c.check);
+    const what = c.sideBySide ? `Long run ${c.name.slice(5)}, side by side: the empty instance's end-to-end check` : `End-to-end check after the ${c.name === 'long_check' ? 'long run' : 'runs'} (all-in-one)`;
     if (x) lines.push(`| ${what} | ${x.measured} | holds | ${x.detail} |`);
-  };
-  for (const name of all.keys()) if (name.endsWith('_check')) checkRow(`End-to-end check after the ${name === 'long_check' ? 'long run' : 'runs'} (all-in-one)`, all.get(name));
-  for (const name of all.keys()) if (name.startsWith('long_drawdown')) checkRow(`Long run ${name.slice(5)}, side by side: the empty instance's end-to-end check`, gv(name, 'sideBySide.freshCheck'));
+  }
   lines.push('');
   if (doc.scenarios.some((s) => s.scenario === 'e2e' && s.results)) lines.push('![throughput and backlog over time](e2e.png)', '');
   if (doc.mode === 'long') lines.push(`![long run: throughput and backlog over time](${LONG_SUFFIX.slice(1)}.png)`, '');

@@ -227,11 +227,17 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     const setupS = (performance.now() - setup0) / 1000;
     progress(`set-up done in ${round(setupS, 1)} s`);
     const natsPids = pidsByComm('nats-server');
-    const stats = () => dd.call<AppStats>('stats');
 
     // The long run's side-by-side reading starts a second, empty all-in-one (long-pairs.ts):
     // drains, steps and the timeline then take the instance they are given.
     const statsOf = (server: Server) => server.call<AppStats>('stats');
+    // An instance's end-to-end check (src/check.ts), once it has drained: what its edge accepted
+    // against what it rated, priced and debited.
+    const endToEndCheck = async (server: Server) => {
+      const v = await server.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
+      const accepted = (await statsOf(server)).eventsAccepted;
+      return checkPipeline({ eventsAcceptedByEdge: accepted, ratedRowsInClickHouse: v.ratedRows, uniqueRatedKeys: v.uniqueKeys, unpricedRows: v.unpricedRows, debitedCredits: v.debitedCredits }, UNIT_PRICE);
+    };
     const drain = async (timeoutMs: number, server: Server = dd) => {
       const stats = () => statsOf(server);
       const until = Date.now() + timeoutMs;
@@ -472,9 +478,8 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
       }
       await drain(opts.drainSeconds * 1000, freshApp);
       // The empty instance's own end-to-end check: every event it accepted rated once and priced.
-      const check = await freshApp.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
+      const freshCheck = await endToEndCheck(freshApp);
       const reading = pairedReading(rows);
-      const freshAccepted = (await statsOf(freshApp)).eventsAccepted;
       // Done with it: the baseline's half of a long run does not share the machine with it.
       await freshApp.stop();
       await freshStores.close();
@@ -485,7 +490,7 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
         method: `after the long run an empty all-in-one starts beside the aged one; the two take turns in ${W} s windows (a warm-up window for the empty one, then ${pairs} pairs, odd pairs aged first, even pairs fresh first), both windows of a pair offered ${LONG_OVERLOAD} times the most either window of the pair before processed, each drained after it; the idle instance's CPU during the other's windows (merges) is charged to it in the CPU per event`,
         agedStoredEventsAtStart: agedStored,
         ...reading,
-        freshCheck: checkPipeline({ eventsAcceptedByEdge: freshAccepted, ratedRowsInClickHouse: check.ratedRows, uniqueRatedKeys: check.uniqueKeys, unpricedRows: check.unpricedRows, debitedCredits: check.debitedCredits }, UNIT_PRICE),
+        freshCheck,
         windows: rows.map(({ ownCpu, otherCpu, parts, why, ...x }) => ({ ...x, ownCpu, ...parts, idleInstanceCpu: otherCpu, why })),
       };
     };
@@ -677,13 +682,12 @@ export async function run(opts: E2eOpts): Promise<ScenarioResult[]> {
     for (const t of stepTables) {
       t.figures.steps = t.steps.map((x) => ({ offered: x.offeredEventsPerS, achieved: x.achievedEventsPerS, processed: x.processedEventsPerS, backlogSlope: x.backlogSlopePerS, ok: x.ok, why: x.why, p99: x.latencyMs.p99, backlogMax: x.backlogMax, freshnessP50: x.freshnessMs?.p50, freshnessP99: x.freshnessMs?.p99, freshnessSamples: x.freshnessMs?.samples, ...(x.stages ? { raterBatchMs: x.stages.raterBatchMsAvg, raterEventsPerBatch: x.stages.raterEventsPerBatch, ledgerTxMs: x.stages.ledgerTxMsAvg, ledgerBatchesPerTx: x.stages.ledgerBatchesPerTx } : {}) }));
     }
-    const verify = await dd.call<{ ratedRows: number; uniqueKeys: number; unpricedRows: number; debitedCredits: string }>('verify', { timeoutMs: 300_000 });
-    const accepted = (await stats()).eventsAccepted;
+    const check = await endToEndCheck(dd);
     out.push({
       name: opts.long ? 'long_check' : 'e2e_check',
       title: 'End-to-end check after the runs (all-in-one)',
       figures: {
-        ...checkPipeline({ eventsAcceptedByEdge: accepted, ratedRowsInClickHouse: verify.ratedRows, uniqueRatedKeys: verify.uniqueKeys, unpricedRows: verify.unpricedRows, debitedCredits: verify.debitedCredits }, UNIT_PRICE),
+        ...check,
         markerSamples: markers.samples.length,
         markersUnresolved: markers.unresolved,
         setupSeconds: round(setupS, 1),
